@@ -1,0 +1,89 @@
+"""Run records stored on a dataset under a key, through FiftyOne's custom runs API.
+
+Every synthcurate computation (classifier training, embedding, filtering, generation,
+experiments) keeps ``config`` (what was asked: method, parameters, seeds, inputs) and ``results``
+(what came out: metrics, counts, paths) as JSON under ``<kind>_<name>``, so runs are listed by
+``curate info``, reloaded, compared and deleted like FiftyOne's own brain runs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import fiftyone as fo
+
+from curation.errors import CurateError
+
+RUN_KINDS = ("train", "embed", "filter", "generate", "experiment", "segment")
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def run_key(kind: str, name: str) -> str:
+    """The dataset key of run ``name`` of ``kind`` (``-`` and ``.`` in names become ``_``)."""
+    if kind not in RUN_KINDS:
+        raise ValueError(f"unknown run kind {kind!r}")
+    key = f"{kind}_{name.replace('-', '_').replace('.', '_')}"
+    if not _KEY.match(key):
+        raise CurateError(f"invalid run name {name!r}: use letters, digits, '_' or '-'")
+    return key
+
+
+def store_run(
+    dataset: fo.Dataset,
+    kind: str,
+    name: str,
+    config: dict[str, Any],
+    results: dict[str, Any] | None = None,
+) -> str:
+    """Store (or replace) run ``name`` of ``kind`` with its config and results; returns the key."""
+    key = run_key(kind, name)
+    run_config = dataset.init_run(synthcurate_kind=kind, name=name, **config)
+    if key in dataset.list_runs():
+        dataset.delete_run(key)
+    dataset.register_run(key, run_config)
+    if results is not None:
+        dataset.save_run_results(key, dataset.init_run_results(key, **results))
+    return key
+
+
+def has_run(dataset: fo.Dataset, kind: str, name: str) -> bool:
+    """Whether run ``name`` of ``kind`` is stored on ``dataset``."""
+    return run_key(kind, name) in dataset.list_runs()
+
+
+def load_run(dataset: fo.Dataset, kind: str, name: str) -> tuple[dict, dict]:
+    """``(config, results)`` of a stored run.
+
+    Raises:
+        CurateError: if there is no such run (listing the runs of that kind).
+    """
+    key = run_key(kind, name)
+    if key not in dataset.list_runs():
+        known = ", ".join(list_runs(dataset, kind)) or "none"
+        raise CurateError(f"no {kind} run {name!r} on dataset {dataset.name!r}; known: {known}")
+    config = dataset.get_run_info(key).config.serialize()
+    results = dataset.load_run_results(key, cache=False)
+    payload = results.serialize() if results is not None else {}
+    for private in ("cls", "type", "method", "synthcurate_kind"):
+        config.pop(private, None)
+        payload.pop(private, None)
+    return config, payload
+
+
+def list_runs(dataset: fo.Dataset, kind: str | None = None) -> list[str]:
+    """Names of the synthcurate runs on ``dataset`` (of one ``kind`` if given)."""
+    names = []
+    for key in dataset.list_runs():
+        config = dataset.get_run_info(key).config
+        if getattr(config, "synthcurate_kind", None) is None:
+            continue
+        if kind is None or config.synthcurate_kind == kind:
+            names.append(config.name)
+    return sorted(names)
+
+
+def delete_run(dataset: fo.Dataset, kind: str, name: str) -> None:
+    """Delete a stored run."""
+    load_run(dataset, kind, name)  # raises a clear error if absent
+    dataset.delete_run(run_key(kind, name))

@@ -1,0 +1,77 @@
+"""The ``curate`` command line: a thin layer over the Python API.
+
+Commands are imported only when called, so ``curate --help`` stays fast. Errors a user can cause
+(:class:`curation.errors.CurateError` and bad options) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from curation.errors import CurateError
+
+# command name -> "module:attribute"; add new commands here.
+COMMANDS: dict[str, str] = {
+    "ingest": "curation.cli.data:ingest",
+    "info": "curation.cli.data:info",
+    "list": "curation.cli.data:list_command",
+    "delete": "curation.cli.data:delete",
+    "demo-data": "curation.cli.data:demo_data",
+    "demo": "curation.cli.demo:demo",
+    "app": "curation.cli.app:app",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="synthcurate")
+def cli() -> None:
+    """Curate synthetic images for small, imbalanced biomedical datasets."""
+
+
+def _set_environment() -> None:
+    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache/synthcurate/numba"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``curate`` console script."""
+    _set_environment()
+    try:
+        cli.main(args=argv, prog_name="curate", standalone_mode=False)
+    except CurateError as error:
+        click.echo(f"curate: error: {error}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("curate: aborted", err=True)
+        return 130
+    except click.ClickException as error:
+        message = " ".join(error.format_message().split())
+        click.echo(f"curate: error: {message} (see --help)", err=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

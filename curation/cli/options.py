@@ -1,0 +1,18 @@
+"""Options and output helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+dataset_option = click.option(
+    "--dataset", "-d", "name", required=True, help="Project dataset name."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+def echo_json(payload: Any) -> None:
+    """Print ``payload`` as JSON on one line."""
+    click.echo(json.dumps(payload, default=str))

@@ -1,0 +1,126 @@
+"""Access to project datasets: open, list, delete, media folders and named views."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import fiftyone as fo
+from fiftyone import ViewField as F
+
+from curation.errors import CurateError
+from curation.schema import (
+    INFO_KEY,
+    LABEL_FIELD,
+    ORIGIN_FIELD,
+    REAL,
+    SPLIT_FIELD,
+    SPLITS,
+    SYNTHETIC,
+)
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_name(name: str) -> str:
+    """Validate a dataset name (letters, digits, ``_``, ``.``, ``-``; used in folder names too)."""
+    if not _NAME_PATTERN.match(name or ""):
+        raise CurateError(
+            f"invalid dataset name {name!r}: use letters, digits, '_', '.' or '-' (max 100)"
+        )
+    return name
+
+
+def dataset_exists(name: str) -> bool:
+    """Whether a FiftyOne dataset called ``name`` exists."""
+    return fo.dataset_exists(name)
+
+
+def open_dataset(name: str) -> fo.Dataset:
+    """Load the project dataset ``name``.
+
+    Raises:
+        CurateError: if it does not exist.
+    """
+    if not fo.dataset_exists(name):
+        raise CurateError(f"dataset {name!r} does not exist (see `curate list`)")
+    return fo.load_dataset(name)
+
+
+def list_projects() -> list[str]:
+    """Names of the persistent datasets made by synthcurate."""
+    names = []
+    for name in fo.list_datasets():
+        try:
+            info = fo.load_dataset(name).info
+        except Exception:
+            continue
+        if INFO_KEY in info:
+            names.append(name)
+    return names
+
+
+def delete_dataset(name: str) -> None:
+    """Delete dataset ``name`` and the media synthcurate wrote for it (source images are kept)."""
+    import shutil
+
+    dataset = open_dataset(name)
+    media = media_root(name)
+    dataset.delete()
+    if media.is_dir():
+        shutil.rmtree(media)
+
+
+def media_root(name: str) -> Path:
+    """The folder where synthcurate writes images for dataset ``name`` (never beside sources)."""
+    return Path(fo.config.default_dataset_dir) / "synthcurate" / check_name(name)
+
+
+def media_dir(dataset: fo.Dataset | str, *parts: str) -> Path:
+    """A sub-folder of the dataset's media root (created)."""
+    name = dataset if isinstance(dataset, str) else dataset.name
+    path = media_root(name).joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def builtin_views(dataset: fo.Dataset) -> dict[str, fo.DatasetView]:
+    """Views every project has by name: ``all``, ``real``, ``synthetic``, ``pool`` and
+    ``real-<split>`` for each labelled split."""
+    real = dataset.match(F(ORIGIN_FIELD) == REAL)
+    views = {
+        "all": dataset.view(),
+        "real": real,
+        "synthetic": dataset.match(F(ORIGIN_FIELD) == SYNTHETIC),
+        "pool": real.match(F(SPLIT_FIELD) == "pool"),
+    }
+    for split in SPLITS[:3]:
+        views[f"real-{split}"] = real.match(F(SPLIT_FIELD) == split)
+    return views
+
+
+def resolve_view(dataset: fo.Dataset, name: str) -> fo.DatasetView:
+    """A view by name: a saved view of the dataset, or one of :func:`builtin_views`.
+
+    Raises:
+        CurateError: if no view has that name.
+    """
+    if dataset.has_saved_view(name):
+        return dataset.load_saved_view(name)
+    views = builtin_views(dataset)
+    if name in views:
+        return views[name]
+    known = sorted(set(views) | set(dataset.list_saved_views()))
+    raise CurateError(f"no view {name!r} in dataset {dataset.name!r}; known: {', '.join(known)}")
+
+
+def save_view(dataset: fo.Dataset, name: str, view: fo.DatasetView, description: str = "") -> None:
+    """Save ``view`` under ``name``, replacing an older view of that name."""
+    if dataset.has_saved_view(name):
+        dataset.delete_saved_view(name)
+    dataset.save_view(name, view, description=description or None)
+
+
+def labelled(view: fo.DatasetView) -> fo.DatasetView:
+    """The samples of ``view`` that carry a label."""
+    return view.exists(f"{LABEL_FIELD}.label")

@@ -1,0 +1,127 @@
+"""Reading images from disk as ``uint8`` arrays of shape ``(H, W, C)``.
+
+One loader for every stage, so ingest, training, generation and SSIM all see the same pixels:
+
+- 8-bit images are returned as they are; 16-bit images are scaled linearly from the full
+  ``0..65535`` range to ``0..255`` (``round(x / 257)``), never clipped; float images must lie in
+  ``[0, 1]`` and are scaled by 255.
+- Grayscale gives ``C = 1``; RGB gives ``C = 3`` (an alpha channel is dropped; palette images are
+  converted to RGB); multi-channel TIFFs keep all their channels, channel-first stacks
+  (``C, H, W`` with ``C <= 8``) are moved to channel-last.
+- Source files are only ever read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from curation.errors import CurateError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
+_MAX_CHANNELS_FIRST = 8
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has an image extension this project reads."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """Scale an integer or float image array to ``uint8`` without clipping (see the module)."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.integer):
+        if array.min(initial=0) < 0:
+            raise CurateError(f"negative pixel values in a {array.dtype} image")
+        if array.max(initial=0) <= 255 and array.dtype.itemsize == 1:
+            return array.astype(np.uint8)
+        if array.max(initial=0) > 65535:
+            raise CurateError(f"pixel values above 65535 in a {array.dtype} image")
+        return np.round(array.astype(np.float64) / 257.0).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise CurateError("non-finite pixel values in a float image")
+        if array.min(initial=0.0) < 0.0 or array.max(initial=0.0) > 1.0:
+            raise CurateError("float images must have values in [0, 1]")
+        return np.round(array * 255.0).astype(np.uint8)
+    raise CurateError(f"unsupported pixel type {array.dtype}")
+
+
+def _channels_last(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2:
+        return array[:, :, None]
+    if array.ndim == 3:
+        if array.shape[0] <= _MAX_CHANNELS_FIRST and array.shape[-1] > _MAX_CHANNELS_FIRST:
+            return np.moveaxis(array, 0, -1)
+        return array
+    squeezed = np.squeeze(array)
+    if squeezed.ndim in (2, 3) and squeezed.ndim < array.ndim:
+        return _channels_last(squeezed)
+    raise CurateError(f"unsupported image array of shape {array.shape}")
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    return tifffile.imread(path)
+
+
+def _read_pil(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        if image.mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        if image.mode in ("RGBA", "LA"):
+            image = image.convert(image.mode[:-1])
+        if image.mode == "CMYK" or image.mode == "YCbCr":
+            image = image.convert("RGB")
+        if image.mode == "1":
+            image = image.convert("L")
+        return np.asarray(image)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read one image as a ``uint8`` ``(H, W, C)`` array.
+
+    Raises:
+        CurateError: if the file is missing, unreadable, corrupt or of an unsupported layout.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CurateError(f"image not found: {path}")
+    try:
+        raw = _read_tiff(path) if path.suffix.lower() in TIFF_EXTENSIONS else _read_pil(path)
+    except CurateError:
+        raise
+    except Exception as error:
+        raise CurateError(f"cannot read image {path}: {type(error).__name__}: {error}") from None
+    try:
+        return np.ascontiguousarray(to_uint8(_channels_last(np.asarray(raw))))
+    except CurateError as error:
+        raise CurateError(f"cannot read image {path}: {error}") from None
+
+
+def write_png(array: np.ndarray, path: str | os.PathLike) -> None:
+    """Write a ``uint8`` ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` array as PNG (atomically)."""
+    from PIL import Image
+
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"write_png expects uint8, got {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 3 and array.shape[2] not in (3, 4):
+        raise ValueError(f"PNG holds 1, 3 or 4 channels, got {array.shape[2]}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, path)

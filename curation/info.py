@@ -1,0 +1,48 @@
+"""What a project dataset holds: counts by origin, split and label, the rare class, stored runs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from curation.datasets import open_dataset
+from curation.schema import LABEL_FIELD, ORIGIN_FIELD, SPLIT_FIELD, project_info
+
+UNLABELLED = "(unlabelled)"
+
+
+def count_samples(dataset) -> dict[str, dict[str, dict[str, int]]]:
+    """Nested counts ``origin -> split -> label -> count`` (unlabelled samples under
+    ``"(unlabelled)"``)."""
+    origins, splits, labels = dataset.values([ORIGIN_FIELD, SPLIT_FIELD, f"{LABEL_FIELD}.label"])
+    counts: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    for origin, split, label in zip(origins, splits, labels, strict=True):
+        counts[str(origin)][str(split)][label if label is not None else UNLABELLED] += 1
+    return {
+        o: {s: dict(sorted(c.items())) for s, c in sorted(v.items())} for o, v in counts.items()
+    }
+
+
+def list_stored_runs(dataset) -> dict[str, list[str]]:
+    """Keys of the runs stored on ``dataset``: synthcurate runs, brain runs and evaluations."""
+    return {
+        "runs": sorted(dataset.list_runs()),
+        "brain_runs": sorted(dataset.list_brain_runs()),
+        "evaluations": sorted(dataset.list_evaluations()),
+    }
+
+
+def dataset_info(name: str) -> dict[str, Any]:
+    """A summary of project dataset ``name`` (what ``curate info`` prints)."""
+    dataset = open_dataset(name)
+    record = project_info(dataset)
+    return {
+        "name": dataset.name,
+        "n_samples": len(dataset),
+        "rare_class": record.get("rare_class"),
+        "classes": record.get("classes", []),
+        "split": record.get("split"),
+        "counts": count_samples(dataset),
+        "saved_views": sorted(dataset.list_saved_views()),
+        **list_stored_runs(dataset),
+    }

@@ -1,0 +1,323 @@
+"""Ingest: validate :class:`~curation.readers.Record` lists and add them to a project dataset.
+
+Everything is checked (paths, duplicates, labels, every image decoded) before anything is
+written, so bad input leaves existing datasets and files unchanged. A new or overwritten dataset is
+built under a temporary name and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fiftyone as fo
+from tqdm.auto import tqdm
+
+from curation.datasets import check_name, dataset_exists, open_dataset
+from curation.errors import CurateError
+from curation.images import read_image, to_uint8, write_png
+from curation.readers import Record
+from curation.schema import (
+    GROUP_FIELD,
+    LABEL_FIELD,
+    LABELLED_SPLITS,
+    ORIGIN_FIELD,
+    ORIGINS,
+    OTHER_LABEL,
+    REAL,
+    SPLIT_FIELD,
+    SPLITS,
+    SYNTHETIC,
+    ensure_schema,
+    make_lineage,
+    project_info,
+    set_project_info,
+)
+from curation.splits import DEFAULT_FRACTIONS, check_fractions, stratified_group_split
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did."""
+
+    dataset: str
+    added: int
+    skipped: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _check_target(name: str, overwrite: bool, append: bool) -> None:
+    check_name(name)
+    if overwrite and append:
+        raise CurateError("--overwrite and --append exclude each other")
+    if dataset_exists(name) and not (overwrite or append):
+        raise CurateError(f"dataset {name!r} exists; use --overwrite to replace it or --append")
+    if append and not dataset_exists(name):
+        raise CurateError(f"dataset {name!r} does not exist, nothing to --append to")
+
+
+def _check_duplicates(records: Sequence[Record], existing: set[str]) -> None:
+    seen: set[str] = set()
+    for record in records:
+        if record.filepath in seen:
+            raise CurateError(f"duplicate file path: {record.filepath}")
+        if record.filepath in existing:
+            raise CurateError(f"file already in the dataset: {record.filepath}")
+        seen.add(record.filepath)
+
+
+def _apply_binary(records: Sequence[Record], rare: str | None) -> None:
+    if rare is None:
+        raise CurateError("--binary needs --rare LABEL")
+    for record in records:
+        if record.label is not None and record.label != rare:
+            record.label = OTHER_LABEL
+
+
+def _choose_rare(records: Sequence[Record], rare: str | None, recorded: str | None) -> str | None:
+    counts = Counter(r.label for r in records if r.label is not None)
+    if rare is not None and recorded is not None and rare != recorded:
+        raise CurateError(f"the dataset's rare class is {recorded!r}, not {rare!r}")
+    rare = rare if rare is not None else recorded
+    if not counts:
+        return rare
+    if rare is None:
+        return min(sorted(counts), key=counts.__getitem__)  # least frequent label
+    if rare not in counts and recorded is None:
+        raise CurateError(
+            f"rare class {rare!r} has no samples; labels: {', '.join(sorted(counts))}"
+        )
+    return rare
+
+
+def _decode_all(records: list[Record], skip_bad: bool) -> tuple[list[Record], list, list[str]]:
+    """Decode every image once; returns the good records, their shapes and the skipped paths."""
+    good, shapes, bad = [], [], []
+    for record in tqdm(records, desc="checking images", unit="img", leave=False):
+        try:
+            if record.array is not None:
+                array = to_uint8(record.array)
+                record.array = array if array.ndim == 3 else array[:, :, None]
+                shape = record.array.shape
+            else:
+                shape = read_image(record.filepath).shape
+        except CurateError as error:
+            if not skip_bad:
+                extra = "; use --skip-bad to skip unreadable images" if record.array is None else ""
+                raise CurateError(f"{error}{extra}") from None
+            bad.append(record.filepath)
+            continue
+        good.append(record)
+        shapes.append(shape)
+    if not good:
+        raise CurateError("no readable images to ingest")
+    return good, shapes, bad
+
+
+def _assign_splits(
+    records: list[Record],
+    origin: str,
+    seed: int,
+    fractions: tuple[float, float, float],
+    known_groups: dict[str, str],
+) -> dict | None:
+    """Fill ``record.split`` where the input gave none; returns the split record or ``None``."""
+    given = [r.split is not None for r in records]
+    if all(given):
+        for record in records:
+            if record.split not in SPLITS:
+                raise CurateError(f"unknown split {record.split!r}; splits: {', '.join(SPLITS)}")
+        return None
+    if any(given):
+        raise CurateError("some rows have a split and others not: give all splits or none")
+    if origin == SYNTHETIC:
+        for record in records:
+            record.split = "train"  # synthetic samples are training candidates
+        return None
+    labelled = [r for r in records if r.label is not None]
+    for record in records:
+        if record.label is None:
+            record.split = "pool"
+    fresh = [r for r in labelled if r.group is None or r.group not in known_groups]
+    for record in labelled:
+        if record.group is not None and record.group in known_groups:
+            record.split = known_groups[record.group]  # a group never spans two splits
+    if fresh:
+        groups = [r.group if r.group is not None else f"#{i}" for i, r in enumerate(fresh)]
+        splits = stratified_group_split(
+            [r.label for r in fresh], groups, fractions=fractions, seed=seed
+        )
+        for record, split in zip(fresh, splits, strict=True):
+            record.split = split
+    by_group = any(r.group is not None for r in labelled)
+    return {"seed": seed, "fractions": list(fractions), "by_group": by_group}
+
+
+def _make_sample(record: Record, shape: tuple, origin: str, source: str) -> fo.Sample:
+    height, width, channels = shape
+    sample = fo.Sample(
+        filepath=record.filepath,
+        metadata=fo.ImageMetadata(width=width, height=height, num_channels=channels),
+    )
+    sample[SPLIT_FIELD] = record.split
+    sample[ORIGIN_FIELD] = origin
+    sample[GROUP_FIELD] = record.group
+    if record.label is not None:
+        sample[LABEL_FIELD] = fo.Classification(label=record.label)
+    if origin == SYNTHETIC:
+        sample["lineage"] = make_lineage(
+            source_id=None,
+            source_filepath=None,
+            generator="external",
+            run=source,
+            checkpoint_digest=None,
+            seed=0,
+            params={},
+        )
+    return sample
+
+
+def _existing_state(name: str, append: bool) -> tuple[set[str], dict[str, str], dict]:
+    if not append:
+        return set(), {}, {}
+    dataset = open_dataset(name)
+    filepaths = set(dataset.values("filepath"))
+    group_split = {}
+    for group, split in zip(*dataset.values([GROUP_FIELD, SPLIT_FIELD]), strict=True):
+        if group is not None and split in LABELLED_SPLITS:
+            group_split[group] = split
+    return filepaths, group_split, project_info(dataset)
+
+
+def ingest_records(
+    records: list[Record],
+    name: str,
+    *,
+    source: str,
+    rare: str | None = None,
+    origin: str = REAL,
+    binary: bool = False,
+    overwrite: bool = False,
+    append: bool = False,
+    skip_bad: bool = False,
+    seed: int = 0,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+) -> IngestReport:
+    """Validate ``records`` and add them to dataset ``name``.
+
+    Args:
+        records: what a reader of :mod:`curation.readers` returned.
+        name: the project dataset.
+        source: a description of where the records came from (kept in the project record).
+        rare: the rare (positive) label; default: the dataset's, else the least frequent label.
+        origin: ``real`` or ``synthetic`` (images generated elsewhere).
+        binary: map every label but ``rare`` to ``other``.
+        overwrite: replace an existing dataset of that name.
+        append: add to an existing dataset (e.g. a pool or synthetic images made elsewhere).
+        skip_bad: skip unreadable images (listed in the report) instead of refusing.
+        seed: seed of the stratified group split made when the input has no split.
+        fractions: train/val/test fractions of that split.
+
+    Raises:
+        CurateError: on any bad input; nothing is changed then.
+    """
+    if origin not in ORIGINS:
+        raise CurateError(f"unknown origin {origin!r}; origins: {', '.join(ORIGINS)}")
+    if not records:
+        raise CurateError("nothing to ingest")
+    fractions = check_fractions(fractions)
+    _check_target(name, overwrite, append)
+    existing, known_groups, info = _existing_state(name, append)
+    _check_duplicates(records, existing)
+    if binary:
+        _apply_binary(records, rare)
+    rare = _choose_rare(records, rare, info.get("rare_class"))
+    records, shapes, skipped = _decode_all(list(records), skip_bad)
+    split_record = _assign_splits(records, origin, seed, fractions, known_groups)
+
+    for record in records:
+        if record.array is not None:
+            write_png(record.array, record.filepath)
+    samples = [_make_sample(r, s, origin, source) for r, s in zip(records, shapes, strict=True)]
+    labels = sorted(
+        {r.label for r in records if r.label is not None} | set(info.get("classes", []))
+    )
+    sources = [*info.get("sources", []), {"kind": source, "origin": origin, "n": len(samples)}]
+    updates = {"rare_class": rare, "classes": labels, "sources": sources}
+    if split_record is not None and "split" not in info:
+        updates["split"] = split_record
+
+    if append:
+        dataset = open_dataset(name)
+        dataset.add_samples(samples, progress=False)
+        set_project_info(dataset, **updates)
+    else:
+        dataset = fo.Dataset(f"{name}.tmp-{uuid.uuid4().hex[:8]}")
+        ensure_schema(dataset)
+        dataset.add_samples(samples, progress=False)
+        set_project_info(dataset, **updates)
+        if dataset_exists(name):
+            fo.load_dataset(name).delete()
+        dataset.name = name
+        dataset.persistent = True
+    counts = Counter(f"{r.split}/{r.label}" for r in records)
+    return IngestReport(name, len(samples), skipped, dict(sorted(counts.items())))
+
+
+def npz_media(name: str, path: str | Path) -> Path:
+    """Where images of an ``.npz`` ingest are written (under the dataset's media root)."""
+    from curation.datasets import media_root
+
+    return media_root(name) / "npz" / Path(path).stem
+
+
+def ingest_dir(path: str | Path, name: str, **options) -> IngestReport:
+    """Ingest a class-per-folder tree (see :func:`curation.readers.read_directory`)."""
+    from curation.readers import read_directory
+
+    return ingest_records(read_directory(path), name, source=f"dir:{path}", **options)
+
+
+def ingest_csv(
+    path: str | Path,
+    name: str,
+    *,
+    path_column: str = "filepath",
+    label_column: str = "label",
+    split_column: str | None = "split",
+    group_column: str | None = "group",
+    **options,
+) -> IngestReport:
+    """Ingest a CSV manifest (see :func:`curation.readers.read_csv`)."""
+    from curation.readers import read_csv
+
+    records = read_csv(
+        path,
+        path_column=path_column,
+        label_column=label_column,
+        split_column=split_column,
+        group_column=group_column,
+    )
+    return ingest_records(records, name, source=f"csv:{path}", **options)
+
+
+def ingest_npz(
+    path: str | Path, name: str, *, class_names: list[str] | None = None, **options
+) -> IngestReport:
+    """Ingest a MedMNIST-style ``.npz``; its images are written once as PNG under the dataset's
+    media folder (see :func:`curation.readers.read_npz`)."""
+    from curation.readers import read_npz
+
+    check_name(name)
+    records = read_npz(path, npz_media(name, path), class_names=class_names)
+    return ingest_records(records, name, source=f"npz:{path}", **options)
+
+
+def ingest_pool(path: str | Path, name: str, **options) -> IngestReport:
+    """Ingest unlabelled images as the ``pool`` split (usually with ``append=True``)."""
+    from curation.readers import read_pool
+
+    return ingest_records(read_pool(path), name, source=f"pool:{path}", **options)
