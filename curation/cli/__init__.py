@@ -24,6 +24,10 @@ COMMANDS: dict[str, str] = {
     "demo-data": "curation.cli.data:demo_data",
     "demo": "curation.cli.demo:demo",
     "app": "curation.cli.app:app",
+    "export": "curation.cli.export:export",
+    "train": "curation.cli.brain:train",
+    "embed": "curation.cli.brain:embed",
+    "similar": "curation.cli.brain:similar",
 }
 
 

@@ -1,0 +1,59 @@
+"""Statistics for comparing training conditions over seeds: summaries, paired tests, bootstrap."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def mean_std(values: Sequence[float]) -> dict[str, float]:
+    """``{"mean", "std"}`` with the sample standard deviation (``ddof=1``; 0 for one value)."""
+    array = np.asarray(values, dtype=float)
+    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return {"mean": float(array.mean()), "std": std}
+
+
+def format_mean_std(values: Sequence[float], digits: int = 2) -> str:
+    """``"0.81+-0.04"`` as in the study's tables."""
+    summary = mean_std(values)
+    return f"{summary['mean']:.{digits}f}+-{summary['std']:.{digits}f}"
+
+
+def paired_comparison(
+    treatment: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    n_boot: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Compare per-seed scores of a condition with the baseline trained on the same seeds.
+
+    Returns the mean difference, a paired t-test p-value, a Wilcoxon signed-rank p-value (NaN
+    when all differences are zero) and a percentile bootstrap confidence interval of the mean
+    difference (resampling seed pairs).
+    """
+    from scipy import stats
+
+    a, b = np.asarray(treatment, dtype=float), np.asarray(baseline, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError("need two equal-length sequences of at least two paired scores")
+    diff = a - b
+    if np.allclose(diff, diff[0]):
+        t_p = 1.0 if diff[0] == 0 else 0.0
+    else:
+        t_p = float(stats.ttest_rel(a, b).pvalue)
+    w_p = float("nan") if np.allclose(diff, 0) else float(stats.wilcoxon(diff).pvalue)
+    rng = np.random.default_rng(seed)
+    resampled = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(resampled, [alpha, 1 - alpha])
+    return {
+        "mean_diff": float(diff.mean()),
+        "t_test_p": t_p,
+        "wilcoxon_p": w_p,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "n_pairs": len(diff),
+    }
