@@ -18,7 +18,7 @@ DATA_RANGE = 255.0
 
 
 def _window_sums_1d(images: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sums over every valid run of ``WINDOW`` values along ``dim`` (a cumulative-sum difference)."""
+    """Sums over every valid run of ``WINDOW`` values along ``dim`` (cumulative-sum difference)."""
     total = torch.cumsum(images, dim=dim)
     head = total.narrow(dim, WINDOW - 1, total.shape[dim] - WINDOW + 1)
     shifted = torch.cat(

@@ -89,7 +89,24 @@ def _read_pil(path: Path) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read one image as a ``uint8`` ``(H, W, C)`` array.
+    """Read one image as a ``uint8`` ``(H, W, C)`` array (scaled as the module says).
+
+    Raises:
+        CurateError: if the file is missing, unreadable, corrupt or of an unsupported layout.
+    """
+    raw = read_array(path)
+    try:
+        return np.ascontiguousarray(to_uint8(raw))
+    except CurateError as error:
+        raise CurateError(f"cannot read image {path}: {error}") from None
+
+
+def read_array(path: str | os.PathLike) -> np.ndarray:
+    """Read one image as stored, without scaling: an ``(H, W, C)`` array of the file's dtype.
+
+    For values that must stay as they are: instance label masks, and 16-bit intensities with a
+    small range (which :func:`read_image` maps to a few grey levels); segmentation normalises
+    intensities itself.
 
     Raises:
         CurateError: if the file is missing, unreadable, corrupt or of an unsupported layout.
@@ -99,14 +116,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise CurateError(f"image not found: {path}")
     try:
         raw = _read_tiff(path) if path.suffix.lower() in TIFF_EXTENSIONS else _read_pil(path)
-    except CurateError:
-        raise
-    except Exception as error:
-        raise CurateError(f"cannot read image {path}: {type(error).__name__}: {error}") from None
-    try:
-        return np.ascontiguousarray(to_uint8(_channels_last(np.asarray(raw))))
+        return np.ascontiguousarray(_channels_last(np.asarray(raw)))
     except CurateError as error:
         raise CurateError(f"cannot read image {path}: {error}") from None
+    except Exception as error:
+        raise CurateError(f"cannot read image {path}: {type(error).__name__}: {error}") from None
 
 
 def write_png(array: np.ndarray, path: str | os.PathLike) -> None:
