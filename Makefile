@@ -23,6 +23,7 @@ demo: install
 	$(BIN)/curate demo
 
 test: install
+	bash tests/setup.sh
 	$(BIN)/python -m pytest
 
 lint: install

@@ -1,4 +1,4 @@
-"""Launching the FiftyOne App on a project dataset."""
+"""Launching the FiftyOne App on a project dataset, with synthcurate's plugin enabled."""
 
 from __future__ import annotations
 
@@ -7,25 +7,80 @@ import socket
 from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
 
+PASS_COLOR, REJECT_COLOR = "#2ca02c", "#d62728"
+
 
 def check_port_free(address: str, port: int) -> None:
-    """Raise :class:`CurateError` if ``address:port`` is already taken."""
+    """Raise :class:`CurateError` if ``address:port`` cannot be served on."""
     if not 0 < port < 65536:
         raise CurateError(f"port {port} out of range 1-65535")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the App server does
         try:
             probe.bind((address, port))
         except OSError as error:
             raise CurateError(f"cannot serve on {address}:{port}: {error.strerror}") from None
 
 
+def latest_filter_key(dataset) -> str | None:
+    """The key of the most recent filter run on ``dataset``, if any."""
+    from brain.runs import list_runs, run_key
+
+    keys = list_runs(dataset, "filter")
+    if not keys:
+        return None
+    return max(keys, key=lambda k: dataset.get_run_info(run_key("filter", k)).timestamp)
+
+
+def filter_color_scheme(key: str):
+    """Sample tags of filter run ``key`` coloured green (pass) and red (reject)."""
+    import fiftyone as fo
+
+    from curation.tags import pass_tag, reject_tag
+
+    return fo.ColorScheme(
+        color_by="value",
+        fields=[
+            {
+                "path": "tags",
+                "valueColors": [
+                    {"value": pass_tag(key), "color": PASS_COLOR},
+                    {"value": reject_tag(key), "color": REJECT_COLOR},
+                ],
+            }
+        ],
+    )
+
+
+def default_view(dataset):
+    """What the App opens on: the synthetic samples of the latest filter run, best score first,
+    with its pass/reject colours; else the whole dataset."""
+    from fiftyone import ViewField as F
+
+    key = latest_filter_key(dataset)
+    if key is None or f"{key}_score" not in dataset.get_field_schema():
+        return None, None
+    view = dataset.match(F("origin") == "synthetic").sort_by(f"{key}_score", reverse=True)
+    return view, filter_color_scheme(key)
+
+
 def launch(
     name: str, *, view_name: str | None = None, port: int = 5151, address: str = "127.0.0.1"
 ):
-    """Start the App server on ``name`` (optionally on a named view) and return the session."""
+    """Start the App server on ``name`` (on a named view, or :func:`default_view`) and return the
+    session. The synthcurate plugin's operators are available in the App."""
     import fiftyone as fo
 
+    from curation.plugins import enable_plugins
+
+    enable_plugins()
     dataset = open_dataset(name)
-    view = resolve_view(dataset, view_name) if view_name else None
     check_port_free(address, port)
-    return fo.launch_app(dataset, view=view, port=port, address=address, auto=False)
+    color_scheme = None
+    if view_name:
+        view = resolve_view(dataset, view_name)
+    else:
+        view, color_scheme = default_view(dataset)
+    return fo.launch_app(
+        dataset, view=view, port=port, address=address, auto=False, color_scheme=color_scheme
+    )

@@ -61,11 +61,14 @@ def list_projects() -> list[str]:
 
 
 def delete_dataset(name: str) -> None:
-    """Delete dataset ``name`` and the media synthcurate wrote for it (source images are kept)."""
+    """Delete dataset ``name``, its ``<name>-parents`` dataset of whole images (see
+    :mod:`curation.segment`) and the media synthcurate wrote for it (source images are kept)."""
     import shutil
 
     dataset = open_dataset(name)
     media = media_root(name)
+    if fo.dataset_exists(f"{name}-parents"):
+        fo.load_dataset(f"{name}-parents").delete()
     dataset.delete()
     if media.is_dir():
         shutil.rmtree(media)

@@ -1,0 +1,202 @@
+"""synthcurate's FiftyOne App operators. Each one calls the same Python API as the CLI.
+
+- ``run_filter``: run or rerun a filter at a chosen level on the current dataset.
+- ``tag_selected``: mark the selected synthetic samples pass or reject by hand (a manual decision
+  that later filter runs respect), or clear that decision.
+- ``filter_summary``: show a filter run's method, level and counts.
+- ``export_curated``: export the current view as a curated training set.
+"""
+
+from __future__ import annotations
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from curation.errors import CurateError
+
+EXPORT_FORMATS = ("imagefolder", "fiftyone", "csv")
+
+
+def _filter_keys(dataset) -> list[str]:
+    from brain.runs import list_runs
+
+    return list_runs(dataset, "filter")
+
+
+def _invalid(inputs: types.Object, message: str) -> types.Property:
+    inputs.view("error", types.Error(label="Cannot run", description=message))
+    return types.Property(inputs)
+
+
+class RunFilter(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="run_filter",
+            label="synthcurate: run filter",
+            description="Score every synthetic sample and tag it KEY:pass or KEY:reject",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx) -> types.Property:
+        from brain.filters import FILTERS
+
+        inputs = types.Object()
+        inputs.str("key", label="Filter key", required=True, default="filter")
+        inputs.enum("method", FILTERS.names(), label="Method", required=True, default="umap_gmm")
+        inputs.float(
+            "level",
+            label="Level (0-1, empty = the method's default)",
+            required=False,
+            min=0.0,
+            max=1.0,
+        )
+        level = ctx.params.get("level")
+        if level is not None and not 0.0 < float(level) < 1.0:
+            prop = inputs.get_property("level")
+            prop.invalid = True
+            prop.error_message = "the level must lie strictly between 0 and 1"
+        return types.Property(inputs, view=types.View(label="Run a synthcurate filter"))
+
+    def execute(self, ctx) -> dict:
+        from brain.filtering import run_filter
+
+        level = ctx.params.get("level")
+        result = run_filter(
+            ctx.dataset.name,
+            method=ctx.params["method"],
+            key=ctx.params["key"],
+            level=None if level is None else float(level),
+        )
+        ctx.trigger("reload_dataset")
+        return {k: result[k] for k in ("n_synthetic", "n_pass", "level") if k in result}
+
+    def resolve_output(self, ctx) -> types.Property:
+        outputs = types.Object()
+        outputs.int("n_synthetic", label="Synthetic samples scored")
+        outputs.int("n_pass", label="Passed")
+        outputs.float("level", label="Level")
+        return types.Property(outputs)
+
+
+class TagSelected(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="tag_selected",
+            label="synthcurate: tag selected pass/reject",
+            description="Overrule the filter for the selected synthetic samples",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx) -> types.Property:
+        inputs = types.Object()
+        if not ctx.selected:
+            return _invalid(inputs, "Select one or more synthetic samples in the grid first.")
+        inputs.enum(
+            "decision",
+            ["pass", "reject", "clear"],
+            label=f"Decision for {len(ctx.selected)} selected sample(s)",
+            required=True,
+            default="pass",
+            view=types.RadioGroup(),
+        )
+        return types.Property(inputs, view=types.View(label="Tag selected samples"))
+
+    def execute(self, ctx) -> dict:
+        from curation.tags import set_manual_decision
+
+        decision = ctx.params.get("decision", "pass")
+        if not ctx.selected:
+            raise CurateError("no samples selected")
+        changed = set_manual_decision(
+            ctx.dataset, ctx.selected, None if decision == "clear" else decision
+        )
+        ctx.trigger("reload_dataset")
+        return {"changed": changed, "decision": decision}
+
+    def resolve_output(self, ctx) -> types.Property:
+        outputs = types.Object()
+        outputs.int("changed", label="Samples changed")
+        outputs.str("decision", label="Decision")
+        return types.Property(outputs)
+
+
+class FilterSummary(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="filter_summary",
+            label="synthcurate: filter run summary",
+            description="Method, level and counts of a stored filter run",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx) -> types.Property:
+        inputs = types.Object()
+        keys = _filter_keys(ctx.dataset)
+        if not keys:
+            return _invalid(inputs, "No filter run on this dataset yet: run one first.")
+        inputs.enum("key", keys, label="Filter run", required=True, default=keys[-1])
+        return types.Property(inputs, view=types.View(label="Filter run summary"))
+
+    def execute(self, ctx) -> dict:
+        from brain.runs import load_run
+
+        config, results = load_run(ctx.dataset, "filter", ctx.params["key"])
+        summary = {"key": ctx.params["key"], "method": config.get("method")}
+        for name in ("level", "n_synthetic", "n_pass", "n_reject", "n_overridden"):
+            summary[name] = results.get(name, config.get(name))
+        return summary
+
+    def resolve_output(self, ctx) -> types.Property:
+        outputs = types.Object()
+        outputs.str("key", label="Key")
+        outputs.str("method", label="Method")
+        outputs.float("level", label="Level")
+        for name in ("n_synthetic", "n_pass", "n_reject", "n_overridden"):
+            outputs.int(name, label=name.replace("n_", "").replace("_", " ").capitalize())
+        return types.Property(outputs)
+
+
+class ExportCurated(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="export_curated",
+            label="synthcurate: export current view",
+            description="Write the current view as a training set",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx) -> types.Property:
+        inputs = types.Object()
+        inputs.str("out", label="Output folder (must not exist)", required=True)
+        inputs.enum(
+            "format", list(EXPORT_FORMATS), label="Format", required=True, default="imagefolder"
+        )
+        inputs.bool("overwrite", label="Replace an existing folder", default=False)
+        return types.Property(inputs, view=types.View(label="Export the current view"))
+
+    def execute(self, ctx) -> dict:
+        from curation.export import export_samples
+
+        summary = export_samples(
+            ctx.view,
+            ctx.params["out"],
+            fmt=ctx.params.get("format", "imagefolder"),
+            overwrite=bool(ctx.params.get("overwrite", False)),
+        )
+        return {"out": summary["out"], "n_samples": summary["n_samples"]}
+
+    def resolve_output(self, ctx) -> types.Property:
+        outputs = types.Object()
+        outputs.str("out", label="Written to")
+        outputs.int("n_samples", label="Samples")
+        return types.Property(outputs)
+
+
+def register(plugin) -> None:
+    """Called by FiftyOne when it loads the plugin."""
+    for operator in (RunFilter, TagSelected, FilterSummary, ExportCurated):
+        plugin.register(operator)
