@@ -28,6 +28,9 @@ COMMANDS: dict[str, str] = {
     "train": "curation.cli.brain:train",
     "embed": "curation.cli.brain:embed",
     "similar": "curation.cli.brain:similar",
+    "generate": "curation.cli.generate:generate",
+    "segment": "curation.cli.segment:segment",
+    "segment-score": "curation.cli.segment:segment_score",
 }
 
 
