@@ -15,7 +15,7 @@ import fiftyone as fo
 
 from curation.errors import CurateError
 
-RUN_KINDS = ("train", "embed", "filter", "generate", "experiment", "segment")
+RUN_KINDS = ("train", "embed", "filter", "generate", "experiment", "segment", "ssim")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

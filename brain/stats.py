@@ -1,4 +1,5 @@
-"""Statistics for comparing training conditions over seeds: summaries, paired tests, bootstrap."""
+"""Statistics for comparing training conditions over seeds: paired tests and bootstrap intervals
+(means and standard deviations come from :func:`brain.metrics.mean_std`)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def mean_std(values: Sequence[float]) -> dict[str, float]:
-    """``{"mean", "std"}`` with the sample standard deviation (``ddof=1``; 0 for one value)."""
-    array = np.asarray(values, dtype=float)
-    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
-    return {"mean": float(array.mean()), "std": std}
+from brain.metrics import mean_std
 
 
-def format_mean_std(values: Sequence[float], digits: int = 2) -> str:
-    """``"0.81+-0.04"`` as in the study's tables."""
+def format_mean_std(values: Sequence[float | None], digits: int = 2) -> str:
+    """``"0.81+-0.04"`` as in the study's tables (``"n/a"`` when no value is defined)."""
     summary = mean_std(values)
+    if summary["mean"] is None:
+        return "n/a"
     return f"{summary['mean']:.{digits}f}+-{summary['std']:.{digits}f}"
 
 

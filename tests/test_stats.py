@@ -1,13 +1,15 @@
 import numpy as np
 import pytest
 
-from brain.stats import format_mean_std, mean_std, paired_comparison
+from brain.metrics import mean_std
+from brain.stats import format_mean_std, paired_comparison
 
 
 def test_mean_std_and_format():
-    assert mean_std([0.8, 0.82, 0.84]) == pytest.approx({"mean": 0.82, "std": 0.02})
+    assert mean_std([0.8, 0.82, 0.84]) == pytest.approx({"mean": 0.82, "std": 0.02, "n": 3})
     assert format_mean_std([0.8, 0.82, 0.84]) == "0.82+-0.02"
     assert mean_std([0.5])["std"] == 0.0
+    assert format_mean_std([None]) == "n/a"
 
 
 def test_paired_comparison_detects_a_consistent_gain():

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "demo": "curation.cli.demo:demo",
     "app": "curation.cli.app:app",
     "export": "curation.cli.export:export",
+    "experiment": "curation.cli.experiment:experiment",
     "train": "curation.cli.brain:train",
     "embed": "curation.cli.brain:embed",
     "similar": "curation.cli.brain:similar",

@@ -1,0 +1,247 @@
+"""Run a study end to end, resumably: generators, baseline and curated classifiers, embeddings,
+the filter, SSIM, statistics and the report.
+
+Every step stores a run on the dataset; a rerun skips steps whose stored run matches the config
+(classifier cells) or continues them (generators). The test split is used only to report: the
+classifiers pick epochs on val, the filter level is calibrated on val, and synthetic training
+views are checked to hold no real val or test sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fiftyone import ViewField as F
+
+from brain.runs import has_run, load_run, store_run
+from curation.datasets import open_dataset, save_view
+from curation.errors import CurateError
+from curation.experiment.cells import Cell, study_cells, synthetic_view_name
+from curation.experiment.config import ExperimentConfig
+from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, REAL, SPLIT_FIELD, SYNTHETIC
+from curation.tags import pass_tag
+
+Echo = Callable[[str], None]
+
+
+def filter_key(config: ExperimentConfig) -> str:
+    """The filter run (and tag prefix) of an experiment."""
+    return f"{config.name}-filter"
+
+
+def embed_name(config: ExperimentConfig) -> str:
+    """The embedding run of an experiment."""
+    return f"{config.name}-emb"
+
+
+def _generator_samples(dataset, generator_name: str):
+    """Synthetic samples made by generator run ``generator_name`` (or, for samples made
+    elsewhere, whose lineage names that generator)."""
+    made_by = (F(f"{LINEAGE_FIELD}.run") == generator_name) | (
+        F(f"{LINEAGE_FIELD}.generator") == generator_name
+    )
+    return dataset.match((F(ORIGIN_FIELD) == SYNTHETIC) & made_by)
+
+
+def _check_training_view(view, what: str) -> None:
+    """Synthetic training views must never carry a real val/test sample (or any test sample)."""
+    leaks = view.match((F(ORIGIN_FIELD) == REAL) | (F(SPLIT_FIELD).is_in(["val", "test"])))
+    if len(leaks):
+        raise CurateError(f"{what} holds {len(leaks)} real or val/test sample(s)")
+
+
+def _generate(config: ExperimentConfig, echo: Echo, progress: bool) -> dict[str, dict]:
+    from generators.api import generate, report_dict
+
+    reports = {}
+    for gen in config.generators:
+        if gen.method == "existing":
+            continue
+        echo(f"[generate] {gen.name} ({gen.method})")
+        report = generate(
+            config.dataset,
+            gen.method,
+            gen.name,
+            condition=gen.condition,
+            source_view=gen.source,
+            n=gen.n,
+            steps=gen.steps,
+            train_steps=gen.train_steps,
+            resume=True,
+            seed=gen.seed,
+            params=dict(gen.params),
+            progress=progress,
+        )
+        reports[gen.name] = report_dict(report)
+    return reports
+
+
+def _train_settings(config: ExperimentConfig) -> dict[str, Any]:
+    c = config.classifier
+    return {
+        "seeds": config.seeds,
+        "epochs": c.epochs,
+        "arch": c.arch,
+        "batch_size": c.batch_size,
+        "lr": c.lr,
+        "size": c.size,
+        "class_weighted": c.class_weighted,
+        "subset": c.subset,
+        "patience": c.patience,
+    }
+
+
+def _finished(dataset, cell: Cell, with_view: str | None, settings: dict) -> bool:
+    if not has_run(dataset, "train", cell.run):
+        return False
+    stored, results = load_run(dataset, "train", cell.run)
+    return (
+        "per_seed" in results
+        and len(stored.get("seeds", [])) == settings["seeds"]
+        and stored.get("epochs") == settings["epochs"]
+        and stored.get("augment") == cell.augment
+        and stored.get("with_view") == with_view
+        and stored.get("size") == settings["size"]
+    )
+
+
+def _train_cell(config, cell: Cell, echo: Echo, progress: bool, *, force: bool = False) -> None:
+    from brain.classifier import train_classifier
+
+    dataset = open_dataset(config.dataset)
+    with_view = (
+        synthetic_view_name(config.name, cell.generator, cell.filtered) if cell.generator else None
+    )
+    settings = _train_settings(config)
+    if with_view is not None:
+        _check_training_view(dataset.load_saved_view(with_view), f"view {with_view!r}")
+    if not force and _finished(dataset, cell, with_view, settings):
+        echo(f"[train] {cell.run}: done earlier, skipped")
+        return
+    echo(f"[train] {cell.run}: {cell.data_label}, {config.seeds} seeds")
+    train_classifier(
+        config.dataset,
+        cell.run,
+        augment=cell.augment,
+        with_view=with_view,
+        progress=progress,
+        **settings,
+    )
+
+
+def _embed(config: ExperimentConfig, echo: Echo, progress: bool) -> str:
+    from brain.embeddings import compute_embeddings
+
+    dataset = open_dataset(config.dataset)
+    name = embed_name(config)
+    source = Cell(config.name, augment=config.augment[0]).run
+    if has_run(dataset, "embed", name):
+        stored, results = load_run(dataset, "embed", name)
+        if stored.get("run") == source and results.get("n") == len(dataset):
+            echo(f"[embed] {name}: done earlier, skipped")
+            return name
+    echo(f"[embed] {name}: penultimate layer of {source}")
+    compute_embeddings(config.dataset, source, view="all", name=name, progress=progress)
+    return name
+
+
+def _filter(config: ExperimentConfig, embedding: str, echo: Echo) -> dict[str, Any]:
+    from brain.filtering import run_filter
+
+    key = filter_key(config)
+    echo(f"[filter] {key}: {config.filter.method}")
+    return run_filter(
+        config.dataset,
+        method=config.filter.method,
+        key=key,
+        level=config.filter.level,
+        calibrate=config.filter.calibrate,
+        calibrate_seeds=config.filter.calibrate_seeds,
+        embedding=embedding,
+        classifier_run=Cell(config.name, augment=config.augment[0]).run,
+        params=dict(config.filter.params),
+        calibrate_train={k: v for k, v in _train_settings(config).items() if k != "seeds"},
+    )
+
+
+def _save_generator_views(config: ExperimentConfig) -> dict[str, dict[str, int]]:
+    dataset = open_dataset(config.dataset)
+    counts = {}
+    for gen in config.generators:
+        samples = _generator_samples(dataset, gen.name)
+        if len(samples) == 0:
+            raise CurateError(
+                f"dataset {config.dataset!r} has no synthetic samples of generator {gen.name!r}"
+            )
+        passing = samples.match_tags(pass_tag(filter_key(config)))
+        for filtered, view in ((False, samples), (True, passing)):
+            _check_training_view(view, f"generator {gen.name!r}")
+            save_view(dataset, synthetic_view_name(config.name, gen.name, filtered), view)
+        counts[gen.name] = {"before": len(samples), "after": len(passing)}
+    return counts
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    out: str | Path | None = None,
+    echo: Echo = print,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the study that ``config`` describes and write its report.
+
+    Returns:
+        The report's data: ``tables`` (rows per cell with P, R, F1, AUC as mean and std),
+        ``filter_counts`` (before/after per generator), ``comparisons`` (paired tests against
+        the real baseline), ``report`` (path of ``report.md``).
+    """
+    from brain.near_copies import compute_max_ssim
+    from curation.experiment.report import collect_results, write_report
+
+    dataset = open_dataset(config.dataset)
+    if not config.generators and not len(dataset.match(F(ORIGIN_FIELD) == SYNTHETIC)):
+        echo("[note] no generators configured: only the real baselines are trained")
+    out = Path(out or config.out or Path("runs") / config.name)
+    generators = [g.name for g in config.generators]
+    cells = study_cells(config.name, generators, config.augment)
+
+    generation = _generate(config, echo, progress)
+    for cell in cells:
+        if cell.generator is None:
+            _train_cell(config, cell, echo, progress)
+    filter_result: dict[str, Any] = {}
+    counts: dict[str, dict[str, int]] = {}
+    if generators:
+        embedding = _embed(config, echo, progress)
+        filter_result = _filter(config, embedding, echo)
+        counts = _save_generator_views(config)
+        if config.ssim.enabled:
+            echo("[ssim] maximum SSIM of synthetic samples against real train")
+            compute_max_ssim(
+                config.dataset,
+                threshold=config.ssim.threshold,
+                size=config.classifier.size,
+                embed_name=embedding,
+                run=config.name,
+                progress=progress,
+            )
+        for cell in cells:
+            if cell.generator is not None:
+                _train_cell(config, cell, echo, progress)
+
+    results = collect_results(config, cells, counts, filter_result, generation)
+    store_run(
+        open_dataset(config.dataset),
+        "experiment",
+        config.name,
+        config.as_dict(),
+        {
+            "tables": results["tables"],
+            "filter_counts": counts,
+            "comparisons": results["comparisons"],
+        },
+    )
+    results["report"] = str(write_report(config, results, out))
+    return results
