@@ -8,86 +8,18 @@ imported. Every test talks to that real database; it is stopped when the session
 
 from __future__ import annotations
 
-import atexit
-import importlib.util
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
+from curation.private_db import use_private_database
+
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="synthcurate-tests-"))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _bundled_mongod() -> str:
-    """FiftyOne's bundled mongod, found without importing FiftyOne (which reads its config)."""
-    spec = importlib.util.find_spec("fiftyone")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("fiftyone is not installed")
-    mongod = Path(spec.submodule_search_locations[0]) / "db" / "bin" / "mongod"
-    if not os.access(mongod, os.X_OK):
-        raise RuntimeError(f"no executable mongod at {mongod}; run `make install`")
-    return str(mongod)
-
-
-def _start_private_mongod() -> str:
-    data = _SESSION_DIR / "db"
-    data.mkdir(parents=True)
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            _bundled_mongod(),
-            "--dbpath",
-            str(data),
-            "--port",
-            str(port),
-            "--bind_ip",
-            "127.0.0.1",
-            "--logpath",
-            str(_SESSION_DIR / "mongod.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(_SESSION_DIR, ignore_errors=True)
-
-    atexit.register(stop)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mongod exited; see {_SESSION_DIR / 'mongod.log'}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return f"mongodb://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("mongod did not start within 60 s")
-
-
-os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
-os.environ["FIFTYONE_DATABASE_DIR"] = str(_SESSION_DIR / "db")
-os.environ["FIFTYONE_DEFAULT_DATASET_DIR"] = str(_SESSION_DIR / "media")
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["MPLBACKEND"] = "Agg"
-os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"  # mongod 6.0 is supported; skip the notice
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "synthcurate" / "numba"))
-os.environ["FIFTYONE_DATABASE_URI"] = _start_private_mongod()
+os.environ["MPLBACKEND"] = "Agg"
+os.environ.pop("FIFTYONE_PLUGINS_DIR", None)
+use_private_database(_SESSION_DIR)  # before FiftyOne is imported anywhere
 
 import pytest  # noqa: E402
 

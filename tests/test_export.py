@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import fiftyone as fo
-from pathlib import Path
 import pytest
 from test_ingest import _write_tree, assert_one_line_error
 
