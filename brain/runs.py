@@ -38,12 +38,13 @@ def store_run(
 ) -> str:
     """Store (or replace) run ``name`` of ``kind`` with its config and results; returns the key."""
     key = run_key(kind, name)
-    run_config = dataset.init_run(synthcurate_kind=kind, name=name, **config)
+    run_config = dataset.init_run(synthcurate_kind=kind, synthcurate_name=name, **config)
     if key in dataset.list_runs():
         dataset.delete_run(key)
     dataset.register_run(key, run_config)
     if results is not None:
-        dataset.save_run_results(key, dataset.init_run_results(key, **results))
+        # one attribute, so result names never clash with RunResults' own arguments
+        dataset.save_run_results(key, dataset.init_run_results(key, record=results))
     return key
 
 
@@ -64,10 +65,11 @@ def load_run(dataset: fo.Dataset, kind: str, name: str) -> tuple[dict, dict]:
         raise CurateError(f"no {kind} run {name!r} on dataset {dataset.name!r}; known: {known}")
     config = dataset.get_run_info(key).config.serialize()
     results = dataset.load_run_results(key, cache=False)
-    payload = results.serialize() if results is not None else {}
-    for private in ("cls", "type", "method", "synthcurate_kind"):
+    payload = dict(results.serialize().get("record") or {}) if results is not None else {}
+    for private in ("cls", "type", "synthcurate_kind", "synthcurate_name"):
         config.pop(private, None)
-        payload.pop(private, None)
+    if config.get("method") is None:  # FiftyOne's own slot, unused unless the run has a method
+        config.pop("method", None)
     return config, payload
 
 
@@ -79,8 +81,16 @@ def list_runs(dataset: fo.Dataset, kind: str | None = None) -> list[str]:
         if getattr(config, "synthcurate_kind", None) is None:
             continue
         if kind is None or config.synthcurate_kind == kind:
-            names.append(config.name)
+            names.append(config.synthcurate_name)
     return sorted(names)
+
+
+def latest_run(dataset: fo.Dataset, kind: str) -> str | None:
+    """The name of the most recently stored run of ``kind``, if any."""
+    names = list_runs(dataset, kind)
+    if not names:
+        return None
+    return max(names, key=lambda n: dataset.get_run_info(run_key(kind, n)).timestamp)
 
 
 def delete_run(dataset: fo.Dataset, kind: str, name: str) -> None:

@@ -24,12 +24,9 @@ def check_port_free(address: str, port: int) -> None:
 
 def latest_filter_key(dataset) -> str | None:
     """The key of the most recent filter run on ``dataset``, if any."""
-    from brain.runs import list_runs, run_key
+    from brain.runs import latest_run
 
-    keys = list_runs(dataset, "filter")
-    if not keys:
-        return None
-    return max(keys, key=lambda k: dataset.get_run_info(run_key("filter", k)).timestamp)
+    return latest_run(dataset, "filter")
 
 
 def filter_color_scheme(key: str):

@@ -28,7 +28,7 @@ Echo = Callable[[str], None]
 
 def filter_key(config: ExperimentConfig) -> str:
     """The filter run (and tag prefix) of an experiment."""
-    return f"{config.name}-filter"
+    return f"{config.name.replace('-', '_')}_filter"
 
 
 def embed_name(config: ExperimentConfig) -> str:
@@ -148,21 +148,32 @@ def _embed(config: ExperimentConfig, echo: Echo, progress: bool) -> str:
 
 
 def _filter(config: ExperimentConfig, embedding: str, echo: Echo) -> dict[str, Any]:
+    from brain.filter_calibration import CalibrationSettings
     from brain.filtering import run_filter
 
     key = filter_key(config)
-    echo(f"[filter] {key}: {config.filter.method}")
+    c = config.classifier
+    calibration = CalibrationSettings(
+        seeds=config.filter.calibrate_seeds,
+        epochs=c.epochs,
+        arch=c.arch,
+        batch_size=c.batch_size,
+        lr=c.lr,
+        augment=config.augment[0],
+        class_weighted=c.class_weighted,
+        size=c.size,
+    )
+    how = "level calibrated on val" if config.filter.calibrate else f"level {config.filter.level}"
+    echo(f"[filter] {key}: {config.filter.method}, {how}")
     return run_filter(
         config.dataset,
-        method=config.filter.method,
-        key=key,
+        config.filter.method,
+        key,
+        embed=embedding,
         level=config.filter.level,
         calibrate=config.filter.calibrate,
-        calibrate_seeds=config.filter.calibrate_seeds,
-        embedding=embedding,
-        classifier_run=Cell(config.name, augment=config.augment[0]).run,
+        calibration=calibration,
         params=dict(config.filter.params),
-        calibrate_train={k: v for k, v in _train_settings(config).items() if k != "seeds"},
     )
 
 
