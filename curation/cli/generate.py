@@ -1,0 +1,61 @@
+"""``curate generate``: a thin wrapper over :func:`generators.api.generate`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from curation.cli.options import echo_json, json_option
+from generators import GENERATORS
+
+
+def _parse_params(values: tuple[str, ...]) -> dict:
+    params = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"--param expects KEY=VALUE, got {item!r}")
+        try:
+            params[key.strip()] = json.loads(raw)
+        except ValueError:
+            params[key.strip()] = raw
+    return params
+
+
+@click.command()
+@click.argument("name")
+@click.option("--method", "-m", required=True, type=click.Choice(GENERATORS.names()))
+@click.option("--run", "-r", required=True, help="Run name; rerunning it continues it.")
+@click.option("--condition", "-c", default=None, help="channel:I, masked, grayscale or blur:S.")
+@click.option("--source", "source_view", default=None, help="Source view (default: by method).")
+@click.option("--n", "n", type=int, default=None, help="Synthetic samples for the run in total.")
+@click.option("--steps", type=int, default=None, help="Sampling steps (diffusion methods).")
+@click.option("--train-steps", type=int, default=None, help="Training steps.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted training of the run.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--param", "-p", "params", multiple=True, help="Method parameter KEY=VALUE.")
+@click.option("--mask-field", default=None, help="Segmentation field with the masks.")
+@click.option("--checkpoint", default=None, type=click.Path(), help="Use a saved generator.")
+@click.option("--checkpoint-every", type=int, default=None, help="Training checkpoint interval.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@json_option
+def generate(name, method, run, params, as_json, **options) -> None:
+    """Train (or load) a generator and add synthetic rare-class samples to dataset NAME."""
+    from generators.api import generate as run_generate
+    from generators.api import report_dict
+
+    report = run_generate(
+        name, method, run, params=_parse_params(params), progress=not as_json, **options
+    )
+    if as_json:
+        echo_json(report_dict(report))
+        return
+    click.echo(
+        f"{method} run {run!r}: added {report.added} synthetic samples to {name!r} "
+        f"({report.total} in the run, {report.skipped} already there)"
+    )
+    click.echo(f"checkpoint {report.checkpoint_digest[:12]} ({report.trained_steps} steps)")
+    if report.loss_curve:
+        click.echo(f"loss curve: {report.loss_curve}")

@@ -1,0 +1,433 @@
+"""The interface every generator shares, the generator registry, and saved generators.
+
+A generator is an estimator on arrays (``uint8``, ``(N, H, W, C)``):
+
+- ``fit(targets, sources=None, *, masks=None, steps=None, checkpoint_dir=None,
+  checkpoint_every=None, resume=False, progress=True, callback=None) -> self`` learns from
+  rare-class images ``targets`` (and, for some methods, ``sources``: the unpaired source domain or
+  the other class). Learned state lives in attributes ending in ``_``; ``loss_history_`` holds
+  one training loss per step (empty for methods that do not train).
+- ``generate(sources, seeds, *, masks=None, steps=None, batch_size=None, progress=False)`` makes
+  one image per ``(source, seed)`` pair. The output for a pair depends only on that source image,
+  that seed and the fitted state, not on what else is in the batch.
+- ``save(path)`` writes a folder with ``generator.json`` (the card: method, image size,
+  channels, condition, parameters, digest) and ``weights.safetensors`` (no pickle);
+  ``Generator.load(path)`` rebuilds the generator (checking method and shape).
+- ``checkpoint_digest``: sha256 of the weights used for generation (names, dtypes, shapes, bytes).
+
+Importing this module (and the method modules) does not import torch: the CLI can list methods
+quickly. Torch is imported where a network is built or run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from curation.errors import CurateError
+from curation.registry import Registry
+from generators.conditions import Condition, check_masks, make_condition
+
+CARD_FILE = "generator.json"
+WEIGHTS_FILE = "weights.safetensors"
+CARD_VERSION = 1
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """``uint8`` images to float32 in ``[-1, 1]``."""
+    return (np.asarray(images, dtype=np.float32) / 127.5 - 1.0).astype(np.float32)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Float images in ``[-1, 1]`` (clipped) to ``uint8``."""
+    return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+def check_images(
+    images: Any, what: str, *, image_size: int | None = None, channels: int | None = None
+) -> np.ndarray:
+    """Validate a non-empty ``uint8`` batch ``(N, H, W, C)`` of square images of the given shape.
+
+    Raises:
+        CurateError: naming ``what`` and the problem.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise CurateError(f"{what} must be a batch (N, H, W, C), got shape {images.shape}")
+    if images.shape[0] == 0:
+        raise CurateError(f"{what} is empty")
+    if images.dtype != np.uint8:
+        raise CurateError(f"{what} must be uint8 images, got {images.dtype}")
+    height, width, depth = images.shape[1:]
+    if image_size is not None and (height, width) != (image_size, image_size):
+        raise CurateError(f"{what} are {height}x{width} but the generator works at {image_size}px")
+    if height != width:
+        raise CurateError(f"{what} must be square, got {height}x{width}")
+    if channels is not None and depth != channels:
+        raise CurateError(f"{what} have {depth} channels but the generator expects {channels}")
+    return images
+
+
+def check_seeds(seeds: Sequence[int], n: int) -> list[int]:
+    """Validate one non-negative integer seed per source."""
+    seeds = [int(s) for s in seeds]
+    if len(seeds) != n:
+        raise CurateError(f"need one seed per source image: {len(seeds)} seeds for {n} sources")
+    if any(s < 0 or s >= 2**63 for s in seeds):
+        raise CurateError("seeds must be integers in [0, 2**63)")
+    return seeds
+
+
+def weights_digest(weights: Mapping[str, np.ndarray]) -> str:
+    """sha256 over the weights' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        array = np.ascontiguousarray(weights[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def write_json(data: Any, path: Path) -> None:
+    """Write JSON atomically (a temporary file, then a rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_card(path: str | os.PathLike) -> dict[str, Any]:
+    """The card of a saved generator folder.
+
+    Raises:
+        CurateError: if the folder holds no readable card.
+    """
+    card_path = Path(path) / CARD_FILE
+    if not card_path.is_file():
+        raise CurateError(f"no saved generator in {path} (missing {CARD_FILE})")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as error:
+        raise CurateError(f"cannot read {card_path}: {error}") from None
+    if not isinstance(card, dict) or "method" not in card or "params" not in card:
+        raise CurateError(f"{card_path} is not a generator card")
+    return card
+
+
+GENERATORS: Registry[type[Generator]] = Registry("generator")
+
+
+class Generator:
+    """Base class of all generators (see the module docstring for the contract).
+
+    Subclasses set ``method`` (the registry name) and ``min_train_images``, store their
+    parameters unchanged in ``__init__`` (``image_size``, ``channels``, ``condition``, ``seed``
+    and their own), and implement ``_fit``, ``_generate``, ``_weights`` and ``_set_weights``.
+    """
+
+    method: ClassVar[str] = ""
+    #: The fewest rare-class images ``fit`` accepts.
+    min_train_images: ClassVar[int] = 1
+    #: Whether ``fit`` needs ``sources`` (e.g. the other class for ADASYN).
+    requires_fit_sources: ClassVar[bool] = False
+    #: Whether the method trains a network for a number of steps.
+    trains: ClassVar[bool] = False
+    #: Whether ``generate`` takes a number of sampling steps.
+    samples_in_steps: ClassVar[bool] = False
+    #: What ``fit`` gets as ``sources`` in a dataset: ``None``, ``"source-domain"`` (the source
+    #: view's train/pool images) or ``"other-class"`` (the real train images of the other class).
+    fit_sources: ClassVar[str | None] = None
+    #: The source view used when none is named (see ``generators.api``).
+    default_source: ClassVar[str] = "rare-train"
+
+    image_size: int
+    channels: int
+    condition: str | Condition
+    seed: int
+
+    # -- parameters -------------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [name for name in signature.parameters if name != "self"]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, as given (the condition as its spec string)."""
+        params = {name: getattr(self, name) for name in self._param_names()}
+        if isinstance(params.get("condition"), Condition):
+            params["condition"] = params["condition"].spec()
+        return params
+
+    def _condition(self) -> Condition:
+        condition = make_condition(self.condition)
+        condition.validate(self.channels)
+        return condition
+
+    def _validate_params(self) -> None:
+        """Check the constructor parameters (called by ``fit`` and ``load``)."""
+        if int(self.image_size) < 4:
+            raise CurateError(f"image_size must be at least 4, got {self.image_size}")
+        if int(self.channels) < 1:
+            raise CurateError(f"channels must be at least 1, got {self.channels}")
+        self._condition()
+
+    # -- fit / generate ---------------------------------------------------------------------
+    def fit(
+        self,
+        targets: np.ndarray,
+        sources: np.ndarray | None = None,
+        *,
+        masks: np.ndarray | None = None,
+        steps: int | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        callback: Callable[[int, float], None] | None = None,
+    ) -> Generator:
+        """Learn from rare-class images.
+
+        Args:
+            targets: rare-class images, ``uint8 (N, S, S, C)``.
+            sources: unpaired source-domain or other-class images, where the method uses them.
+            masks: regions of ``targets`` (``(N, S, S)``, nonzero = region) for the ``masked``
+                condition; random boxes when omitted.
+            steps: total training steps (methods that train; a default when omitted).
+            checkpoint_dir: folder for checkpoints (a saved generator plus training state).
+            checkpoint_every: write a checkpoint every this many steps (and at the end).
+            resume: continue from the training state in ``checkpoint_dir`` if there is one.
+            progress: show a progress bar.
+            callback: called as ``callback(step, loss)`` after each training step.
+
+        Returns:
+            self
+
+        Raises:
+            CurateError: on too few images, a wrong shape, a bad condition or mask, or a
+                checkpoint that does not match.
+        """
+        self._validate_params()
+        targets = check_images(
+            targets, "rare-class images", image_size=self.image_size, channels=self.channels
+        )
+        if len(targets) < self.min_train_images:
+            raise CurateError(
+                f"{self.method} needs at least {self.min_train_images} rare-class images to "
+                f"train, got {len(targets)}"
+            )
+        if sources is not None:
+            sources = check_images(
+                sources, "source images", image_size=self.image_size, channels=self.channels
+            )
+        elif self.requires_fit_sources:
+            raise CurateError(f"{self.method} needs images of the other class to fit")
+        if masks is not None:
+            masks = check_masks(masks, len(targets), self.image_size)
+        if steps is not None and int(steps) < 1:
+            raise CurateError(f"steps must be at least 1, got {steps}")
+        if checkpoint_every is not None and int(checkpoint_every) < 1:
+            raise CurateError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+        self._fit(
+            targets,
+            sources,
+            masks=masks,
+            steps=None if steps is None else int(steps),
+            checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            progress=progress,
+            callback=callback,
+        )
+        return self
+
+    def generate(
+        self,
+        sources: np.ndarray,
+        seeds: Sequence[int],
+        *,
+        masks: np.ndarray | None = None,
+        steps: int | None = None,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """One image per ``(source, seed)`` pair, ``uint8 (N, S, S, C)``.
+
+        Args:
+            sources: source images, ``uint8 (N, S, S, C)`` of the fitted shape.
+            seeds: one non-negative integer per source.
+            masks: ``(N, S, S)`` regions to regenerate (nonzero), for masked methods;
+                random boxes when omitted.
+            steps: sampling steps, for diffusion methods (their default when omitted).
+            batch_size: images per batch (the method's default when omitted).
+            progress: show a progress bar.
+
+        Raises:
+            CurateError: on a wrong shape, seeds or masks.
+        """
+        self._check_fitted()
+        sources = check_images(
+            sources, "source images", image_size=self.image_size, channels=self.channels
+        )
+        seeds = check_seeds(seeds, len(sources))
+        if masks is not None:
+            if not self._uses_masks():
+                raise CurateError(f"{self.method} with this condition does not use masks")
+            masks = check_masks(masks, len(sources), self.image_size)
+        if steps is not None:
+            self.check_sampling_steps(int(steps))
+        batch = int(batch_size or self._default_batch_size())
+        outputs = []
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(sources), unit="img", desc=self.method, disable=not progress) as bar:
+            for start in range(0, len(sources), batch):
+                part = slice(start, start + batch)
+                out = self._generate(
+                    sources[part], seeds[part], None if masks is None else masks[part], steps
+                )
+                outputs.append(out)
+                bar.update(len(out))
+        return np.concatenate(outputs, axis=0)
+
+    # -- persistence ------------------------------------------------------------------------
+    @property
+    def checkpoint_digest(self) -> str:
+        """sha256 of the weights used for generation."""
+        self._check_fitted()
+        return weights_digest(self._weights())
+
+    def card(self) -> dict[str, Any]:
+        """What ``save`` writes to ``generator.json``."""
+        return {
+            "card_version": CARD_VERSION,
+            "method": self.method,
+            "image_size": int(self.image_size),
+            "channels": int(self.channels),
+            "condition": make_condition(self.condition).spec(),
+            "params": self.get_params(),
+            "digest": self.checkpoint_digest,
+            "steps_trained": len(self.loss_history_),
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the card, the weights and the loss history to the folder ``path``."""
+        from safetensors.numpy import save_file
+
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        weights = {k: np.ascontiguousarray(v) for k, v in self._weights().items()}
+        tmp = path / f".{WEIGHTS_FILE}.tmp"
+        save_file(weights, str(tmp))
+        os.replace(tmp, path / WEIGHTS_FILE)
+        write_json([float(v) for v in self.loss_history_], path / "loss_history.json")
+        write_json(self.card(), path / CARD_FILE)
+        return path
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        *,
+        image_size: int | None = None,
+        channels: int | None = None,
+    ) -> Generator:
+        """Rebuild a saved generator.
+
+        Called on ``Generator`` it loads any method; called on a subclass it requires that method.
+        ``image_size`` / ``channels``, when given, must match the saved ones.
+
+        Raises:
+            CurateError: on a missing or foreign checkpoint, or a method or shape mismatch.
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        card = read_card(path)
+        if cls.method and card["method"] != cls.method:
+            raise CurateError(
+                f"checkpoint in {path} is from method {card['method']!r}, not {cls.method!r}"
+            )
+        for name, wanted in (("image_size", image_size), ("channels", channels)):
+            if wanted is not None and int(card.get(name, -1)) != int(wanted):
+                raise CurateError(
+                    f"checkpoint in {path} has {name} {card.get(name)}, but {wanted} is needed"
+                )
+        method_cls = GENERATORS.get(card["method"])
+        generator = method_cls(**card["params"])
+        generator._validate_params()
+        try:
+            weights = load_file(str(Path(path) / WEIGHTS_FILE))
+        except (OSError, SafetensorError) as error:
+            raise CurateError(f"cannot read the weights in {path}: {error}") from None
+        if weights_digest(weights) != card.get("digest"):
+            raise CurateError(f"the weights in {path} do not match the digest of their card")
+        generator._set_weights(weights)
+        history = Path(path) / "loss_history.json"
+        generator.loss_history_ = json.loads(history.read_text()) if history.is_file() else []
+        return generator
+
+    def set_device(self, device: str) -> Generator:
+        """Where networks run (``auto``, ``cpu``, ``cuda``); methods without networks ignore it."""
+        return self
+
+    def check_sampling_steps(self, steps: int) -> None:
+        """Raise :class:`CurateError` if ``steps`` sampling steps are not possible."""
+        if steps < 1:
+            raise CurateError(f"sampling steps must be at least 1, got {steps}")
+
+    # -- hooks ------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "loss_history_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit or load first")
+
+    def _uses_masks(self) -> bool:
+        return make_condition(self.condition).uses_masks
+
+    def _default_batch_size(self) -> int:
+        return 64
+
+    def _fit(
+        self,
+        targets,
+        sources,
+        *,
+        masks,
+        steps,
+        checkpoint_dir,
+        checkpoint_every,
+        resume,
+        progress,
+        callback,
+    ) -> None:
+        raise NotImplementedError
+
+    def _generate(
+        self,
+        sources: np.ndarray,
+        seeds: list[int],
+        masks: np.ndarray | None,
+        steps: int | None,
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def _weights(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def seeded_rng(seed: int, *salt: int) -> np.random.Generator:
+    """A numpy generator for one ``(seed, salt...)``: independent streams per sample."""
+    return np.random.default_rng([int(seed), *map(int, salt)])

@@ -1,0 +1,207 @@
+"""Masked diffusion, normal -> abnormal (Paulikat et al.): inpaint a region of a common-class image
+with a DDPM trained on rare-class images, using RePaint (diffusers' ``RePaintScheduler``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from curation.errors import CurateError
+from generators.base import GENERATORS, seeded_rng, to_float, to_uint8
+from generators.conditions import random_boxes
+from generators.training import (
+    TorchGenerator,
+    TrainingData,
+    ema_update,
+    load_module_weights,
+    module_weights,
+    nhwc_to_tensor,
+    random_flips,
+    tensor_to_nhwc,
+)
+
+
+@GENERATORS.register("masked_ddpm")
+class MaskedDDPMGenerator(TorchGenerator):
+    """An epsilon-prediction DDPM on rare-class images that inpaints masked regions of sources.
+
+    Training: a ``UNet2DModel`` (``in = out = C`` channels, presets of ``bbdm.model``) learns to
+    predict the noise added by a linear-beta DDPM schedule (``T`` steps), MSE loss, Adam, EMA of
+    the weights (decay ``ema_decay``, from the first step) used for generation. It models whole
+    rare-class images; ``fit`` takes no masks.
+    Generation (RePaint, Lugmayr et al. 2022): for each source a region (the given mask, nonzero =
+    inpaint, or a random box from the seed) is regenerated from noise while the rest is kept from
+    the source, with ``jump_length`` / ``jump_n_sample`` resampling jumps (RePaint's paper uses
+    250 steps, 10 / 10; the defaults here are cheaper for CPU). ``condition`` must be ``masked``:
+    the region is what changes.
+
+    Args:
+        image_size: side of the square images.
+        channels: image channels.
+        condition: ``"masked"``.
+        preset: UNet size (``tiny``, ``cpu``, ``gpu``, ``gpu-large``).
+        num_timesteps: DDPM training steps ``T``.
+        sampling_steps: default RePaint steps (before jumps).
+        jump_length: RePaint jump length.
+        jump_n_sample: RePaint resamplings per jump.
+        batch_size: training batch size.
+        lr: Adam learning rate.
+        ema_decay: EMA decay per step.
+        flip: random flips during training.
+        seed: seeds the initialisation and all training randomness.
+    """
+
+    method = "masked_ddpm"
+    min_train_images = 8
+    samples_in_steps = True
+    default_source = "common-train"
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        channels: int = 3,
+        *,
+        condition: str = "masked",
+        preset: str = "cpu",
+        num_timesteps: int = 1000,
+        sampling_steps: int = 100,
+        jump_length: int = 10,
+        jump_n_sample: int = 3,
+        batch_size: int = 8,
+        lr: float = 1e-4,
+        ema_decay: float = 0.995,
+        flip: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.image_size = image_size
+        self.channels = channels
+        self.condition = condition
+        self.preset = preset
+        self.num_timesteps = num_timesteps
+        self.sampling_steps = sampling_steps
+        self.jump_length = jump_length
+        self.jump_n_sample = jump_n_sample
+        self.batch_size = batch_size
+        self.lr = lr
+        self.ema_decay = ema_decay
+        self.flip = flip
+        self.seed = seed
+
+    def _validate_params(self) -> None:
+        from generators.bbdm.model import check_preset
+
+        super()._validate_params()
+        if not self._condition().uses_masks:
+            raise CurateError(f"masked_ddpm needs the 'masked' condition, got {self.condition!r}")
+        check_preset(self.preset, int(self.image_size))
+        for name in ("num_timesteps", "sampling_steps", "jump_length", "jump_n_sample"):
+            if int(getattr(self, name)) < 1:
+                raise CurateError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def _make_unet(self) -> Any:
+        from generators.bbdm.model import make_unet
+
+        return make_unet(self.preset, self.image_size, self.channels, self.channels)
+
+    def _fit(self, targets, sources, *, masks, **kwargs) -> None:
+        if masks is not None:
+            raise CurateError(
+                "masked_ddpm learns whole rare-class images; masks are for generation"
+            )
+        super()._fit(targets, sources, masks=masks, **kwargs)
+
+    # -- training -----------------------------------------------------------------------------
+    def _build(self, total_steps: int) -> None:
+        import copy
+
+        import torch
+        from diffusers import DDPMScheduler
+
+        self.unet_ = self._make_unet()
+        self.ema_unet_ = copy.deepcopy(self.unet_).requires_grad_(False)
+        self.optimizer_ = torch.optim.Adam(self.unet_.parameters(), lr=self.lr)
+        self.noise_scheduler_ = DDPMScheduler(
+            num_train_timesteps=self.num_timesteps, beta_schedule="linear"
+        )
+        self.nets_ = {"unet": self.unet_, "ema": self.ema_unet_}
+        self.optimizers_ = {"adam": self.optimizer_}
+        self.lr_schedulers_ = {}
+
+    def _train_step(self, data: TrainingData, total_steps: int) -> float:
+        import torch
+        import torch.nn.functional as F
+
+        index = self.rng_.integers(0, len(data.targets), size=self.batch_size)
+        x0 = to_float(data.targets[index])
+        if self.flip:
+            x0, _ = random_flips(x0, self.rng_)
+        device = self._device()
+        x0_t = nhwc_to_tensor(x0, device)
+        noise = torch.randn(x0_t.shape, generator=self.torch_rng_).to(device)
+        t = torch.randint(0, self.num_timesteps, (len(index),), generator=self.torch_rng_)
+        t = t.to(device)
+        noisy = self.noise_scheduler_.add_noise(x0_t, noise, t)
+        loss = F.mse_loss(self.unet_(noisy, t).sample, noise)
+        self.optimizer_.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer_.step()
+        return float(loss.detach())
+
+    def _after_step(self, total_steps: int) -> None:
+        ema_update(self.ema_unet_, self.unet_, self.ema_decay if self.step_ > 1 else 0.0)
+
+    # -- weights and generation ---------------------------------------------------------------
+    def _weights(self) -> dict[str, np.ndarray]:
+        return module_weights(self.ema_unet_)
+
+    def _set_weights(self, weights) -> None:
+        self.ema_unet_ = self._make_unet().requires_grad_(False)
+        load_module_weights(self.ema_unet_, dict(weights))
+        self.ema_unet_.to(self._device()).eval()
+
+    def _uses_masks(self) -> bool:
+        return True
+
+    def _default_batch_size(self) -> int:
+        return 16
+
+    def _generate(self, sources, seeds, masks, steps) -> np.ndarray:
+        import torch
+        from diffusers import RePaintScheduler
+
+        regions = np.concatenate(
+            [
+                random_boxes(1, self.image_size, seeded_rng(seed, 1))
+                if masks is None
+                else masks[i : i + 1]
+                for i, seed in enumerate(seeds)
+            ]
+        )
+        device = self._device()
+        original = nhwc_to_tensor(to_float(sources), device)
+        keep = torch.from_numpy((~regions)[:, None].astype(np.float32)).to(device)  # 1 = keep
+        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        scheduler = RePaintScheduler(num_train_timesteps=self.num_timesteps, beta_schedule="linear")
+        scheduler.set_timesteps(
+            min(int(steps or self.sampling_steps), self.num_timesteps),
+            jump_length=self.jump_length,
+            jump_n_sample=self.jump_n_sample,
+        )
+        image = torch.stack([torch.randn(original.shape[1:], generator=g) for g in generators])
+        image = image.to(device)
+        unet = self.ema_unet_.eval()
+        t_last = int(scheduler.timesteps[0]) + 1
+        with torch.no_grad():
+            for t in scheduler.timesteps:
+                t = int(t)
+                if t < t_last:  # denoise x_t -> x_{t-1}, keeping the known region
+                    t_batch = torch.full((len(image),), t, dtype=torch.long, device=device)
+                    output = unet(image, t_batch).sample
+                    image = scheduler.step(
+                        output, t, image, original, keep, generator=generators
+                    ).prev_sample
+                else:  # a resampling jump: x_{t-1} -> x_t
+                    image = scheduler.undo_step(image, t_last, generator=generators)
+                t_last = t
+        return to_uint8(tensor_to_nhwc(image))
