@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "embed": "curation.cli.brain:embed",
     "similar": "curation.cli.brain:similar",
     "generate": "curation.cli.generate:generate",
+    "filter": "curation.cli.filter:filter_command",
     "segment": "curation.cli.segment:segment",
     "segment-score": "curation.cli.segment:segment_score",
 }

@@ -1,0 +1,270 @@
+"""The filter interface, the shared input validation, and the ``filter`` registry.
+
+A filter learns where the real rare class lives from real samples and grades new (synthetic)
+samples by how well they fit there. Every filter has the same surface, so they can be swapped:
+
+- ``fit(X, y) -> self``: ``X`` holds one row per real sample, ``y`` is 1 (or ``True``) for the
+  rare class and 0 for every other class;
+- ``score(X) -> float array``: higher means more like the real rare class;
+- ``decide(X, level=None) -> bool array``: ``True`` = pass, i.e. ``score >= threshold(level)``.
+
+What a row of ``X`` is depends on :attr:`EmbeddingFilter.input_kind`: ``"embedding"`` (a
+classifier's feature vector, shape ``(N, D)``) or ``"probability"`` (the classifier's rare-class
+probability, shape ``(N,)`` or ``(N, 1)``). The dataset layer reads that attribute to pass the
+right input.
+
+What the *level* means is filter-specific (a confidence level, a radius factor, a probability
+threshold) and documented on each filter; ``level=None`` means the parameter given to the
+constructor, and when that is ``None`` too, the default the filter learned in ``fit``
+(``default_level_``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar, Literal
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from curation.errors import CurateError
+from curation.registry import Registry
+
+InputKind = Literal["embedding", "probability"]
+
+FILTERS: Registry[type[EmbeddingFilter]] = Registry("filter")
+"""Filter classes by name (``umap_gmm``, ``gmm_full``, ``knn_precision``, ``confidence``)."""
+
+# Smallest eigenvalue / largest eigenvalue below which a covariance counts as degenerate.
+_DEGENERATE_RATIO = 1e-10
+
+
+class NotFittedError(RuntimeError):
+    """A filter was used before ``fit`` (a programming error, not a user error)."""
+
+
+def as_float_matrix(X: object, *, name: str = "embeddings") -> np.ndarray:
+    """``X`` as a finite 2-D float64 array, or a :class:`CurateError` naming the problem.
+
+    Args:
+        X: array-like of shape ``(N, D)``; ``None`` entries (missing embeddings) are rejected.
+        name: what the rows are, for messages.
+    """
+    try:
+        array = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CurateError(
+            f"{name} are missing or ragged (every sample needs a vector of the same length)"
+        ) from None
+    if array.ndim != 2:
+        raise CurateError(f"{name} must be a 2-D array (samples x features), got {array.ndim}-D")
+    if array.shape[1] == 0:
+        raise CurateError(f"{name} have no features")
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+        raise CurateError(
+            f"{name} contain NaN or infinite values in {int(bad.sum())} of {len(array)} samples"
+        )
+    return array
+
+
+def as_probability_column(p: object, *, name: str = "probabilities") -> np.ndarray:
+    """``p`` (shape ``(N,)`` or ``(N, 1)``) as a finite ``(N, 1)`` float64 array in ``[0, 1]``."""
+    try:
+        array = np.asarray(p, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CurateError(f"{name} are missing for some samples") from None
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise CurateError(f"{name} must be one number per sample, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise CurateError(f"{name} contain NaN or infinite values")
+    if array.size and (array.min() < 0.0 or array.max() > 1.0):
+        raise CurateError(f"{name} must lie in [0, 1]")
+    return array[:, None]
+
+
+def as_rare_mask(y: object, n_samples: int) -> np.ndarray:
+    """``y`` as a boolean rare-class mask of length ``n_samples`` (values must be 0/1 or bool)."""
+    array = np.asarray(y)
+    if array.ndim != 1 or len(array) != n_samples:
+        raise CurateError(
+            f"labels must be one value per sample ({n_samples}), got shape {array.shape}"
+        )
+    if array.dtype != bool:
+        if not np.isin(array, (0, 1)).all():
+            raise CurateError("labels must be 0/1 or True/False (1 = rare class)")
+        array = array.astype(bool)
+    return array
+
+
+def check_rare_count(n_rare: int, minimum: int, *, why: str) -> None:
+    """Raise a :class:`CurateError` when there are fewer than ``minimum`` real rare samples."""
+    if n_rare < minimum:
+        raise CurateError(
+            f"{n_rare} real rare-class samples to fit on, need at least {minimum} ({why})"
+        )
+
+
+def check_covariance(covariance: np.ndarray, *, what: str = "covariance") -> None:
+    """Raise a :class:`CurateError` when ``covariance`` is singular or nearly so.
+
+    Args:
+        covariance: symmetric ``(D, D)`` matrix.
+        what: which covariance, for the message.
+    """
+    eigenvalues = np.linalg.eigvalsh(np.atleast_2d(covariance))
+    largest = float(eigenvalues.max())
+    if not np.isfinite(eigenvalues).all() or largest <= 0.0:
+        raise CurateError(f"degenerate {what}: the points do not spread at all")
+    if float(eigenvalues.min()) <= _DEGENERATE_RATIO * largest:
+        raise CurateError(
+            f"degenerate {what}: the points lie on a lower-dimensional subspace "
+            "(too few distinct real rare-class samples?)"
+        )
+
+
+def check_spread(points: np.ndarray, *, what: str) -> None:
+    """Raise a :class:`CurateError` when all ``points`` are identical."""
+    if len(points) < 2 or float(np.ptp(points, axis=0).max()) == 0.0:
+        raise CurateError(f"degenerate covariance: all {what} are identical")
+
+
+class EmbeddingFilter(ABC, BaseEstimator):
+    """Base class of all filters (see the module docstring for the contract).
+
+    Subclasses store their constructor arguments unchanged, implement :meth:`_fit`,
+    :meth:`_score` and :meth:`_threshold`, and set ``default_level_`` in :meth:`_fit`.
+    """
+
+    input_kind: ClassVar[InputKind] = "embedding"
+    """Which input the filter takes: ``"embedding"`` or ``"probability"``."""
+
+    level_help: ClassVar[str] = ""
+    """One line saying what the level means for this filter (for CLI help and reports)."""
+
+    level: float | None
+
+    # -- public API ------------------------------------------------------------------------------
+
+    def fit(self, X: object, y: object) -> EmbeddingFilter:
+        """Learn from real samples.
+
+        Args:
+            X: real samples, one row each (see :attr:`input_kind`).
+            y: 1 / ``True`` for the rare class, 0 / ``False`` otherwise.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            CurateError: bad input (NaN, wrong shape, too few rare samples, degenerate data).
+        """
+        array = self._validate(X, name="real samples")
+        rare = as_rare_mask(y, len(array))
+        self.n_features_in_ = array.shape[1]
+        self._fit(array, rare)
+        if self.level is not None:
+            self._check_level(self.level)
+        return self
+
+    def score(self, X: object) -> np.ndarray:
+        """Score samples; higher means more like the real rare class.
+
+        Args:
+            X: samples to grade, same kind and width as in :meth:`fit`.
+
+        Returns:
+            float64 array of shape ``(N,)``.
+        """
+        self.check_is_fitted()
+        return self._score(self._validate_new(X))
+
+    def decide(self, X: object, level: float | None = None) -> np.ndarray:
+        """Pass (``True``) or reject each sample at ``level`` (see :meth:`resolve_level`)."""
+        return self.decide_scores(self.score(X), level)
+
+    def decide_scores(self, scores: np.ndarray, level: float | None = None) -> np.ndarray:
+        """Pass / reject from already computed :meth:`score` values."""
+        return np.asarray(scores) >= self.threshold(level)
+
+    def threshold(self, level: float | None = None) -> float:
+        """The score a sample needs to pass at ``level``."""
+        return self._threshold(self.resolve_level(level))
+
+    def resolve_level(self, level: float | None = None) -> float:
+        """``level``, else the constructor's ``level``, else the learned ``default_level_``."""
+        self.check_is_fitted()
+        if level is None:
+            level = self.level if self.level is not None else self.default_level_
+        self._check_level(level)
+        return float(level)
+
+    def level_grid(self, n: int = 9) -> np.ndarray:
+        """``n`` levels spanning the useful range, for a calibration sweep."""
+        low, high = self.level_range()
+        return np.linspace(low, high, n)
+
+    def check_is_fitted(self) -> None:
+        """Raise :class:`NotFittedError` unless :meth:`fit` has run."""
+        if not hasattr(self, "default_level_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit first")
+
+    # -- what subclasses provide -----------------------------------------------------------------
+
+    @abstractmethod
+    def _fit(self, X: np.ndarray, rare: np.ndarray) -> None:
+        """Learn state (attributes ending in ``_``, including ``default_level_``)."""
+
+    @abstractmethod
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        """Scores of validated samples."""
+
+    @abstractmethod
+    def _threshold(self, level: float) -> float:
+        """The pass threshold on the score at a valid ``level``."""
+
+    def level_range(self) -> tuple[float, float]:
+        """Useful level range for sweeps (subclasses narrow it)."""
+        return (0.05, 0.95)
+
+    def _check_level(self, level: float) -> None:
+        """Raise a :class:`CurateError` when ``level`` is outside the filter's valid range."""
+        if not 0.0 < float(level) < 1.0:
+            raise CurateError(f"level must lie strictly between 0 and 1, got {level}")
+
+    # -- validation ------------------------------------------------------------------------------
+
+    def _validate(self, X: object, *, name: str) -> np.ndarray:
+        if self.input_kind == "probability":
+            return as_probability_column(X, name=f"{name} (rare-class probabilities)")
+        return as_float_matrix(X, name=f"{name} (embeddings)")
+
+    def _validate_new(self, X: object) -> np.ndarray:
+        array = self._validate(X, name="samples to score")
+        if len(array) == 0:
+            raise CurateError("no samples to score")
+        if array.shape[1] != self.n_features_in_:
+            raise CurateError(
+                f"embeddings have {array.shape[1]} dimensions but the filter was fitted on "
+                f"{self.n_features_in_} (embeddings from different runs mixed?)"
+            )
+        return array
+
+
+def make_filter(name: str, **params: object) -> EmbeddingFilter:
+    """The filter registered as ``name``, built with ``params``.
+
+    Raises:
+        CurateError: unknown name (the message lists the known ones) or unknown parameter.
+    """
+    cls = FILTERS.get(name)
+    valid = cls._get_param_names()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise CurateError(
+            f"unknown parameter(s) {', '.join(unknown)} for filter {name!r}; "
+            f"valid: {', '.join(valid)}"
+        )
+    return cls(**params)

@@ -1,0 +1,49 @@
+"""``confidence``: pass when the real-data classifier's rare-class probability is high enough.
+
+The input is not an embedding but the probability the classifier trained on real data gives
+the rare class (``input_kind = "probability"``). The score is that probability; a sample passes
+when it is ``>= level`` (default 0.5). Unlike the ellipse filters, a higher level lets *fewer*
+samples through.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from brain.filters.base import FILTERS, EmbeddingFilter, check_rare_count
+from curation.errors import CurateError
+
+
+@FILTERS.register("confidence")
+class ConfidenceFilter(EmbeddingFilter):
+    """Classifier-confidence filter.
+
+    Args:
+        level: minimum rare-class probability in ``[0, 1]``; ``None`` = 0.5.
+
+    Attributes:
+        default_level_: 0.5.
+        real_rare_pass_rate_: fraction of the real rare-class fit samples that pass at the
+            default level (a sanity check of the classifier).
+    """
+
+    input_kind = "probability"
+    level_help = "minimum rare-class probability, in [0, 1]; higher lets fewer through"
+
+    def __init__(self, *, level: float | None = None) -> None:
+        self.level = level
+
+    def _fit(self, X: np.ndarray, rare: np.ndarray) -> None:
+        check_rare_count(int(rare.sum()), 1, why="to check the classifier on")
+        self.default_level_ = 0.5
+        self.real_rare_pass_rate_ = float((X[rare, 0] >= self.default_level_).mean())
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return X[:, 0].copy()
+
+    def _threshold(self, level: float) -> float:
+        return level
+
+    def _check_level(self, level: float) -> None:
+        if not 0.0 <= float(level) <= 1.0:
+            raise CurateError(f"level (probability threshold) must lie in [0, 1], got {level}")

@@ -1,0 +1,171 @@
+"""The Gaussian-mixture ellipse test shared by ``umap_gmm`` and ``gmm_full``.
+
+Fit a Gaussian mixture to the real rare-class points (in whatever space the subclass projects
+to), take the component with the largest weight, and grade a point by its squared Mahalanobis
+distance ``d2`` to that component: ``score = 1 - chi2.cdf(d2, dof)``. At confidence level
+``L`` a point passes when ``d2 <= chi2.ppf(L, dof)``, i.e. when ``score >= 1 - L``; a higher
+level draws a larger ellipse and lets more through. The default level is the weight of the
+chosen component, as in Tallon et al. (2024).
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import abstractmethod
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+
+from brain.filters.base import (
+    EmbeddingFilter,
+    check_covariance,
+    check_rare_count,
+    check_spread,
+)
+from brain.filters.maths import chi2_tail, full_covariances, heaviest_component, mahalanobis_sq
+from curation.errors import CurateError
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def fit_rare_mixture(
+    points: np.ndarray,
+    *,
+    n_components: int,
+    covariance_type: str,
+    reg_covar: float,
+    n_init: int,
+    random_state: int | None,
+) -> GaussianMixture:
+    """A Gaussian mixture fitted to the real rare-class ``points``, with user-facing checks.
+
+    Raises:
+        CurateError: fewer (distinct) points than components, points that do not span the
+            space, or a mixture sklearn cannot fit.
+    """
+    if covariance_type not in COVARIANCE_TYPES:
+        raise CurateError(
+            f"unknown covariance type {covariance_type!r}; known: {', '.join(COVARIANCE_TYPES)}"
+        )
+    if n_components < 1:
+        raise CurateError(f"the mixture needs at least one component, got {n_components}")
+    check_rare_count(len(points), n_components, why=f"{n_components} mixture components")
+    check_spread(points, what="real rare-class points")
+    n_distinct = len(np.unique(points, axis=0))
+    if n_distinct < n_components:
+        raise CurateError(
+            f"only {n_distinct} distinct real rare-class points for {n_components} mixture "
+            "components"
+        )
+    covariance = np.atleast_2d(np.cov(points, rowvar=False))
+    if covariance_type in ("diag", "spherical"):
+        covariance = np.diag(np.diag(covariance))
+    check_covariance(covariance, what="covariance of the real rare class")
+    mixture = GaussianMixture(
+        n_components=n_components,
+        covariance_type=covariance_type,
+        reg_covar=reg_covar,
+        n_init=n_init,
+        random_state=random_state,
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mixture.fit(points)
+    except ValueError as error:
+        raise CurateError(
+            f"degenerate covariance: the mixture cannot be fitted ({error})"
+        ) from None
+    return mixture
+
+
+class EllipseFilter(EmbeddingFilter):
+    """Base of the mixture-ellipse filters; subclasses define the space the test runs in.
+
+    Subclasses implement :meth:`_fit_space` (learn the projection from all real samples and
+    return their coordinates) and :meth:`transform` (project new samples), and hold the
+    parameters ``gmm_components``, ``gmm_covariance``, ``gmm_reg_covar``, ``gmm_n_init``,
+    ``random_state`` and ``level``.
+
+    Attributes (after ``fit``):
+        fit_points_: coordinates of the real fit samples in the test space.
+        rare_: boolean mask of the rare class among them.
+        mixture_: the fitted ``GaussianMixture``.
+        component_: index of the heaviest component; ``weight_``, ``mean_``, ``covariance_``,
+            ``precision_`` describe it.
+        covariances_: ``(K, d, d)`` covariances of all components.
+        dof_: dimension of the test space (chi-square degrees of freedom).
+        default_level_: ``weight_``.
+    """
+
+    level_help = (
+        "confidence level of the ellipse, in (0, 1); higher lets more through; "
+        "default: the weight of the heaviest mixture component"
+    )
+
+    gmm_components: int
+    gmm_covariance: str
+    gmm_reg_covar: float
+    gmm_n_init: int
+    random_state: int | None
+
+    @abstractmethod
+    def _fit_space(self, X: np.ndarray, rare: np.ndarray) -> np.ndarray:
+        """Learn the projection on real samples; return their coordinates."""
+
+    @abstractmethod
+    def transform(self, X: object) -> np.ndarray:
+        """Coordinates of samples in the space the ellipse test runs in."""
+
+    def _fit(self, X: np.ndarray, rare: np.ndarray) -> None:
+        check_rare_count(
+            int(rare.sum()), self.gmm_components, why=f"{self.gmm_components} mixture components"
+        )
+        check_spread(X[rare], what="real rare-class embeddings")
+        points = self._fit_space(X, rare)
+        mixture = fit_rare_mixture(
+            points[rare],
+            n_components=self.gmm_components,
+            covariance_type=self.gmm_covariance,
+            reg_covar=self.gmm_reg_covar,
+            n_init=self.gmm_n_init,
+            random_state=self.random_state,
+        )
+        dim = points.shape[1]
+        covariances = full_covariances(
+            mixture.covariances_, self.gmm_covariance, self.gmm_components, dim
+        )
+        component = heaviest_component(mixture.weights_)
+        empirical = covariances[component] - self.gmm_reg_covar * np.eye(dim)
+        check_covariance(empirical, what="covariance of the heaviest mixture component")
+        self.fit_points_ = points
+        self.rare_ = rare
+        self.mixture_ = mixture
+        self.covariances_ = covariances
+        self.component_ = component
+        self.weight_ = float(mixture.weights_[component])
+        self.mean_ = mixture.means_[component].astype(np.float64)
+        self.covariance_ = covariances[component]
+        self.precision_ = np.linalg.inv(self.covariance_)
+        self.dof_ = dim
+        self.default_level_ = self.weight_
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return self.score_transformed(self._transform_validated(X))
+
+    def _transform_validated(self, X: np.ndarray) -> np.ndarray:
+        """Project already validated samples (subclasses may override for speed)."""
+        return self.transform(X)
+
+    def distance_sq_transformed(self, points: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance of projected ``points`` to the chosen component."""
+        self.check_is_fitted()
+        return mahalanobis_sq(points, self.mean_, self.precision_)
+
+    def score_transformed(self, points: np.ndarray) -> np.ndarray:
+        """Scores of already projected ``points`` (from :meth:`transform`), in ``[0, 1]``."""
+        return chi2_tail(self.distance_sq_transformed(points), self.dof_)
+
+    def _threshold(self, level: float) -> float:
+        return 1.0 - level

@@ -1,0 +1,195 @@
+"""PNG plots of a filter run: the UMAP plane with the mixture ellipses, and score densities.
+
+matplotlib is driven through its Agg canvas (no display, no global pyplot state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from brain.filters.maths import ellipse_geometry
+
+# (label, colour, marker size), drawn in this order
+_GROUPS = (
+    ("real, other classes", "#9e9e9e", 3),
+    ("synthetic, reject", "#d62728", 3),
+    ("synthetic, pass", "#2ca02c", 3),
+    ("real, rare class", "#1f77b4", 7),
+)
+_DENSITY_COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9e9e9e", "#9467bd", "#ff7f0e")
+
+
+def _figure(width: float = 6.5, height: float = 5.5):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=120)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return path
+
+
+def plot_umap_ellipses(
+    path: str | Path,
+    *,
+    real_points: np.ndarray,
+    real_rare: np.ndarray,
+    synthetic_points: np.ndarray,
+    synthetic_pass: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    chosen: int,
+    level: float,
+    weights: np.ndarray | None = None,
+    title: str | None = None,
+) -> Path:
+    """Scatter of the UMAP plane with the mixture's confidence ellipses at ``level``.
+
+    Two panels: the whole plane, and a zoom on the real rare class.
+
+    Args:
+        path: PNG file to write.
+        real_points: ``(N, 2)`` UMAP coordinates of the real samples.
+        real_rare: ``(N,)`` rare-class mask of the real samples.
+        synthetic_points: ``(M, 2)`` UMAP coordinates of the synthetic samples.
+        synthetic_pass: ``(M,)`` pass mask of the synthetic samples.
+        means, covariances: ``(K, 2)`` and ``(K, 2, 2)`` mixture components.
+        chosen: index of the component used as the filter (drawn solid, the others dashed).
+        level: confidence level of the drawn ellipses.
+        weights: ``(K,)`` component weights, shown in the legend.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    real_rare = np.asarray(real_rare, dtype=bool)
+    synthetic_pass = np.asarray(synthetic_pass, dtype=bool)
+    layers = (
+        (real_points, ~real_rare),
+        (synthetic_points, ~synthetic_pass),
+        (synthetic_points, synthetic_pass),
+        (real_points, real_rare),
+    )
+    figure = _figure(12.0, 5.5)
+    overview, zoom = figure.subplots(1, 2)
+    for axes in (overview, zoom):
+        _draw_layers(axes, layers)
+        _draw_ellipses(axes, means, covariances, chosen, level, weights)
+        axes.set_xlabel("UMAP 1")
+        axes.set_ylabel("UMAP 2")
+    overview.set_title(title or f"mixture ellipses at level {level:.3f}")
+    zoom.set_title("around the real rare class")
+    _zoom_to(zoom, real_points[real_rare] if real_rare.any() else real_points, means)
+    overview.legend(loc="best", fontsize=7, markerscale=3)
+    return _save(figure, path)
+
+
+def _draw_layers(axes, layers) -> None:
+    for order, ((label, colour, size), (points, mask)) in enumerate(
+        zip(_GROUPS, layers, strict=True)
+    ):
+        if mask.any():
+            axes.scatter(
+                points[mask, 0],
+                points[mask, 1],
+                s=size,
+                c=colour,
+                alpha=0.5,
+                linewidths=0,
+                label=f"{label} ({int(mask.sum())})",
+                zorder=order + 1,
+                rasterized=True,
+            )
+
+
+def _draw_ellipses(axes, means, covariances, chosen, level, weights) -> None:
+    from matplotlib.patches import Ellipse
+
+    for k, (mean, covariance) in enumerate(zip(means, covariances, strict=True)):
+        width, height, angle = ellipse_geometry(mean, covariance, level)
+        weight = f", weight {weights[k]:.2f}" if weights is not None else ""
+        axes.add_patch(
+            Ellipse(
+                tuple(mean),
+                width,
+                height,
+                angle=angle,
+                fill=False,
+                color="black",
+                linewidth=2.0 if k == chosen else 1.0,
+                linestyle="-" if k == chosen else "--",
+                zorder=len(_GROUPS) + 1,
+                label=f"component {k}{' (filter)' if k == chosen else ''}{weight}",
+            )
+        )
+
+
+def _zoom_to(axes, points: np.ndarray, means: np.ndarray) -> None:
+    box = np.vstack([points, means])
+    low, high = box.min(axis=0), box.max(axis=0)
+    pad = 0.15 * np.maximum(high - low, 1e-6)
+    axes.set_xlim(low[0] - pad[0], high[0] + pad[0])
+    axes.set_ylim(low[1] - pad[1], high[1] + pad[1])
+
+
+def plot_densities(
+    path: str | Path,
+    groups: Mapping[str, np.ndarray],
+    *,
+    xlabel: str,
+    threshold: float | None = None,
+    log_x: bool = False,
+    title: str | None = None,
+) -> Path:
+    """Kernel density of one quantity per group (e.g. score of real rare vs synthetic).
+
+    Args:
+        path: PNG file to write.
+        groups: label -> values; empty groups are skipped.
+        xlabel: what the values are.
+        threshold: draw a vertical line here (e.g. the pass threshold).
+        log_x: show ``log10`` of the values (they must be positive; zeros are floored).
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    from scipy.stats import gaussian_kde
+
+    figure = _figure(6.5, 4.0)
+    axes = figure.add_subplot()
+    for (label, values), colour in zip(groups.items(), _DENSITY_COLOURS * 4, strict=False):
+        values = np.asarray(values, dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if log_x:
+            values = np.log10(np.maximum(values, 1e-300))
+        if values.size == 0:
+            continue
+        if values.size < 3 or np.ptp(values) == 0:
+            axes.axvline(values.mean(), color=colour, label=f"{label} ({values.size})")
+            continue
+        grid = np.linspace(values.min(), values.max(), 256)
+        pad = 0.05 * (grid[-1] - grid[0])
+        grid = np.linspace(grid[0] - pad, grid[-1] + pad, 256)
+        density = gaussian_kde(values)(grid)
+        axes.plot(grid, density, color=colour, label=f"{label} ({values.size})")
+        axes.fill_between(grid, density, color=colour, alpha=0.15)
+    if threshold is not None:
+        shown = np.log10(max(threshold, 1e-300)) if log_x else threshold
+        axes.axvline(shown, color="black", linestyle="--", label="pass threshold")
+    axes.set_xlabel(f"log10 {xlabel}" if log_x else xlabel)
+    axes.set_ylabel("density")
+    if title:
+        axes.set_title(title)
+    axes.legend(loc="best", fontsize=8)
+    return _save(figure, path)

@@ -1,0 +1,131 @@
+"""``curate filter``: score synthetic samples against the real rare class and tag pass / reject."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from curation.cli.options import echo_json, json_option
+from curation.errors import CurateError
+
+
+def _filter_names() -> list[str]:
+    from brain.filters import FILTERS
+
+    return FILTERS.names()
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CurateError(f"--param takes NAME=VALUE, got {pair!r}")
+        params[name.strip().replace("-", "_")] = yaml.safe_load(value)
+    return params
+
+
+def _parse_levels(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise CurateError(f"--levels takes comma-separated numbers, got {text!r}") from None
+
+
+@click.command("filter")
+@click.argument("name")
+@click.option("--method", type=click.Choice(_filter_names()), required=True, help="The filter.")
+@click.option("--key", required=True, help="Run key K: field K_score, tags K:pass / K:reject.")
+@click.option("--embed", default=None, help="Embed run to read [default: the latest].")
+@click.option("--level", type=float, default=None, help="Pass level [default: the filter's].")
+@click.option("--calibrate", is_flag=True, help="Pick the level by validation F1 of retraining.")
+@click.option("--levels", default=None, help="Levels to sweep with --calibrate, e.g. 0.5,0.7,0.9")
+@click.option("--calibrate-seeds", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--calibrate-epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--size", type=click.IntRange(min=8), default=None, help="Pad to square, resize.")
+@click.option("--seed", type=int, default=None, help="random_state of the filter.")
+@click.option("--param", "-p", "params", multiple=True, help="Filter parameter NAME=VALUE.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--no-visualization", is_flag=True, help="Skip the App's UMAP brain run.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
+@json_option
+def filter_command(
+    name: str,
+    method: str,
+    key: str,
+    embed: str | None,
+    level: float | None,
+    calibrate: bool,
+    levels: str | None,
+    calibrate_seeds: int,
+    calibrate_epochs: int,
+    size: int | None,
+    seed: int | None,
+    params: tuple[str, ...],
+    no_plots: bool,
+    no_visualization: bool,
+    device: str,
+    threads: int | None,
+    as_json: bool,
+) -> None:
+    """Fit a filter on the real train embeddings of dataset NAME, score every synthetic sample
+    (field K_score) and tag it K:pass or K:reject."""
+    from brain.filter_calibration import CalibrationSettings
+    from brain.filtering import run_filter
+    from brain.filters import FILTERS
+
+    options = _parse_params(params)
+    if seed is not None:
+        if "random_state" not in FILTERS.get(method)._get_param_names():
+            raise CurateError(f"--seed: filter {method!r} has no randomness")
+        options["random_state"] = seed
+    calibration = CalibrationSettings(
+        levels=_parse_levels(levels),
+        seeds=calibrate_seeds,
+        epochs=calibrate_epochs,
+        size=size,
+        device=device,
+        num_threads=threads,
+    )
+    report = run_filter(
+        name,
+        method,
+        key,
+        embed=embed,
+        level=level,
+        calibrate=calibrate,
+        calibration=calibration,
+        params=options,
+        visualize=not no_visualization,
+        plots=not no_plots,
+    )
+    if as_json:
+        echo_json(report)
+        return
+    if report["calibration"]:
+        for entry in report["calibration"]["sweep"]:
+            click.echo(
+                f"level {entry['level']:.3f}: {entry['n_pass']} pass, val F1 "
+                f"{entry['val_f1_mean']:.3f} +- {entry['val_f1_std']:.3f}"
+            )
+        real_only = report["calibration"]["real_only"]
+        if real_only:
+            click.echo(
+                f"real only: val F1 {real_only['val_f1_mean']:.3f} +- {real_only['val_f1_std']:.3f}"
+            )
+    click.echo(
+        f"{key} ({method}): {report['n_pass']} of {report['n_synthetic']} synthetic samples pass "
+        f"at level {report['level']:.4g} (default {report['default_level']:.4g}); "
+        f"{report['n_overridden']} manual overrides"
+    )
+    click.echo(f"field {report['score_field']}, views {', '.join(report['views'])}")
+    if report["brain_key"]:
+        click.echo(f"App embeddings: brain key {report['brain_key']!r}")
+    for path in report["plots"]:
+        click.echo(f"plot: {path}")

@@ -1,0 +1,271 @@
+"""Filter runs on a dataset: scores, tags, views, the App's UMAP brain run, the run record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fiftyone as fo
+import numpy as np
+import pytest
+
+from brain.filtering import run_filter
+from brain.runs import list_runs, load_run, store_run
+from curation.cli import main
+from curation.demo import make_crop
+from curation.errors import CurateError
+from curation.images import write_png
+from curation.ingest import ingest_records
+from curation.readers import Record
+from curation.schema import LABEL_FIELD, ORIGIN_FIELD, SPLIT_FIELD
+
+N_NEAR, N_FAR, DIM = 20, 20, 8
+FIELD = "emb_blobs"
+
+
+def _vectors(rng: np.random.Generator, centre: float, n: int, spread: float = 1.0) -> np.ndarray:
+    base = np.zeros(DIM)
+    base[0] = centre
+    return base + spread * rng.normal(size=(n, DIM))
+
+
+@pytest.fixture(scope="module")
+def blobs_dataset(demo_dataset: str, session_dir: Path) -> str:
+    """A clone of the demo dataset plus 40 synthetic crops, with hand-made embeddings: real rare
+    samples around x0 = 0 (70%) and x0 = 8, other classes around x0 = 20; synthetic ones half
+    near the centre of the heavy rare cluster (``near`` in their file name), half near the
+    other class."""
+    name = "filter-blobs"
+    dataset = fo.load_dataset(demo_dataset).clone(name, persistent=True)
+    records = []
+    for i in range(N_NEAR + N_FAR):
+        kind = "near" if i < N_NEAR else "far"
+        path = session_dir / "filter-synthetic" / f"{kind}_{i}.png"
+        write_png(make_crop(900 + i, size=64, translocation=True), path)
+        records.append(Record(str(path), "translocation"))
+    ingest_records(records, name, source="test", origin="synthetic", append=True)
+    dataset.reload()
+    rng = np.random.default_rng(0)
+    ids, labels, origins, paths = dataset.values(
+        ["id", f"{LABEL_FIELD}.label", ORIGIN_FIELD, "filepath"]
+    )
+    vectors = {}
+    for sample_id, label, origin, path in zip(ids, labels, origins, paths, strict=True):
+        if origin == "synthetic":
+            centre, spread = (0.0, 0.3) if "near_" in Path(path).name else (20.0, 1.0)
+        elif label == "translocation":  # a heavy (70%) and a light rare-class cluster
+            centre, spread = (0.0 if rng.random() < 0.7 else 8.0), 1.0
+        else:
+            centre, spread = 20.0, 1.0
+        vectors[sample_id] = _vectors(rng, centre, 1, spread)[0]
+    dataset.set_values(FIELD, vectors, key_field="id")
+    store_run(dataset, "embed", "blobs", {"field": FIELD, "train_run": None}, {"dim": DIM})
+    return name
+
+
+def _synthetic(dataset: fo.Dataset):
+    return dataset.match(fo.ViewField(ORIGIN_FIELD) == "synthetic")
+
+
+def _near_mask(view) -> np.ndarray:
+    return np.array(["near_" in Path(p).name for p in view.values("filepath")])
+
+
+def test_gmm_full_run_scores_tags_views_and_record(blobs_dataset):
+    report = run_filter(blobs_dataset, "gmm_full", "full", params={"pca_components": 3})
+    dataset = fo.load_dataset(blobs_dataset)
+    synthetic = _synthetic(dataset)
+    assert report["n_synthetic"] == N_NEAR + N_FAR
+    assert report["n_pass"] + report["n_reject"] == N_NEAR + N_FAR
+    assert report["level"] == pytest.approx(report["default_level"])
+    near = _near_mask(synthetic)
+    tags = synthetic.values("tags")
+    passed = np.array(["full:pass" in t for t in tags])
+    assert passed[near].mean() >= 0.9 and not passed[~near].any()
+    assert all(("full:pass" in t) != ("full:reject" in t) for t in tags)
+    scores = np.array(synthetic.values("full_score"))
+    assert scores[near].min() > scores[~near].max()
+    real = dataset.match(fo.ViewField(ORIGIN_FIELD) == "real")
+    assert set(real.values("full_score")) == {None}
+    assert not any(t for tags in real.values("tags") for t in tags if t.startswith("full:"))
+    for view in ("real-train", "full-pass", "full-reject"):
+        assert dataset.has_saved_view(view)
+    assert len(dataset.load_saved_view("full-pass")) == report["n_pass"]
+    assert all(s == "train" for s in dataset.load_saved_view("real-train").values(SPLIT_FIELD))
+    config, results = load_run(dataset, "filter", "full")
+    assert config["method"] == "gmm_full" and config["params"]["pca_components"] == 3
+    assert config["embed_run"] == "blobs" and config["field"] == FIELD
+    assert results["n_pass"] == report["n_pass"] and results["level"] == report["level"]
+    brain = dataset.load_brain_results(report["brain_key"])
+    n_real_train = len(dataset.load_saved_view("real-train").exists(f"{LABEL_FIELD}.label"))
+    assert brain.points.shape == (n_real_train + N_NEAR + N_FAR, 2)
+    assert all(Path(p).is_file() for p in report["plots"])
+
+
+def test_rerun_replaces_tags_and_runs_coexist(blobs_dataset):
+    first = run_filter(blobs_dataset, "knn_precision", "knn", visualize=False)
+    assert first["brain_key"] is None and all(Path(p).is_file() for p in first["plots"])
+    again = run_filter(blobs_dataset, "knn_precision", "knn", level=0.5, plots=False)
+    dataset = fo.load_dataset(blobs_dataset)
+    tags = _synthetic(dataset).values("tags")
+    assert sum("knn:pass" in t for t in tags) == again["n_pass"]
+    assert all(sum(tag.startswith("knn:") for tag in t) == 1 for t in tags)
+    assert all(len(t) == len(set(t)) for t in tags)
+    umap = run_filter(
+        blobs_dataset, "umap_gmm", "um", level=0.99, params={"n_epochs": 50}, plots=True
+    )
+    assert umap["brain_key"] == "um_umap"
+    assert {"knn", "um"} <= set(list_runs(dataset, "filter"))
+    near = _near_mask(_synthetic(dataset))
+    passed = np.array(["um:pass" in t for t in _synthetic(dataset).values("tags")])
+    scores = np.array(_synthetic(dataset).values("um_score"))
+    assert scores[near].min() > scores[~near].max()
+    assert passed[near].mean() >= 0.5 and not passed[~near].any()
+    points = dataset.load_brain_results("um_umap").points
+    assert points.shape[1] == 2 and np.isfinite(points).all()
+
+
+def _snapshot(dataset: fo.Dataset):
+    return (
+        sorted(map(tuple, dataset.values("tags"))),
+        sorted(dataset.list_runs()),
+        sorted(dataset.list_saved_views()),
+    )
+
+
+def test_bad_input_changes_nothing(blobs_dataset):
+    dataset = fo.load_dataset(blobs_dataset)
+    run_filter(blobs_dataset, "gmm_full", "keep", params={"pca_components": 3}, plots=False)
+    before = _snapshot(dataset)
+    with pytest.raises(CurateError, match="need at least 2000"):
+        run_filter(blobs_dataset, "gmm_full", "keep", params={"gmm_components": 2000})
+    with pytest.raises(CurateError, match="invalid filter key"):
+        run_filter(blobs_dataset, "gmm_full", "bad key")
+    with pytest.raises(CurateError, match="either a level or --calibrate"):
+        run_filter(blobs_dataset, "gmm_full", "keep", level=0.5, calibrate=True)
+    with pytest.raises(CurateError, match="between 0 and 1"):
+        run_filter(blobs_dataset, "gmm_full", "keep", level=1.5)
+    with pytest.raises(CurateError, match="unknown filter"):
+        run_filter(blobs_dataset, "nope", "keep")
+    one = _synthetic(dataset).first()
+    original = one[FIELD]
+    try:
+        one[FIELD] = None
+        one.save()
+        with pytest.raises(CurateError, match="1 of 40 synthetic samples have no embedding"):
+            run_filter(blobs_dataset, "gmm_full", "keep")
+        one[FIELD] = np.r_[original, 1.0]
+        one.save()
+        with pytest.raises(CurateError, match="different runs mixed"):
+            run_filter(blobs_dataset, "gmm_full", "keep")
+        one[FIELD] = np.full(DIM, np.nan)
+        one.save()
+        with pytest.raises(CurateError, match="NaN"):
+            run_filter(blobs_dataset, "gmm_full", "keep")
+    finally:
+        one[FIELD] = original
+        one.save()
+    assert _snapshot(dataset) == before
+
+
+def test_no_synthetic_samples(demo_dataset):
+    name = "filter-no-synthetic"
+    dataset = fo.load_dataset(demo_dataset).clone(name, persistent=True)
+    rng = np.random.default_rng(1)
+    dataset.set_values(FIELD, list(rng.normal(size=(len(dataset), DIM))))
+    store_run(dataset, "embed", "blobs", {"field": FIELD, "train_run": None}, {"dim": DIM})
+    with pytest.raises(CurateError, match="no synthetic samples"):
+        run_filter(name, "gmm_full", "k")
+    assert main(["filter", name, "--method", "gmm_full", "--key", "k"]) == 2
+
+
+def test_cli_json(blobs_dataset, capsys):
+    code = main(
+        [
+            "filter",
+            blobs_dataset,
+            "--method",
+            "gmm_full",
+            "--key",
+            "cli",
+            "-p",
+            "pca_components=3",
+            "--no-plots",
+            "--json",
+        ]
+    )
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"n_synthetic", "n_pass", "level"} <= set(report)
+    assert report["n_synthetic"] == N_NEAR + N_FAR
+    assert (
+        main(["filter", blobs_dataset, "--method", "gmm_full", "--key", "cli", "-p", "colour=red"])
+        == 2
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_dataset(demo_dataset: str, session_dir: Path) -> str:
+    """A clone of the demo dataset plus 12 synthetic crops, a tiny train run and its embeddings."""
+    from brain.classifier import train_classifier
+    from brain.embeddings import compute_embeddings
+
+    name = "filter-trained"
+    fo.load_dataset(demo_dataset).clone(name, persistent=True)
+    records = []
+    for i in range(12):
+        path = session_dir / "filter-trained" / f"syn_{i}.png"
+        write_png(make_crop(700 + i, size=64, translocation=i % 2 == 0), path)
+        records.append(Record(str(path), "translocation"))
+    ingest_records(records, name, source="test", origin="synthetic", append=True)
+    train_classifier(name, "r", epochs=1, subset=80, size=16, progress=False, num_threads=1)
+    compute_embeddings(name, "r", progress=False, num_threads=1)
+    return name
+
+
+def test_confidence_filter_uses_the_embed_runs_classifier(trained_dataset):
+    from brain.classifier import predict_proba
+
+    report = run_filter(trained_dataset, "confidence", "conf", level=0.5, visualize=False)
+    dataset = fo.load_dataset(trained_dataset)
+    ids, proba = predict_proba(trained_dataset, "r", "synthetic")
+    scores = dict(zip(*_synthetic(dataset).values(["id", "conf_score"]), strict=True))
+    np.testing.assert_allclose([scores[i] for i in ids], proba, rtol=1e-6)
+    assert report["n_pass"] == int((proba >= 0.5).sum())
+    config, _ = load_run(dataset, "filter", "conf")
+    assert config["classifier_run"] == "r" and config["embed_run"] == "r"
+
+
+def test_calibration_sweeps_levels_without_the_test_split(trained_dataset, monkeypatch):
+    import brain.data
+    from brain.filter_calibration import CalibrationSettings
+
+    seen_splits = set()
+    original = brain.data.decode_view
+
+    def spy(view, **kwargs):
+        decoded = original(view, **kwargs)
+        seen_splits.update(decoded.splits)
+        return decoded
+
+    monkeypatch.setattr(brain.data, "decode_view", spy)
+    settings = CalibrationSettings(levels=(0.2, 0.95), epochs=1, size=16, num_threads=1)
+    report = run_filter(
+        trained_dataset,
+        "gmm_full",
+        "cal",
+        calibrate=True,
+        calibration=settings,
+        params={"pca_components": 4},
+        visualize=False,
+        plots=False,
+    )
+    assert "test" not in seen_splits and "val" in seen_splits
+    sweep = report["calibration"]["sweep"]
+    assert [entry["level"] for entry in sweep] == [0.2, 0.95]
+    assert sweep[0]["n_pass"] <= sweep[1]["n_pass"]
+    best = max(sweep, key=lambda e: e["val_f1_mean"])
+    assert report["level"] == best["level"]
+    assert report["calibration"]["real_only"]["n_pass"] == 0
+    _, results = load_run(fo.load_dataset(trained_dataset), "filter", "cal")
+    assert results["calibration"]["sweep"] == sweep

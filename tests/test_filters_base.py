@@ -1,0 +1,89 @@
+"""The filter interface: registry, input validation, fitted checks (no FiftyOne)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _filter_blobs import make_blobs
+
+from brain.filters import FILTERS, GmmFullFilter, NotFittedError, make_filter
+from brain.filters.base import (
+    as_float_matrix,
+    as_probability_column,
+    as_rare_mask,
+    check_covariance,
+)
+from curation.errors import CurateError
+
+
+def test_registry_lists_the_four_filters_and_rejects_unknown_names():
+    assert FILTERS.names() == ["confidence", "gmm_full", "knn_precision", "umap_gmm"]
+    with pytest.raises(CurateError, match="known: confidence, gmm_full"):
+        make_filter("nope")
+    with pytest.raises(CurateError, match="unknown parameter"):
+        make_filter("gmm_full", colour="red")
+    flt = make_filter("gmm_full", pca_components=4)
+    assert isinstance(flt, GmmFullFilter) and flt.get_params()["pca_components"] == 4
+
+
+def test_input_kinds():
+    assert {name: FILTERS.get(name).input_kind for name in FILTERS.names()} == {
+        "confidence": "probability",
+        "gmm_full": "embedding",
+        "knn_precision": "embedding",
+        "umap_gmm": "embedding",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([[1.0, np.nan], [0.0, 1.0]], "NaN or infinite values in 1 of 2"),
+        ([[1.0, np.inf]], "NaN or infinite"),
+        ([np.ones(3), None], "missing or ragged"),
+        ([[1.0, 2.0], [1.0]], "missing or ragged"),
+        (np.ones(4), "2-D"),
+        (np.ones((3, 0)), "no features"),
+    ],
+)
+def test_bad_embeddings_raise(value, message):
+    with pytest.raises(CurateError, match=message):
+        as_float_matrix(np.array(value, dtype=object) if value is not None else value)
+
+
+def test_probabilities_and_labels_validation():
+    assert as_probability_column([0.1, 0.9]).shape == (2, 1)
+    assert as_probability_column(np.array([[0.5]])).shape == (1, 1)
+    with pytest.raises(CurateError, match=r"\[0, 1\]"):
+        as_probability_column([0.5, 1.5])
+    with pytest.raises(CurateError, match="NaN"):
+        as_probability_column([0.5, np.nan])
+    assert as_rare_mask([0, 1, 1], 3).tolist() == [False, True, True]
+    with pytest.raises(CurateError, match="0/1"):
+        as_rare_mask([0, 2, 1], 3)
+    with pytest.raises(CurateError, match="one value per sample"):
+        as_rare_mask([0, 1], 3)
+
+
+def test_check_covariance():
+    check_covariance(np.diag([1.0, 0.5]))
+    with pytest.raises(CurateError, match="degenerate"):
+        check_covariance(np.array([[1.0, 1.0], [1.0, 1.0]]))
+    with pytest.raises(CurateError, match="degenerate"):
+        check_covariance(np.zeros((2, 2)))
+
+
+def test_unfitted_filter_and_bad_scoring_input():
+    blobs = make_blobs()
+    flt = GmmFullFilter(pca_components=4)
+    with pytest.raises(NotFittedError):
+        flt.score(blobs.near)
+    flt.fit(blobs.real, blobs.rare)
+    with pytest.raises(CurateError, match="different runs"):
+        flt.score(blobs.near[:, :5])
+    with pytest.raises(CurateError, match="no samples to score"):
+        flt.score(np.empty((0, blobs.real.shape[1])))
+    with pytest.raises(CurateError, match="NaN"):
+        flt.score(np.where(np.arange(blobs.near.size).reshape(blobs.near.shape) == 3, np.nan, 0))
+    with pytest.raises(CurateError, match="between 0 and 1"):
+        flt.decide(blobs.near, level=1.5)
