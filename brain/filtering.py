@@ -31,7 +31,7 @@ from brain.filter_calibration import CalibrationSettings, calibrate_level
 from brain.filters import EmbeddingFilter, make_filter
 from brain.filters.base import as_float_matrix
 from brain.filters.ellipse import EllipseFilter
-from brain.runs import list_runs, load_run, run_key, store_run
+from brain.runs import latest_run, list_runs, load_run, run_key, store_run
 from curation.datasets import builtin_views, labelled, media_dir, open_dataset, save_view
 from curation.errors import CurateError
 from curation.schema import LABEL_FIELD, rare_class
@@ -75,10 +75,10 @@ def visualization_key(key: str) -> str:
 
 
 def _latest_embed_run(dataset: fo.Dataset) -> str:
-    names = list_runs(dataset, "embed")
-    if not names:
+    name = latest_run(dataset, "embed")
+    if name is None:
         raise CurateError(f"dataset {dataset.name!r} has no embeddings; run `curate embed` first")
-    return max(names, key=lambda n: dataset.get_run_info(run_key("embed", n)).timestamp)
+    return name
 
 
 def _read_vectors(view: fo.DatasetView, field: str, what: str, dim: int | None):

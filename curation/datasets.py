@@ -17,6 +17,7 @@ from curation.schema import (
     SPLIT_FIELD,
     SPLITS,
     SYNTHETIC,
+    rare_class,
 )
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -88,8 +89,9 @@ def media_dir(dataset: fo.Dataset | str, *parts: str) -> Path:
 
 
 def builtin_views(dataset: fo.Dataset) -> dict[str, fo.DatasetView]:
-    """Views every project has by name: ``all``, ``real``, ``synthetic``, ``pool`` and
-    ``real-<split>`` for each labelled split."""
+    """Views every project has by name: ``all``, ``real``, ``synthetic``, ``pool``,
+    ``real-<split>`` for each labelled split, and, once the rare class is known, ``rare-train``
+    and ``common-train`` (real train samples of the rare class, and of the other classes)."""
     real = dataset.match(F(ORIGIN_FIELD) == REAL)
     views = {
         "all": dataset.view(),
@@ -99,6 +101,11 @@ def builtin_views(dataset: fo.Dataset) -> dict[str, fo.DatasetView]:
     }
     for split in SPLITS[:3]:
         views[f"real-{split}"] = real.match(F(SPLIT_FIELD) == split)
+    rare = rare_class(dataset)
+    if rare is not None:
+        label = F(f"{LABEL_FIELD}.label")
+        views["rare-train"] = views["real-train"].match(label == rare)
+        views["common-train"] = views["real-train"].match(label.exists() & (label != rare))
     return views
 
 

@@ -1,40 +1,68 @@
-"""The demo pipeline behind ``curate demo``: built-in simulated data through every stage."""
+"""The demo behind ``curate demo``: the whole product on built-in SIMULATED data.
+
+Simulated FISH crops -> ingest -> ResNet on real train -> BBDM and CycleGAN from the DAPI pool ->
+embeddings -> UMAP + Gaussian-mixture filter -> retraining with and without the filtered samples
+-> SSIM -> report. The study is ``demo_experiment.yaml`` beside this module. A rerun continues
+the finished steps (``fresh=True`` starts over).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import yaml
+
+from curation.datasets import dataset_exists, open_dataset
 from curation.demo import make_demo_data
-from curation.info import dataset_info
 from curation.ingest import ingest_csv, ingest_pool
+from curation.schema import project_info
 
 DEMO_RARE = "translocation"
+DEMO_LABELLED = 1000
+DEMO_POOL = 600
+DEMO_CONFIG = Path(__file__).with_name("demo_experiment.yaml")
 
 
-def prepare_demo_dataset(name: str, root: Path, *, echo: Callable[[str], None] = print) -> str:
-    """Make the simulated data under ``root/data`` (kept between runs) and ingest it as ``name``
-    (replacing an older demo dataset)."""
+def prepare_demo_dataset(
+    name: str, root: Path, *, fresh: bool = False, echo: Callable[[str], None] = print
+) -> str:
+    """Make the simulated data under ``root/data`` (kept between runs) and ingest it as ``name``;
+    an existing demo dataset is kept (so the study resumes) unless ``fresh``."""
     data = root / "data"
     labels_csv = data / "labels.csv"
     if not labels_csv.is_file():
-        echo(f"making simulated FISH crops in {data} ...")
-        make_demo_data(data)
+        echo(f"[data] making simulated FISH crops in {data}")
+        make_demo_data(data, n_labelled=DEMO_LABELLED, n_pool=DEMO_POOL)
+    if dataset_exists(name) and not fresh:
+        sources = [s["kind"] for s in project_info(open_dataset(name)).get("sources", [])]
+        if f"csv:{labels_csv}" in sources:
+            echo(f"[data] dataset {name!r} exists: continuing (use --fresh to start over)")
+            return name
     report = ingest_csv(labels_csv, name, rare=DEMO_RARE, overwrite=True)
     pool = ingest_pool(data / "pool", name, append=True)
-    echo(f"ingested {report.added} labelled crops and {pool.added} pool crops into {name!r}")
+    echo(f"[data] ingested {report.added} labelled crops and {pool.added} pool crops as {name!r}")
     return name
 
 
-def run_demo(name: str, root: Path, *, echo: Callable[[str], None] = print) -> dict:
-    """Run the demo and return the dataset summary."""
+def demo_config(name: str) -> dict[str, Any]:
+    """The demo study as a config mapping, on dataset ``name``."""
+    return {**yaml.safe_load(DEMO_CONFIG.read_text()), "dataset": name}
+
+
+def run_demo(
+    name: str,
+    root: Path,
+    *,
+    fresh: bool = False,
+    echo: Callable[[str], None] = print,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the demo study; returns the experiment's results (``report`` is the report path)."""
+    from curation.experiment import parse_config, run_experiment
+
     root.mkdir(parents=True, exist_ok=True)
-    prepare_demo_dataset(name, root, echo=echo)
-    summary = dataset_info(name)
-    echo(f"rare class: {summary['rare_class']}")
-    for origin, splits in summary["counts"].items():
-        for split, labels in splits.items():
-            parts = ", ".join(f"{label}: {count}" for label, count in labels.items())
-            echo(f"  {origin:<9} {split:<5} {parts}")
-    echo(f"browse it: curate app {name}")
-    return summary
+    prepare_demo_dataset(name, root, fresh=fresh, echo=echo)
+    config = parse_config(demo_config(name))
+    return run_experiment(config, out=root / "report", echo=echo, progress=progress)

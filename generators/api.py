@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from curation.datasets import resolve_view
 from curation.errors import CurateError
 from generators.base import CARD_FILE, GENERATORS, Generator, read_card
 from generators.sources import (
@@ -41,7 +42,6 @@ from generators.sources import (
     read_images,
     read_masks,
     real_train,
-    resolve_source,
 )
 
 CHECKPOINT_DIR, IMAGES_DIR, LOSS_PNG = "checkpoint", "images", "loss.png"
@@ -290,13 +290,9 @@ def _prepare(
         )
 
     view_name = source_view or cls.default_source
-    if (
-        source_view is None
-        and view_name == "pool"
-        and not len(resolve_source(dataset, "pool", rare))
-    ):
+    if source_view is None and view_name == "pool" and not len(resolve_view(dataset, "pool")):
         view_name = COMMON_TRAIN
-    sources = resolve_source(dataset, view_name, rare).sort_by("id")
+    sources = resolve_view(dataset, view_name).sort_by("id")
     if len(sources) == 0:
         raise CurateError(f"source view {view_name!r} is empty")
     got = one_shape(image_shapes(sources), f"images of source view {view_name!r}")

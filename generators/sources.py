@@ -11,11 +11,9 @@ RARE_TRAIN, COMMON_TRAIN = "rare-train", "common-train"
 
 def real_train(dataset):
     """The real samples of the train split (never val, test or pool)."""
-    from fiftyone import ViewField as F
+    from curation.datasets import builtin_views
 
-    from curation.schema import ORIGIN_FIELD, REAL, SPLIT_FIELD
-
-    return dataset.match((F(ORIGIN_FIELD) == REAL) & (F(SPLIT_FIELD) == "train"))
+    return builtin_views(dataset)["real-train"]
 
 
 def by_label(view, rare: str, *, rare_class: bool):
@@ -26,22 +24,6 @@ def by_label(view, rare: str, *, rare_class: bool):
 
     label = F(f"{LABEL_FIELD}.label")
     return view.match(label == rare) if rare_class else view.match(label.exists() & (label != rare))
-
-
-def resolve_source(dataset, name: str, rare: str):
-    """The view of source images called ``name``.
-
-    Besides the dataset's saved and built-in views (``pool``, ``real-train``, ...), two names
-    are known here: ``rare-train`` (real train images of the rare class) and ``common-train``
-    (real train images of the other classes).
-    """
-    from curation.datasets import resolve_view
-
-    if name == RARE_TRAIN:
-        return by_label(real_train(dataset), rare, rare_class=True)
-    if name == COMMON_TRAIN:
-        return by_label(real_train(dataset), rare, rare_class=False)
-    return resolve_view(dataset, name)
 
 
 def read_images(paths: list[str]) -> np.ndarray:

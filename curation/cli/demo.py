@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -13,11 +14,22 @@ import click
     "--workdir",
     type=click.Path(),
     default=None,
-    help="Where demo data and reports go [default: ~/synthcurate-demo].",
+    help="Where demo data and the report go [default: ~/synthcurate-demo].",
 )
-def demo(name: str, workdir: str | None) -> None:
-    """Run the demo on built-in SIMULATED FISH data: make data, ingest, print counts."""
+@click.option("--fresh", is_flag=True, help="Start over instead of continuing an earlier run.")
+def demo(name: str, workdir: str | None, fresh: bool) -> None:
+    """Run the whole pipeline on built-in SIMULATED FISH data: data, ingest, classifier, BBDM
+    and CycleGAN, embeddings, filter, retraining, SSIM, report."""
     from curation.demo_pipeline import run_demo
+    from curation.experiment.report import markdown_table
 
+    started = time.time()
     root = Path(workdir) if workdir else Path.home() / "synthcurate-demo"
-    run_demo(name, root, echo=click.echo)
+    results = run_demo(name, root, fresh=fresh, echo=click.echo)
+    click.echo("")
+    click.echo(markdown_table(results["tables"], results["seeds"]))
+    for generator, counts in results["filter_counts"].items():
+        click.echo(f"filter: {generator}: {counts['after']} of {counts['before']} passed")
+    click.echo(f"\nreport: {results['report']}")
+    click.echo(f"browse and re-tag in the FiftyOne App: curate app {name}")
+    click.echo(f"done in {time.time() - started:.0f} s")

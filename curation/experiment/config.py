@@ -116,6 +116,9 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
         names.append(generator.name)
     if len(set(names)) != len(names):
         raise CurateError(f"generator names must be unique: {names}")
+    from brain.filters import FILTERS
+
+    FILTERS.get(config.filter.method)  # raises listing the known filters
     if config.filter.level is not None and not 0 < config.filter.level < 1:
         raise CurateError(f"filter level must lie in (0, 1), got {config.filter.level}")
     if config.filter.level is not None and config.filter.calibrate:

@@ -15,8 +15,8 @@ from typing import Any
 
 from fiftyone import ViewField as F
 
-from brain.runs import has_run, load_run, store_run
-from curation.datasets import open_dataset, save_view
+from brain.runs import has_run, load_run, run_key, store_run
+from curation.datasets import builtin_views, open_dataset, resolve_view, save_view
 from curation.errors import CurateError
 from curation.experiment.cells import Cell, study_cells, synthetic_view_name
 from curation.experiment.config import ExperimentConfig
@@ -94,11 +94,17 @@ def _train_settings(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def _finished(dataset, cell: Cell, with_view: str | None, settings: dict) -> bool:
+    """Whether the cell's stored run used these settings and the same amount of training data
+    (a changed filter outcome changes the synthetic view, so the cell is trained again)."""
     if not has_run(dataset, "train", cell.run):
         return False
     stored, results = load_run(dataset, "train", cell.run)
+    n_train = len(builtin_views(dataset)["real-train"])
+    if with_view is not None:
+        n_train += len(dataset.load_saved_view(with_view))
     return (
         "per_seed" in results
+        and results.get("n_train_available") == n_train
         and len(stored.get("seeds", [])) == settings["seeds"]
         and stored.get("epochs") == settings["epochs"]
         and stored.get("augment") == cell.augment
@@ -139,7 +145,13 @@ def _embed(config: ExperimentConfig, echo: Echo, progress: bool) -> str:
     source = Cell(config.name, augment=config.augment[0]).run
     if has_run(dataset, "embed", name):
         stored, results = load_run(dataset, "embed", name)
-        if stored.get("run") == source and results.get("n") == len(dataset):
+        embedded_at = dataset.get_run_info(run_key("embed", name)).timestamp
+        trained_at = dataset.get_run_info(run_key("train", source)).timestamp
+        if (
+            stored.get("train_run") == source
+            and results.get("n") == len(dataset)
+            and embedded_at > trained_at
+        ):
             echo(f"[embed] {name}: done earlier, skipped")
             return name
     echo(f"[embed] {name}: penultimate layer of {source}")
@@ -194,6 +206,20 @@ def _save_generator_views(config: ExperimentConfig) -> dict[str, dict[str, int]]
     return counts
 
 
+def _preflight(config: ExperimentConfig) -> None:
+    """Check what the config needs before any work, so a bad config changes nothing."""
+    from curation.experiment.config import EXISTING
+
+    dataset = open_dataset(config.dataset)
+    for gen in config.generators:
+        if gen.method == EXISTING and not len(_generator_samples(dataset, gen.name)):
+            raise CurateError(
+                f"dataset {config.dataset!r} has no synthetic samples of generator {gen.name!r}"
+            )
+        if gen.source is not None:
+            resolve_view(dataset, gen.source)
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -211,8 +237,8 @@ def run_experiment(
     from brain.near_copies import compute_max_ssim
     from curation.experiment.report import collect_results, write_report
 
-    dataset = open_dataset(config.dataset)
-    if not config.generators and not len(dataset.match(F(ORIGIN_FIELD) == SYNTHETIC)):
+    _preflight(config)
+    if not config.generators:
         echo("[note] no generators configured: only the real baselines are trained")
     out = Path(out or config.out or Path("runs") / config.name)
     generators = [g.name for g in config.generators]
