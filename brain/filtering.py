@@ -27,11 +27,12 @@ from typing import Any
 import fiftyone as fo
 import numpy as np
 
+from brain.embeddings import latest_embed_run
 from brain.filter_calibration import CalibrationSettings, calibrate_level
 from brain.filters import EmbeddingFilter, make_filter
 from brain.filters.base import as_float_matrix
 from brain.filters.ellipse import EllipseFilter
-from brain.runs import latest_run, list_runs, load_run, run_key, store_run
+from brain.runs import list_runs, load_run, run_key, store_run
 from curation.datasets import builtin_views, labelled, media_dir, open_dataset, save_view
 from curation.errors import CurateError
 from curation.schema import LABEL_FIELD, rare_class
@@ -74,13 +75,6 @@ def visualization_key(key: str) -> str:
     return f"{key}_umap"
 
 
-def _latest_embed_run(dataset: fo.Dataset) -> str:
-    name = latest_run(dataset, "embed")
-    if name is None:
-        raise CurateError(f"dataset {dataset.name!r} has no embeddings; run `curate embed` first")
-    return name
-
-
 def _read_vectors(view: fo.DatasetView, field: str, what: str, dim: int | None):
     ids, vectors = view.values(["id", field])
     missing = sum(v is None for v in vectors)
@@ -108,7 +102,7 @@ def read_inputs(dataset: fo.Dataset, embed: str | None = None) -> FilterInputs:
     rare_label = rare_class(dataset)
     if rare_label is None:
         raise CurateError(f"dataset {dataset.name!r} records no rare class")
-    embed = embed or _latest_embed_run(dataset)
+    embed = embed or latest_embed_run(dataset)
     config, results = load_run(dataset, "embed", embed)
     field, dim = config["field"], results.get("dim")
     if not dataset.has_sample_field(field):

@@ -1,0 +1,259 @@
+"""Turn a dataset view into decoded ``uint8`` image tensors and integer labels.
+
+Images are decoded once per process with :func:`curation.images.read_image` and kept in a
+bounded cache, so training epochs, predictions and embeddings never wait on PNG decoding.
+
+Resize policy (stated once, applied everywhere):
+
+- Without a target size, every image must have the same height, width and channel count; mixed
+  sizes are refused with a message asking for ``--size``.
+- With a target size ``S``, an image that is not ``S x S`` is zero-padded to a centred square and
+  resized to ``S x S`` (bilinear, antialiased). Aspect ratio is kept; nothing is cropped.
+- Channel counts must agree across all images: a model has one input channel count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from curation.errors import CurateError
+from curation.images import read_image
+from curation.schema import LABEL_FIELD, ORIGIN_FIELD, SPLIT_FIELD
+
+NO_LABEL = -1
+CACHE_BYTES = int(os.environ.get("SYNTHCURATE_IMAGE_CACHE_MB", "2048")) * 2**20
+
+
+class ImageCache:
+    """A least-recently-used cache of decoded images keyed by path, checked against the file's
+    modification time and size, holding at most ``max_bytes`` of pixels."""
+
+    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[tuple[int, int], np.ndarray]] = OrderedDict()
+        self._bytes = 0
+
+    def read(self, path: str) -> np.ndarray:
+        """The decoded image at ``path`` (a read-only ``uint8`` ``(H, W, C)`` array)."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            raise CurateError(f"image not found: {path}") from None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        entry = self._entries.get(path)
+        if entry is not None and entry[0] == stamp:
+            self._entries.move_to_end(path)
+            return entry[1]
+        array = read_image(path)
+        array.setflags(write=False)
+        self._put(path, stamp, array)
+        return array
+
+    def _put(self, path: str, stamp: tuple[int, int], array: np.ndarray) -> None:
+        old = self._entries.pop(path, None)
+        if old is not None:
+            self._bytes -= old[1].nbytes
+        if array.nbytes > self.max_bytes:
+            return
+        self._entries[path] = (stamp, array)
+        self._bytes += array.nbytes
+        while self._bytes > self.max_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self._bytes -= evicted.nbytes
+
+    def clear(self) -> None:
+        """Forget every cached image."""
+        self._entries.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+IMAGE_CACHE = ImageCache()
+
+
+@dataclass
+class ImageSet:
+    """Decoded images of a view, in the view's order.
+
+    Attributes:
+        ids: sample IDs.
+        images: ``uint8`` tensor ``(N, C, H, W)``.
+        labels: ``int64`` array of class indices (``-1`` where a sample has no label or one
+            outside the class list).
+        splits: the ``split`` field of each sample.
+        origins: the ``origin`` field of each sample.
+    """
+
+    ids: list[str]
+    images: torch.Tensor
+    labels: np.ndarray
+    splits: list[str | None]
+    origins: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> ImageSet:
+        """The samples at positions ``index``."""
+        index = np.asarray(index, dtype=np.int64)
+        return ImageSet(
+            [self.ids[i] for i in index],
+            self.images[torch.from_numpy(index)],
+            self.labels[index],
+            [self.splits[i] for i in index],
+            [self.origins[i] for i in index],
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[ImageSet]) -> ImageSet:
+        """Join image sets of the same image shape."""
+        return ImageSet(
+            [i for p in parts for i in p.ids],
+            torch.cat([p.images for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+            [s for p in parts for s in p.splits],
+            [o for p in parts for o in p.origins],
+        )
+
+
+def describe_shapes(shapes: Sequence[tuple[int, ...]]) -> str:
+    """``"64x64x3: 10, 32x32x3: 2"``: the shapes seen and how often, most common first."""
+    counts = Counter(tuple(s) for s in shapes)
+    return ", ".join(f"{'x'.join(map(str, s))}: {n}" for s, n in counts.most_common())
+
+
+def check_shapes(shapes: Sequence[tuple[int, int, int]], size: int | None) -> tuple[int, int, int]:
+    """The ``(H, W, C)`` a set of ``(H, W, C)`` image shapes becomes under the resize policy.
+
+    Raises:
+        CurateError: on mixed channel counts, or mixed sizes without ``size``.
+    """
+    if not shapes:
+        raise CurateError("no images to read")
+    channels = {s[2] for s in shapes}
+    if len(channels) > 1:
+        raise CurateError(f"images have mixed channel counts ({describe_shapes(shapes)})")
+    if size is not None:
+        if size < 8:
+            raise CurateError(f"--size must be at least 8 pixels, got {size}")
+        return size, size, channels.pop()
+    if len({s[:2] for s in shapes}) > 1:
+        raise CurateError(
+            f"images have mixed sizes ({describe_shapes(shapes)}); pass --size N to pad each "
+            "to a centred square and resize it to N x N"
+        )
+    return tuple(shapes[0])  # type: ignore[return-value]
+
+
+def pad_to_square(image: torch.Tensor) -> torch.Tensor:
+    """Zero-pad a ``(C, H, W)`` tensor to a centred square."""
+    _, height, width = image.shape
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    return torch.nn.functional.pad(image, (left, side - width - left, top, side - height - top))
+
+
+def fit_image(array: np.ndarray, size: int | None) -> torch.Tensor:
+    """A ``uint8`` ``(H, W, C)`` array as a ``(C, H, W)`` tensor, padded and resized to
+    ``size x size`` when it is not already that shape (see the module's resize policy)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    image = torch.from_numpy(np.array(array)).permute(
+        2, 0, 1
+    )  # a copy: cached arrays are read-only
+    if size is None or image.shape[1:] == (size, size):
+        return image
+    square = pad_to_square(image)
+    return TF.resize(square, [size, size], antialias=True)
+
+
+def stack_images(arrays: Sequence[np.ndarray], size: int | None) -> torch.Tensor:
+    """Stack decoded images into one ``uint8`` ``(N, C, H, W)`` tensor (resize policy applied)."""
+    height, width, channels = check_shapes([a.shape for a in arrays], size)
+    if all(a.shape == (height, width, channels) for a in arrays):
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    out = torch.empty((len(arrays), channels, height, width), dtype=torch.uint8)
+    for index, array in enumerate(arrays):
+        out[index] = fit_image(array, size)
+    return out
+
+
+@dataclass
+class DecodedView:
+    """The decoded images of a view and their fields, before the resize policy is applied."""
+
+    ids: list[str]
+    labels: list[str | None]
+    splits: list[str | None]
+    origins: list[str | None]
+    arrays: list[np.ndarray]
+
+    @property
+    def shapes(self) -> list[tuple[int, int, int]]:
+        """``(H, W, C)`` of every image."""
+        return [a.shape for a in self.arrays]
+
+    def to_set(self, classes: Sequence[str], size: int | None) -> ImageSet:
+        """An :class:`ImageSet` with labels as indices into ``classes`` (``-1`` otherwise)."""
+        index = {name: i for i, name in enumerate(classes)}
+        codes = np.array([index.get(label, NO_LABEL) for label in self.labels], dtype=np.int64)
+        images = stack_images(self.arrays, size)
+        return ImageSet(list(self.ids), images, codes, list(self.splits), list(self.origins))
+
+
+def decode_view(view, progress: bool = True, *, desc: str = "view") -> DecodedView:
+    """Decode every image of the FiftyOne collection ``view`` (through the cache); ``desc``
+    names it in the progress bar and in errors.
+
+    Raises:
+        CurateError: if the view is empty or an image is unreadable.
+    """
+    ids, paths, labels, splits, origins = view.values(
+        ["id", "filepath", f"{LABEL_FIELD}.label", SPLIT_FIELD, ORIGIN_FIELD]
+    )
+    if not ids:
+        raise CurateError(f"no samples in {desc!r}")
+    arrays = [
+        IMAGE_CACHE.read(p)
+        for p in tqdm(paths, desc=desc, unit="img", leave=False, disable=not progress)
+    ]
+    return DecodedView(list(ids), list(labels), list(splits), list(origins), arrays)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of a ``uint8`` ``(N, C, H, W)`` tensor, in
+    ``[0, 1]`` units (the standard deviation is at least ``1e-3``)."""
+    values = images.double().div_(255.0)
+    mean = values.mean(dim=(0, 2, 3))
+    std = values.std(dim=(0, 2, 3), unbiased=False).clamp_min(1e-3)
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
+def normalise(
+    batch: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *, device: torch.device | str
+) -> torch.Tensor:
+    """A ``uint8`` ``(B, C, H, W)`` batch as normalised ``float32`` on ``device``
+    (``mean`` and ``std`` are ``(1, C, 1, 1)`` tensors on ``device`` in ``[0, 1]`` units)."""
+    batch = batch.to(device, non_blocking=True).float().div_(255.0)
+    return batch.sub_(mean).div_(std)
+
+
+def digest(*parts: Sequence) -> str:
+    """A short SHA-256 digest of sequences of strings or numbers (order matters)."""
+    hasher = hashlib.sha256()
+    for part in parts:
+        for item in part:
+            hasher.update(str(item).encode())
+            hasher.update(b"\x00")
+        hasher.update(b"\x01")
+    return hasher.hexdigest()[:16]

@@ -1,0 +1,117 @@
+"""Classifier commands: train, embed, similar."""
+
+from __future__ import annotations
+
+import click
+
+from curation.cli.options import echo_json, json_option
+
+
+def _backend_names() -> list[str]:
+    from brain.similarity import BACKENDS
+
+    return BACKENDS.names()
+
+
+def _arch_names() -> list[str]:
+    from brain.models import ARCHITECTURES
+
+    return ARCHITECTURES.names()
+
+
+@click.command()
+@click.argument("name")
+@click.option("--run", "run", required=True, help="Run name (replaces an older one).")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
+@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--augment", is_flag=True, help="Flips, right-angle rotations and random crops.")
+@click.option("--with", "with_view", default=None, help="A view added to the real train split.")
+@click.option("--arch", type=click.Choice(_arch_names()), default="resnet18", show_default=True)
+@click.option("--pretrained", is_flag=True, help="Start from local ImageNet weights.")
+@click.option("--class-weighted", is_flag=True, help="Inverse-frequency class weights.")
+@click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--size", type=click.IntRange(min=8), default=None, help="Pad to square, resize.")
+@click.option("--subset", type=click.IntRange(min=2), default=None, help="Train on about N.")
+@click.option("--patience", type=click.IntRange(min=1), default=None, help="Early stopping.")
+@click.option(
+    "--select",
+    type=click.Choice(["f1", "auc", "loss"]),
+    default="f1",
+    show_default=True,
+    help="Validation score that picks the kept epoch (f1: of the rare class).",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
+@json_option
+def train(name: str, run: str, as_json: bool, threads: int | None, **options) -> None:
+    """Train a ResNet on the real train split (plus --with VIEW) and report the rare class on
+    the test split, mean +- std over seeds."""
+    from brain.classifier import train_classifier
+    from brain.metrics import format_summary
+
+    report = train_classifier(name, run, num_threads=threads, progress=not as_json, **options)
+    if as_json:
+        echo_json(report["summary"])
+        return
+    for entry in report["per_seed"]:
+        auc = "n/a" if entry["auc"] is None else f"{entry['auc']:.3f}"
+        click.echo(
+            f"seed {entry['seed']}: precision {entry['precision']:.3f} recall "
+            f"{entry['recall']:.3f} f1 {entry['f1']:.3f} auc {auc} "
+            f"(best epoch {entry['best_epoch']})"
+        )
+    click.echo(f"run {run!r}: {format_summary(report['summary'])}")
+    click.echo(f"test predictions: {report['predictions_field']}, evaluation: {report['eval_key']}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--run", "run", required=True, help="The train run whose network embeds.")
+@click.option("--view", default="all", show_default=True, help="Saved or built-in view.")
+@click.option("--name", "embed_name", default=None, help="Embed run name [default: --run].")
+@click.option("--field", default=None, help="Embedding field [default: emb_<name>].")
+@click.option("--backend", type=click.Choice(_backend_names()), default="sklearn")
+@click.option("--url", default=None, help="Server URL, or LanceDB folder.")
+@click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default="euclidean")
+@click.option("--seed-index", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
+@json_option
+def embed(name: str, run: str, embed_name, threads, as_json: bool, **options) -> None:
+    """Store penultimate-layer embeddings of a view and build a similarity index over them."""
+    from brain.embeddings import compute_embeddings
+
+    report = compute_embeddings(
+        name, run, name=embed_name, num_threads=threads, progress=not as_json, **options
+    )
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(
+        f"embedded {report['n']} samples ({report['dim']}-d) into {report['field']!r}; "
+        f"{report['backend']} index {report['brain_key']!r}"
+    )
+
+
+@click.command()
+@click.argument("name")
+@click.argument("sample_id")
+@click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--run", "embed_name", default=None, help="Embed run [default: the latest].")
+@click.option("--all-origins", is_flag=True, help="Synthetic samples as neighbours too.")
+@json_option
+def similar(name: str, sample_id: str, k: int, embed_name, all_origins: bool, as_json) -> None:
+    """List the real samples nearest to SAMPLE_ID in the embedding space, with distances."""
+    from brain.embeddings import find_similar
+
+    neighbours = find_similar(name, sample_id, k=k, name=embed_name, real_only=not all_origins)
+    if as_json:
+        echo_json(neighbours)
+        return
+    for entry in neighbours:
+        click.echo(
+            f"{entry['distance']:10.4f}  {entry['id']}  {entry['origin']}/{entry['split']}/"
+            f"{entry['label']}  {entry['filepath']}"
+        )

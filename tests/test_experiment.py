@@ -1,0 +1,149 @@
+"""The whole study on tiny data: tables, figures, resume, export round trip, no test leakage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import fiftyone as fo
+import pytest
+import yaml
+from test_ingest import assert_one_line_error
+
+from brain.runs import has_run
+from curation.cli import main
+from curation.demo import make_demo_data
+from curation.ingest import ingest_csv, ingest_pool
+
+DATASET = "study"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A small 32 px simulated dataset and a finished tiny study on it."""
+    root = tmp_path_factory.mktemp("study")
+    data = make_demo_data(
+        root / "data", n_labelled=360, n_pool=40, size=32, prevalence=0.15, seed=4
+    )
+    ingest_csv(data.labels_csv, DATASET, rare="translocation")
+    ingest_pool(data.pool_dir, DATASET, append=True)
+    config = {
+        "dataset": DATASET,
+        "name": "tiny",
+        "seeds": 2,
+        "augment": [False, True],
+        "classifier": {"epochs": 1, "batch_size": 32},
+        "generators": [{"method": "copies", "n": 16}],
+        "filter": {"method": "umap_gmm"},
+        "ssim": {"threshold": 0.9},
+    }
+    path = root / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = root / "report"
+    code = main(["experiment", str(path), "--out", str(out), "--json"])
+    assert code == 0
+    return {"root": root, "config": path, "out": out}
+
+
+def test_tables_figures_and_report(study, capsys):
+    report = json.loads((study["out"] / "report.json").read_text())
+    rows = report["tables"]
+    assert len(rows) == 2 * (1 + 2)  # per augmentation: real, and all / passing synthetic
+    for row in rows:
+        assert len(row["f1"]["values"]) == 2 and row["f1"]["mean"] is not None
+    assert report["filter_counts"]["copies"]["before"] == 16
+    assert len(report["comparisons"]) == 4
+    assert all("t_test_p" in c and "ci_low" in c for c in report["comparisons"])
+    figures = study["out"] / "figures"
+    for name in ("roc_pr.png", "ssim_density.png", "umap.png", "density.png"):
+        assert (figures / name).stat().st_size > 1000, name
+    text = (study["out"] / "report.md").read_text()
+    assert "| real + copies (filtered) |" in text and "+-" in text
+    dataset = fo.load_dataset(DATASET)
+    assert has_run(dataset, "experiment", "tiny")
+    assert dataset.has_saved_view("near-copies")
+    assert len(dataset.match({"origin": "synthetic"}).exists("max_ssim")) == 16
+    # copies of real training images are near-copies by construction
+    copies = dataset.match({"lineage.run": "copies"})
+    assert min(copies.values("max_ssim")) > 0.99
+
+
+def test_rerun_resumes(study, capsys):
+    capsys.readouterr()
+    assert main(["experiment", str(study["config"]), "--out", str(study["out"]), "--json"]) == 0
+    log = capsys.readouterr().err
+    assert log.count("done earlier, skipped") == 7, log  # 6 classifier cells and the embedding
+    assert len(fo.load_dataset(DATASET).match({"origin": "synthetic"})) == 16  # no duplicates
+
+
+def test_export_round_trip(study, tmp_path):
+    out = tmp_path / "curated"
+    assert (
+        main(["export", DATASET, "--filter", "tiny_filter", "--format", "csv", "--out", str(out)])
+        == 0
+    )
+    dataset = fo.load_dataset(DATASET)
+    expected = dataset.match({"split": "train", "origin": "real"}).count_values(
+        "ground_truth.label"
+    )
+    expected["translocation"] += len(dataset.match_tags("tiny_filter:pass"))
+    ingest_csv(out / "manifest.csv", "study-again")
+    assert fo.load_dataset("study-again").count_values("ground_truth.label") == expected
+
+
+def _checkpoint_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.safetensors")) + sorted(folder.rglob("*.pt")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_test_split_never_shapes_training(study):
+    """Scrambling every test label and image path must not change what training produces."""
+    from brain.classifier import run_folder, train_classifier
+
+    kwargs = {"seeds": 1, "epochs": 2, "progress": False, "with_view": "tiny-copies-pass"}
+    first = train_classifier(DATASET, "leak-a", **kwargs)
+    dataset = fo.load_dataset(DATASET)
+    test = dataset.match({"split": "test"})
+    labels = test.values("ground_truth.label")
+    flipped = ["normal" if label == "translocation" else "translocation" for label in labels]
+    test.set_values("ground_truth.label", flipped)
+    try:
+        second = train_classifier(DATASET, "leak-b", **kwargs)
+    finally:
+        test.set_values("ground_truth.label", labels)
+    assert first["per_seed"][0]["best_epoch"] == second["per_seed"][0]["best_epoch"]
+    assert first["per_seed"][0]["val_f1"] == second["per_seed"][0]["val_f1"]
+    digest_a = _checkpoint_digest(run_folder(DATASET, "leak-a"))
+    assert digest_a == _checkpoint_digest(run_folder(DATASET, "leak-b"))
+    assert (
+        first["per_seed"][0]["f1"] != second["per_seed"][0]["f1"]
+        or first["per_seed"][0]["confusion"] != second["per_seed"][0]["confusion"]
+    )  # the test metrics did see the flipped labels
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"colour": "blue"}, "unknown key(s) colour"),
+        ({"generators": [{"method": "stylegan"}]}, "unknown generator 'stylegan'"),
+        ({"filter": {"method": "magic"}}, "unknown filter 'magic'"),
+        ({"dataset": "nope"}, "dataset 'nope' does not exist"),
+        ({"generators": [{"method": "existing", "name": "elsewhere"}]}, "no synthetic samples"),
+    ],
+)
+def test_bad_configs_exit_2_and_change_nothing(study, tmp_path, capsys, change, message):
+    config = yaml.safe_load(study["config"].read_text())
+    config.update(change)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    before = sorted(fo.load_dataset(DATASET).list_runs())
+    capsys.readouterr()
+    assert main(["experiment", str(path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert message in err
+    assert sorted(fo.load_dataset(DATASET).list_runs()) == before
+    assert not (tmp_path / "r").exists()
