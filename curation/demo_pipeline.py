@@ -20,8 +20,8 @@ from curation.ingest import ingest_csv, ingest_pool
 from curation.schema import project_info
 
 DEMO_RARE = "translocation"
-DEMO_LABELLED = 1000
-DEMO_POOL = 600
+DEMO_LABELLED = 800
+DEMO_POOL = 400
 DEMO_CONFIG = Path(__file__).with_name("demo_experiment.yaml")
 
 
