@@ -82,11 +82,12 @@ def test_export_operator_writes_the_current_view(workbench, tmp_path):
     dataset = fo.load_dataset(workbench)
     view = dataset.match_tags(pass_tag("f1"))
     out = tmp_path / "curated"
-    result = _execute(workbench, "export_curated", view=view, params={"out": str(out), "format": "imagefolder"})
+    params = {"out": str(out), "format": "imagefolder"}
+    result = _execute(workbench, "export_curated", view=view, params=params)
     assert result.error is None and result.result["n_samples"] == len(view)
     assert sum(1 for _ in out.rglob("*.png")) == len(view)
     with pytest.raises(ExecutionError, match="exists; use --overwrite"):
-        _execute(workbench, "export_curated", view=view, params={"out": str(out), "format": "imagefolder"})
+        _execute(workbench, "export_curated", view=view, params=params)
 
 
 def test_unknown_filter_key_is_a_clear_error(workbench):
