@@ -122,7 +122,11 @@ def _train_cell(config, cell: Cell, echo: Echo, progress: bool, *, force: bool =
     )
     settings = _train_settings(config)
     if with_view is not None:
-        _check_training_view(dataset.load_saved_view(with_view), f"view {with_view!r}")
+        view = dataset.load_saved_view(with_view)
+        _check_training_view(view, f"view {with_view!r}")
+        if not len(view):  # e.g. the filter rejected every sample: real data only
+            echo(f"[note] {with_view!r} is empty: {cell.run} trains on real data only")
+            with_view = None
     if not force and _finished(dataset, cell, with_view, settings):
         echo(f"[train] {cell.run}: done earlier, skipped")
         return
