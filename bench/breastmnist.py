@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--augment", action="store_true")
     parser.add_argument("--select", choices=["f1", "auc", "loss"], default="f1")
+    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
     if not DATA.is_file():
@@ -55,6 +56,7 @@ def main() -> int:
         epochs=args.epochs,
         augment=args.augment,
         select=args.select,
+        schedule=args.schedule,
         num_threads=args.threads,
         progress=args.progress,
     )

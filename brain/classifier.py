@@ -34,6 +34,7 @@ from brain.metrics import rare_class_metrics, summarise
 from brain.models import ARCHITECTURES, pretrained_path
 from brain.runs import load_run, run_key, store_run
 from brain.training import (
+    SCHEDULES,
     SELECTION,
     TrainSettings,
     channel_tensor,
@@ -242,6 +243,7 @@ def train_classifier(
     subset: int | None = None,
     patience: int | None = None,
     select: str = "f1",
+    schedule: str = "constant",
     device: str = "auto",
     num_threads: int | None = None,
     progress: bool = True,
@@ -268,6 +270,7 @@ def train_classifier(
         patience: stop a seed after this many epochs without a better validation score.
         select: what picks the kept epoch on the val split: ``f1`` of the rare class (the
             protocol; ties broken by AUC, then loss), ``auc`` (as MedMNIST) or ``loss``.
+        schedule: learning rate over epochs: ``constant`` (the protocol) or ``cosine`` decay.
         device: ``auto`` (GPU when visible), ``cpu`` or ``cuda``.
         num_threads: torch intra-op threads while training (``None``: torch's default).
         progress: progress bars on decoding, epochs and batches.
@@ -284,6 +287,8 @@ def train_classifier(
     _check_options(run, seeds, epochs, batch_size, lr, subset)
     if select not in SELECTION:
         raise CurateError(f"unknown --select {select!r}; choose from {', '.join(SELECTION)}")
+    if schedule not in SCHEDULES:
+        raise CurateError(f"unknown --schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
     ARCHITECTURES.get(arch)
     if pretrained and not pretrained_path(arch).is_file():
         raise CurateError(f"--pretrained: no local {arch} weights at {pretrained_path(arch)}")
@@ -308,6 +313,7 @@ def train_classifier(
         pretrained=pretrained,
         patience=patience,
         select=select,
+        schedule=schedule,
         device=resolve_device(device),
     )
     data_digest = digest(_pairs(train), [split_digest])
@@ -424,6 +430,38 @@ def card_stats(card: ModelCard, device: str):
     return channel_tensor(card.mean, device), channel_tensor(card.std, device)
 
 
+def run_checkpoint(
+    model,
+    card: ModelCard,
+    images: ImageSet,
+    *,
+    features: bool = False,
+    batch_size: int = 256,
+    device: str = "auto",
+    num_threads: int | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Class probabilities ``(N, K)`` or, with ``features``, penultimate vectors ``(N, D)`` of
+    ``images`` (from :func:`read_for_card`) under ``card``'s network ``model``.
+
+    ``device`` is ``auto``, ``cpu`` or ``cuda``; ``num_threads`` the torch intra-op threads
+    while it runs (``None``: torch's default).
+    """
+    device = resolve_device(device)
+    mean, std = card_stats(card, device)
+    with torch_threads(num_threads):
+        return run_network(
+            model.to(device),
+            images.images,
+            mean=mean,
+            std=std,
+            device=device,
+            batch_size=batch_size,
+            features=features,
+            progress=progress,
+        )
+
+
 def predict_proba(
     dataset_name: str,
     run: str,
@@ -453,16 +491,13 @@ def predict_proba(
     model, card = load_classifier(dataset_name, run, seed_index=seed_index)
     dataset = open_dataset(dataset_name)
     images = read_for_card(dataset, resolve_view(dataset, view), card, progress=progress)
-    device = resolve_device(device)
-    mean, std = card_stats(card, device)
-    with torch_threads(num_threads):
-        proba = run_network(
-            model.to(device),
-            images.images,
-            mean=mean,
-            std=std,
-            device=device,
-            batch_size=batch_size,
-            progress=progress,
-        )
+    proba = run_checkpoint(
+        model,
+        card,
+        images,
+        batch_size=batch_size,
+        device=device,
+        num_threads=num_threads,
+        progress=progress,
+    )
     return images.ids, proba[:, card.classes.index(card.rare_class)]

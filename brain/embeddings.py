@@ -14,10 +14,9 @@ from typing import Any
 import fiftyone as fo
 import numpy as np
 
-from brain.classifier import card_stats, load_classifier, read_for_card
+from brain.classifier import load_classifier, read_for_card, run_checkpoint
 from brain.runs import latest_run, load_run, run_key, store_run
 from brain.similarity import BACKENDS, DEFAULT_METRIC, METRICS, get_backend
-from brain.training import resolve_device, run_network, torch_threads
 from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
 from curation.schema import LABEL_FIELD, ORIGIN_FIELD, REAL, SPLIT_FIELD
@@ -111,19 +110,16 @@ def compute_embeddings(
     if field in {LABEL_FIELD, SPLIT_FIELD, ORIGIN_FIELD, "filepath", "id", "metadata"}:
         raise CurateError(f"cannot store embeddings in the reserved field {field!r}")
     images = read_for_card(dataset, resolve_view(dataset, view), card, progress=progress)
-    device = resolve_device(device)
-    mean, std = card_stats(card, device)
-    with torch_threads(num_threads):
-        vectors = run_network(
-            model.to(device),
-            images.images,
-            mean=mean,
-            std=std,
-            device=device,
-            batch_size=batch_size,
-            features=True,
-            progress=progress,
-        )
+    vectors = run_checkpoint(
+        model,
+        card,
+        images,
+        features=True,
+        batch_size=batch_size,
+        device=device,
+        num_threads=num_threads,
+        progress=progress,
+    )
 
     url = options.get(chosen.url_param) if chosen.url_param else None
     if run_key("embed", name) in dataset.list_runs():

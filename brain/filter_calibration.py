@@ -26,7 +26,7 @@ class CalibrationSettings:
         n_levels: grid size when ``levels`` is ``None``.
         seeds: classifier seeds per level (``seed``, ``seed + 1``, ...).
         seed: the first seed.
-        epochs, arch, batch_size, lr, augment, class_weighted: the training settings.
+        epochs, arch, batch_size, lr, augment, class_weighted, schedule: the training settings.
         size: pad images to a square and resize to ``size`` (needed for mixed sizes).
         device: ``auto``, ``cpu`` or ``cuda``.
         num_threads: torch CPU threads.
@@ -43,6 +43,7 @@ class CalibrationSettings:
     lr: float = 1e-3
     augment: bool = False
     class_weighted: bool = False
+    schedule: str = "constant"
     size: int | None = None
     device: str = "auto"
     num_threads: int | None = None
@@ -132,6 +133,7 @@ class _Trainer:
             lr=settings.lr,
             augment=settings.augment,
             class_weighted=settings.class_weighted,
+            schedule=settings.schedule,
             device=resolve_device(settings.device),
         )
 

@@ -39,6 +39,7 @@ class TrainSettings:
     pretrained: bool = False
     patience: int | None = None
     select: str = "f1"
+    schedule: str = "constant"
     device: str = "cpu"
 
 
@@ -195,6 +196,17 @@ def validate(
 
 
 SELECTION = ("f1", "auc", "loss")
+SCHEDULES = ("constant", "cosine")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings):
+    """``None`` for a constant learning rate; ``cosine`` decays it to 0 over ``epochs`` (stepped
+    once per epoch)."""
+    if settings.schedule == "constant":
+        return None
+    if settings.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    raise ValueError(f"unknown schedule {settings.schedule!r}; known: {', '.join(SCHEDULES)}")
 
 
 def selection_key(metrics: dict, loss: float, select: str = "f1") -> tuple[float, ...]:
@@ -252,6 +264,7 @@ def fit(
         weight = class_weights(train.labels, num_classes) if settings.class_weighted else None
         loss_fn = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        scheduler = make_scheduler(optimizer, settings)
         mean_t, std_t = channel_tensor(mean, device), channel_tensor(std, device)
 
         best_key, best_state, best_epoch, best_val = None, None, 0, {}
@@ -271,6 +284,8 @@ def fit(
                 generator=generator,
                 progress=progress,
             )
+            if scheduler is not None:
+                scheduler.step()
             val_metrics, val_loss = validate(
                 model, val, rare_index, mean=mean_t, std=std_t, device=device, weight=weight
             )

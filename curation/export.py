@@ -83,22 +83,16 @@ def _write_csv(view: fo.DatasetView, folder: Path) -> None:
 
 def _write(view: fo.DatasetView, folder: Path, fmt: str) -> None:
     if fmt == "imagefolder":
-        view.export(
-            export_dir=str(folder),
-            dataset_type=fo.types.ImageClassificationDirectoryTree,
-            label_field=LABEL_FIELD,
-            export_media=True,
-            progress=False,
-        )
+        options = {
+            "dataset_type": fo.types.ImageClassificationDirectoryTree,
+            "label_field": LABEL_FIELD,
+        }
     elif fmt == "fiftyone":
-        view.export(
-            export_dir=str(folder),
-            dataset_type=fo.types.FiftyOneDataset,
-            export_media=True,
-            progress=False,
-        )
+        options = {"dataset_type": fo.types.FiftyOneDataset}
     else:
         _write_csv(view, folder)
+        return
+    view.export(export_dir=str(folder), export_media=True, progress=False, **options)
 
 
 def export_samples(

@@ -126,9 +126,10 @@ GENERATORS: Registry[type[Generator]] = Registry("generator")
 class Generator:
     """Base class of all generators (see the module docstring for the contract).
 
-    Subclasses set ``method`` (the registry name) and ``min_train_images``, store their
-    parameters unchanged in ``__init__`` (``image_size``, ``channels``, ``condition``, ``seed``
-    and their own), and implement ``_fit``, ``_generate``, ``_weights`` and ``_set_weights``.
+    Subclasses set ``method`` (the registry name) and ``min_train_images``, list all their
+    parameters with defaults in their ``__init__`` signature (``get_params`` reads it), store
+    them unchanged (``image_size``, ``channels``, ``condition`` and ``seed`` through this
+    ``__init__``), and implement ``_fit``, ``_generate``, ``_weights`` and ``_set_weights``.
     """
 
     method: ClassVar[str] = ""
@@ -150,6 +151,14 @@ class Generator:
     channels: int
     condition: str | Condition
     seed: int
+
+    def __init__(
+        self, image_size: int, channels: int, *, condition: str | Condition, seed: int
+    ) -> None:
+        self.image_size = image_size
+        self.channels = channels
+        self.condition = condition
+        self.seed = seed
 
     # -- parameters -------------------------------------------------------------------------
     @classmethod
@@ -389,6 +398,21 @@ class Generator:
 
     def _uses_masks(self) -> bool:
         return make_condition(self.condition).uses_masks
+
+    def _condition_sources(
+        self, sources: np.ndarray, seeds: list[int], masks: np.ndarray | None
+    ) -> np.ndarray:
+        """``y = c(source)`` as floats, each source conditioned with the randomness of its seed."""
+        condition = self._condition()
+        x = to_float(sources)
+        return np.concatenate(
+            [
+                condition(
+                    x[i : i + 1], seeded_rng(seed), None if masks is None else masks[i : i + 1]
+                )
+                for i, seed in enumerate(seeds)
+            ]
+        )
 
     def _default_batch_size(self) -> int:
         return 64

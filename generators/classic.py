@@ -33,6 +33,16 @@ class _StoredImagesGenerator(Generator):
 
     stores_sources: ClassVar[bool] = False
 
+    def __init__(
+        self,
+        image_size: int = 64,
+        channels: int = 3,
+        *,
+        condition: str = "grayscale",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(image_size, channels, condition=condition, seed=seed)
+
     def _fit(self, targets, sources, *, masks, **kwargs) -> None:
         if masks is not None:
             raise CurateError(f"{self.method} does not use masks")
@@ -75,19 +85,6 @@ class CopyGenerator(_StoredImagesGenerator):
 
     method = "copies"
 
-    def __init__(
-        self,
-        image_size: int = 64,
-        channels: int = 3,
-        *,
-        condition: str = "grayscale",
-        seed: int = 0,
-    ) -> None:
-        self.image_size = image_size
-        self.channels = channels
-        self.condition = condition
-        self.seed = seed
-
     def _after_fit(self) -> None:
         self.targets_ = self.targets_[:0]  # nothing to keep: outputs are the sources
 
@@ -121,13 +118,10 @@ class RandomErasingGenerator(_StoredImagesGenerator):
         fill: int = 0,
         seed: int = 0,
     ) -> None:
-        self.image_size = image_size
-        self.channels = channels
-        self.condition = condition
+        super().__init__(image_size, channels, condition=condition, seed=seed)
         self.patch_size = patch_size
         self.n_patches = n_patches
         self.fill = fill
-        self.seed = seed
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -173,11 +167,8 @@ class InterpolationGenerator(_StoredImagesGenerator):
         weight: float = 0.9,
         seed: int = 0,
     ) -> None:
-        self.image_size = image_size
-        self.channels = channels
-        self.condition = condition
+        super().__init__(image_size, channels, condition=condition, seed=seed)
         self.weight = weight
-        self.seed = seed
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -214,11 +205,8 @@ class _SmoteGenerator(_StoredImagesGenerator):
         k_neighbors: int = 5,
         seed: int = 0,
     ) -> None:
-        self.image_size = image_size
-        self.channels = channels
-        self.condition = condition
+        super().__init__(image_size, channels, condition=condition, seed=seed)
         self.k_neighbors = k_neighbors
-        self.seed = seed
 
     @property
     def min_train_images(self) -> int:  # type: ignore[override]

@@ -11,19 +11,18 @@ from curation.errors import CurateError
 from generators.base import GENERATORS, seeded_rng, to_float, to_uint8
 from generators.conditions import random_boxes
 from generators.training import (
-    TorchGenerator,
+    DiffusionGenerator,
     TrainingData,
+    draw_batch,
     ema_update,
-    load_module_weights,
-    module_weights,
     nhwc_to_tensor,
-    random_flips,
+    seeded_generators,
     tensor_to_nhwc,
 )
 
 
 @GENERATORS.register("masked_ddpm")
-class MaskedDDPMGenerator(TorchGenerator):
+class MaskedDDPMGenerator(DiffusionGenerator):
     """An epsilon-prediction DDPM on rare-class images that inpaints masked regions of sources.
 
     Training: a ``UNet2DModel`` (``in = out = C`` channels, presets of ``bbdm.model``) learns to
@@ -53,8 +52,6 @@ class MaskedDDPMGenerator(TorchGenerator):
     """
 
     method = "masked_ddpm"
-    min_train_images = 8
-    samples_in_steps = True
     default_source = "common-train"
 
     def __init__(
@@ -74,9 +71,7 @@ class MaskedDDPMGenerator(TorchGenerator):
         flip: bool = True,
         seed: int = 0,
     ) -> None:
-        self.image_size = image_size
-        self.channels = channels
-        self.condition = condition
+        super().__init__(image_size, channels, condition=condition, seed=seed)
         self.preset = preset
         self.num_timesteps = num_timesteps
         self.sampling_steps = sampling_steps
@@ -86,7 +81,6 @@ class MaskedDDPMGenerator(TorchGenerator):
         self.lr = lr
         self.ema_decay = ema_decay
         self.flip = flip
-        self.seed = seed
 
     def _validate_params(self) -> None:
         from generators.bbdm.model import check_preset
@@ -113,33 +107,22 @@ class MaskedDDPMGenerator(TorchGenerator):
 
     # -- training -----------------------------------------------------------------------------
     def _build(self, total_steps: int) -> None:
-        import copy
-
-        import torch
         from diffusers import DDPMScheduler
 
-        self.unet_ = self._make_unet()
-        self.ema_unet_ = copy.deepcopy(self.unet_).requires_grad_(False)
-        self.optimizer_ = torch.optim.Adam(self.unet_.parameters(), lr=self.lr)
+        self._build_unet()
         self.noise_scheduler_ = DDPMScheduler(
             num_train_timesteps=self.num_timesteps, beta_schedule="linear"
         )
-        self.nets_ = {"unet": self.unet_, "ema": self.ema_unet_}
-        self.optimizers_ = {"adam": self.optimizer_}
-        self.lr_schedulers_ = {}
 
     def _train_step(self, data: TrainingData, total_steps: int) -> float:
         import torch
         import torch.nn.functional as F
 
-        index = self.rng_.integers(0, len(data.targets), size=self.batch_size)
-        x0 = to_float(data.targets[index])
-        if self.flip:
-            x0, _ = random_flips(x0, self.rng_)
+        x0, _ = draw_batch(data.targets, self.rng_, self.batch_size, flip=self.flip)
         device = self._device()
         x0_t = nhwc_to_tensor(x0, device)
         noise = torch.randn(x0_t.shape, generator=self.torch_rng_).to(device)
-        t = torch.randint(0, self.num_timesteps, (len(index),), generator=self.torch_rng_)
+        t = torch.randint(0, self.num_timesteps, (len(x0),), generator=self.torch_rng_)
         t = t.to(device)
         noisy = self.noise_scheduler_.add_noise(x0_t, noise, t)
         loss = F.mse_loss(self.unet_(noisy, t).sample, noise)
@@ -151,20 +134,9 @@ class MaskedDDPMGenerator(TorchGenerator):
     def _after_step(self, total_steps: int) -> None:
         ema_update(self.ema_unet_, self.unet_, self.ema_decay if self.step_ > 1 else 0.0)
 
-    # -- weights and generation ---------------------------------------------------------------
-    def _weights(self) -> dict[str, np.ndarray]:
-        return module_weights(self.ema_unet_)
-
-    def _set_weights(self, weights) -> None:
-        self.ema_unet_ = self._make_unet().requires_grad_(False)
-        load_module_weights(self.ema_unet_, dict(weights))
-        self.ema_unet_.to(self._device()).eval()
-
+    # -- generation ---------------------------------------------------------------------------
     def _uses_masks(self) -> bool:
         return True
-
-    def _default_batch_size(self) -> int:
-        return 16
 
     def _generate(self, sources, seeds, masks, steps) -> np.ndarray:
         import torch
@@ -181,7 +153,7 @@ class MaskedDDPMGenerator(TorchGenerator):
         device = self._device()
         original = nhwc_to_tensor(to_float(sources), device)
         keep = torch.from_numpy((~regions)[:, None].astype(np.float32)).to(device)  # 1 = keep
-        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        generators = seeded_generators(seeds)
         scheduler = RePaintScheduler(num_train_timesteps=self.num_timesteps, beta_schedule="linear")
         scheduler.set_timesteps(
             min(int(steps or self.sampling_steps), self.num_timesteps),

@@ -11,6 +11,9 @@ It owns what makes training resumable and reproducible:
   a saved generator (card + weights) is written beside it after each checkpoint;
 - ``resume=True`` restores all of it, so training ``N`` steps in two interrupted halves gives the
   same weights as training ``N`` steps at once (same thread count, same machine).
+
+:class:`DiffusionGenerator` adds what BBDM and the masked DDPM share: a UNet trained with Adam
+whose exponential moving average generates.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from curation.errors import CurateError
-from generators.base import CARD_FILE, Generator, read_card
+from generators.base import CARD_FILE, Generator, read_card, to_float
 
 if TYPE_CHECKING:
     import torch
@@ -63,6 +66,31 @@ def random_flips(batch: np.ndarray, rng: np.random.Generator, masks: np.ndarray 
                 if masks is not None:
                     masks[i] = np.flip(masks[i], axis=axis)
     return batch, masks
+
+
+def draw_batch(
+    images: np.ndarray,
+    rng: np.random.Generator,
+    batch_size: int,
+    *,
+    flip: bool,
+    masks: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``batch_size`` images drawn with replacement (with their masks), as floats in ``[-1, 1]``,
+    flipped at random when ``flip`` (see :func:`random_flips`)."""
+    index = rng.integers(0, len(images), size=batch_size)
+    batch = to_float(images[index])
+    masks = None if masks is None else masks[index]
+    if flip:
+        batch, masks = random_flips(batch, rng, masks)
+    return batch, masks
+
+
+def seeded_generators(seeds: list[int]) -> list[torch.Generator]:
+    """One CPU torch generator per seed: per-sample noise, the same on any device."""
+    import torch
+
+    return [torch.Generator().manual_seed(seed) for seed in seeds]
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -336,3 +364,42 @@ class TorchGenerator(Generator):
         self.step_ = int(state["step"])
         self.loss_history_ = [float(v) for v in state["loss_history"].tolist()]
         self._load_extra_state(state.get("extra", {}))
+
+
+class DiffusionGenerator(TorchGenerator):
+    """A diffusion generator: one UNet (``unet_``) trained with Adam (``optimizer_``); generation
+    uses its exponential moving average ``ema_unet_``, which is what ``save`` writes.
+
+    Subclasses hold the parameter ``lr``, implement ``_make_unet`` and start ``_build`` with
+    :meth:`_build_unet` (then add their noise schedule and any learning-rate scheduler).
+    """
+
+    samples_in_steps = True
+    lr: float
+
+    def _make_unet(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _build_unet(self) -> None:
+        """Create ``unet_``, its frozen copy ``ema_unet_`` and the Adam ``optimizer_``."""
+        import copy
+
+        import torch
+
+        self.unet_ = self._make_unet()
+        self.ema_unet_ = copy.deepcopy(self.unet_).requires_grad_(False)
+        self.optimizer_ = torch.optim.Adam(self.unet_.parameters(), lr=self.lr)
+        self.nets_ = {"unet": self.unet_, "ema": self.ema_unet_}
+        self.optimizers_ = {"adam": self.optimizer_}
+        self.lr_schedulers_ = {}
+
+    def _weights(self) -> dict[str, np.ndarray]:
+        return module_weights(self.ema_unet_)
+
+    def _set_weights(self, weights) -> None:
+        self.ema_unet_ = self._make_unet().requires_grad_(False)
+        load_module_weights(self.ema_unet_, dict(weights))
+        self.ema_unet_.to(self._device()).eval()
+
+    def _default_batch_size(self) -> int:
+        return 16

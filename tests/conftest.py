@@ -41,6 +41,16 @@ def name() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one intra-op thread for a whole test module (restored after); use it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    from brain.training import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def session_dir() -> Path:
     return _SESSION_DIR

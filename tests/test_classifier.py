@@ -252,6 +252,8 @@ def test_run_names_and_options_are_checked(easy, name):
         train_classifier(name, "r", epochs=1, progress=False, num_threads=1)
     with pytest.raises(CurateError, match="unknown --select 'acc'"):
         train_classifier(easy, "r", select="acc", progress=False)
+    with pytest.raises(CurateError, match="unknown --schedule 'step'"):
+        train_classifier(easy, "r", schedule="step", progress=False)
     with pytest.raises(CurateError, match="--seeds and --epochs"):
         train_classifier(easy, "r", epochs=0, progress=False, num_threads=1)
     with pytest.raises(CurateError, match="no train run 'missing'"):

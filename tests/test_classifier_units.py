@@ -14,7 +14,13 @@ from brain.checkpoints import ModelCard, load_checkpoint, save_checkpoint
 from brain.data import ImageCache, check_shapes, pad_to_square, stack_images
 from brain.metrics import mean_std, rare_class_metrics, summarise
 from brain.models import build_model, feature_dim, forward_features, pretrained_path
-from brain.training import batch_indices, class_weights, selection_key
+from brain.training import (
+    TrainSettings,
+    batch_indices,
+    class_weights,
+    make_scheduler,
+    selection_key,
+)
 from curation.errors import CurateError
 from curation.images import write_png
 
@@ -118,6 +124,20 @@ def test_epoch_selection_keys():
     assert selection_key({"f1": 0.5, "auc": None}, 0.3) == (0.5, 0.0, -0.3)
     with pytest.raises(ValueError, match="unknown selection"):
         selection_key(early, 0.1, "acc")
+
+
+def test_learning_rate_schedules():
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    assert make_scheduler(optimizer, TrainSettings(epochs=4)) is None  # the protocol: constant
+    cosine = make_scheduler(optimizer, TrainSettings(epochs=4, schedule="cosine"))
+    rates = []
+    for _ in range(4):
+        optimizer.step()
+        cosine.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([1e-3 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(1, 5)])
+    with pytest.raises(ValueError, match="unknown schedule"):
+        make_scheduler(optimizer, TrainSettings(schedule="step"))
 
 
 @pytest.mark.parametrize(("size", "small_stem"), [(28, True), (128, False)])

@@ -147,3 +147,35 @@ def test_bad_configs_exit_2_and_change_nothing(study, tmp_path, capsys, change, 
     assert message in err
     assert sorted(fo.load_dataset(DATASET).list_runs()) == before
     assert not (tmp_path / "r").exists()
+
+
+def test_an_empty_filtered_view_trains_on_real_data_only(study, tmp_path, capsys):
+    """When the filter passes nothing, the filtered cell is the real baseline, said in the log."""
+    from brain.runs import load_run
+
+    config = {
+        "dataset": DATASET,
+        "name": "strict",
+        "seeds": 2,
+        "augment": [False],
+        "classifier": {"epochs": 1, "batch_size": 32},
+        "generators": [{"method": "existing", "name": "copies"}],
+        "filter": {"method": "umap_gmm", "level": 1e-9},  # an ellipse no sample falls into
+        "ssim": {"enabled": False},
+    }
+    path = tmp_path / "strict.yaml"
+    path.write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    assert main(["experiment", str(path), "--out", str(tmp_path / "r"), "--json"]) == 0
+    log = capsys.readouterr().err
+    assert "'strict-copies-pass' is empty: strict-copies-pass trains on real data only" in log
+    dataset = fo.load_dataset(DATASET)
+    assert len(dataset.load_saved_view("strict-copies-pass")) == 0
+    _, real = load_run(dataset, "train", "strict-real")
+    _, filtered = load_run(dataset, "train", "strict-copies-pass")
+    _, unfiltered = load_run(dataset, "train", "strict-copies-all")
+    assert filtered["n_train_synthetic"] == 0 and unfiltered["n_train_synthetic"] == 16
+    assert filtered["n_train"] == real["n_train"]
+    for seed in range(2):  # training is deterministic: the same runs as the real baseline
+        assert filtered["per_seed"][seed]["f1"] == real["per_seed"][seed]["f1"]
+        assert filtered["per_seed"][seed]["confusion"] == real["per_seed"][seed]["confusion"]

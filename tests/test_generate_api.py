@@ -11,7 +11,6 @@ import time
 import fiftyone as fo
 import numpy as np
 import pytest
-import torch
 from fiftyone import ViewField as F
 
 from brain.runs import load_run
@@ -25,12 +24,7 @@ TINY = {"preset": "tiny", "num_timesteps": 50, "batch_size": 4}
 FAST = {"params": TINY, "train_steps": 4, "steps": 3, "progress": False}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

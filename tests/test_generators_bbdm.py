@@ -16,12 +16,7 @@ from generators.cyclegan import CycleGANGenerator
 SIZE = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fish_like(n: int, size: int = SIZE, seed: int = 0) -> np.ndarray:

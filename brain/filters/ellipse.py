@@ -84,7 +84,7 @@ class EllipseFilter(EmbeddingFilter):
     """Base of the mixture-ellipse filters; subclasses define the space the test runs in.
 
     Subclasses implement :meth:`_fit_space` (learn the projection from all real samples and
-    return their coordinates) and :meth:`transform` (project new samples), and hold the
+    return their coordinates) and :meth:`_transform_validated` (project new samples), and hold the
     parameters ``gmm_components``, ``gmm_covariance``, ``gmm_reg_covar``, ``gmm_n_init``,
     ``random_state`` and ``level``.
 
@@ -115,8 +115,13 @@ class EllipseFilter(EmbeddingFilter):
         """Learn the projection on real samples; return their coordinates."""
 
     @abstractmethod
+    def _transform_validated(self, X: np.ndarray) -> np.ndarray:
+        """Project already validated samples into the space the ellipse test runs in."""
+
     def transform(self, X: object) -> np.ndarray:
-        """Coordinates of samples in the space the ellipse test runs in."""
+        """Coordinates of new samples in the space of the test (validated like :meth:`score`)."""
+        self.check_is_fitted()
+        return self._transform_validated(self._validate_new(X))
 
     def _fit(self, X: np.ndarray, rare: np.ndarray) -> None:
         check_rare_count(
@@ -153,10 +158,6 @@ class EllipseFilter(EmbeddingFilter):
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         return self.score_transformed(self._transform_validated(X))
-
-    def _transform_validated(self, X: np.ndarray) -> np.ndarray:
-        """Project already validated samples (subclasses may override for speed)."""
-        return self.transform(X)
 
     def distance_sq_transformed(self, points: np.ndarray) -> np.ndarray:
         """Squared Mahalanobis distance of projected ``points`` to the chosen component."""

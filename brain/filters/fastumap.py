@@ -129,6 +129,20 @@ def _tau_rand_int(state):  # pragma: no cover - numba
     return np.int32(state[0] ^ state[1] ^ state[2])
 
 
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _rdist(x, y):  # pragma: no cover - numba
+    """Squared Euclidean distance of two float32 points (umap-learn's ``rdist``).
+
+    Inlined into the caller by numba, so the SGD kernel compiles as if the loop were written out
+    there (same float32 arithmetic, same layouts).
+    """
+    result = np.float32(0.0)
+    for d in range(x.shape[0]):
+        diff = x[d] - y[d]
+        result += diff * diff
+    return result
+
+
 @numba.njit(
     fastmath=True,
     cache=True,
@@ -136,7 +150,6 @@ def _tau_rand_int(state):  # pragma: no cover - numba
         "dist_squared": numba.float32,
         "grad_coeff": numba.float32,
         "grad_d": numba.float32,
-        "diff": numba.float32,
         "alpha": numba.float32,
     },
 )
@@ -178,10 +191,7 @@ def _sgd_layout(
             k = tail[i]
             current = head_embedding[j]
             other = tail_embedding[k]
-            dist_squared = 0.0
-            for d in range(dim):
-                diff = current[d] - other[d]
-                dist_squared += diff * diff
+            dist_squared = _rdist(current, other)
             if dist_squared > 0.0:
                 grad_coeff = -2.0 * a * b * pow(dist_squared, b - one)
                 grad_coeff /= a * pow(dist_squared, b) + one
@@ -199,10 +209,7 @@ def _sgd_layout(
             for _ in range(n_neg_samples):
                 k = _tau_rand_int(rng_state_per_sample[j]) % n_vertices
                 other = tail_embedding[k]
-                dist_squared = 0.0
-                for d in range(dim):
-                    diff = current[d] - other[d]
-                    dist_squared += diff * diff
+                dist_squared = _rdist(current, other)
                 if dist_squared > 0.0:
                     grad_coeff = 2.0 * gamma * b
                     grad_coeff /= (np.float32(0.001) + dist_squared) * (

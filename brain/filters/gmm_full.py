@@ -54,10 +54,6 @@ class GmmFullFilter(EllipseFilter):
         self.pca_ = fit_pca(X, self.pca_components)
         return apply_pca(self.pca_, X)
 
-    def transform(self, X: object) -> np.ndarray:
-        """Coordinates of new samples in the (PCA) space of the test."""
-        self.check_is_fitted()
-        return self._transform_validated(self._validate_new(X))
-
     def _transform_validated(self, X: np.ndarray) -> np.ndarray:
+        """Coordinates in the (PCA) space of the test."""
         return apply_pca(self.pca_, X)

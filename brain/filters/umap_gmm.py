@@ -117,12 +117,8 @@ class UmapGmmFilter(EllipseFilter):
         self.embedding_ = np.asarray(self.umap_.embedding_, dtype=np.float64)
         return self.embedding_
 
-    def transform(self, X: object) -> np.ndarray:
-        """UMAP coordinates ``(N, 2)`` of new samples (validated like :meth:`score`)."""
-        self.check_is_fitted()
-        return self._transform_validated(self._validate_new(X))
-
     def _transform_validated(self, X: np.ndarray) -> np.ndarray:
+        """UMAP coordinates ``(N, 2)``."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             points = self.umap_.transform(apply_pca(self.pca_, X))

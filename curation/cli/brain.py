@@ -42,6 +42,13 @@ def _arch_names() -> list[str]:
     show_default=True,
     help="Validation score that picks the kept epoch (f1: of the rare class).",
 )
+@click.option(
+    "--schedule",
+    type=click.Choice(["constant", "cosine"]),
+    default="constant",
+    show_default=True,
+    help="Learning rate over epochs.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
 @json_option

@@ -28,6 +28,8 @@ class ClassifierConfig:
     class_weighted: bool = False
     subset: int | None = None
     patience: int | None = None
+    select: str = "f1"
+    schedule: str = "constant"
 
 
 @dataclass

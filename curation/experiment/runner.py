@@ -9,6 +9,7 @@ views are checked to hold no real val or test sample.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,18 +80,7 @@ def _generate(config: ExperimentConfig, echo: Echo, progress: bool) -> dict[str,
 
 
 def _train_settings(config: ExperimentConfig) -> dict[str, Any]:
-    c = config.classifier
-    return {
-        "seeds": config.seeds,
-        "epochs": c.epochs,
-        "arch": c.arch,
-        "batch_size": c.batch_size,
-        "lr": c.lr,
-        "size": c.size,
-        "class_weighted": c.class_weighted,
-        "subset": c.subset,
-        "patience": c.patience,
-    }
+    return {"seeds": config.seeds, **dataclasses.asdict(config.classifier)}
 
 
 def _finished(dataset, cell: Cell, with_view: str | None, settings: dict) -> bool:
@@ -102,14 +92,16 @@ def _finished(dataset, cell: Cell, with_view: str | None, settings: dict) -> boo
     n_train = len(builtin_views(dataset)["real-train"])
     if with_view is not None:
         n_train += len(dataset.load_saved_view(with_view))
+    same_settings = all(
+        stored.get(key) == value for key, value in settings.items() if key != "seeds"
+    )
     return (
         "per_seed" in results
         and results.get("n_train_available") == n_train
         and len(stored.get("seeds", [])) == settings["seeds"]
-        and stored.get("epochs") == settings["epochs"]
+        and same_settings
         and stored.get("augment") == cell.augment
         and stored.get("with_view") == with_view
-        and stored.get("size") == settings["size"]
     )
 
 
@@ -177,6 +169,7 @@ def _filter(config: ExperimentConfig, embedding: str, echo: Echo) -> dict[str, A
         lr=c.lr,
         augment=config.augment[0],
         class_weighted=c.class_weighted,
+        schedule=c.schedule,
         size=c.size,
     )
     how = "level calibrated on val" if config.filter.calibrate else f"level {config.filter.level}"

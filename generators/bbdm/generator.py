@@ -3,21 +3,19 @@ sources ``y = c(source)`` into rare-class images."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
 
 from curation.errors import CurateError
-from generators.base import GENERATORS, seeded_rng, to_float, to_uint8
+from generators.base import GENERATORS, to_uint8
 from generators.training import (
-    TorchGenerator,
+    DiffusionGenerator,
     TrainingData,
+    draw_batch,
     ema_update,
-    load_module_weights,
-    module_weights,
     nhwc_to_tensor,
-    random_flips,
+    seeded_generators,
     tensor_to_nhwc,
 )
 
@@ -42,7 +40,7 @@ def scaled_schedule(total_steps: int) -> dict[str, int]:
 
 
 @GENERATORS.register("bbdm")
-class BBDMGenerator(TorchGenerator):
+class BBDMGenerator(DiffusionGenerator):
     """Brownian Bridge Diffusion Model (pixel space) mapping a condition image to a rare-class one.
 
     Trained on rare-class images only: each target ``x0`` is paired with ``y = c(x0)`` (its DAPI
@@ -69,8 +67,6 @@ class BBDMGenerator(TorchGenerator):
     """
 
     method = "bbdm"
-    min_train_images = 8
-    samples_in_steps = True
     default_source = "pool"
 
     def __init__(
@@ -89,9 +85,7 @@ class BBDMGenerator(TorchGenerator):
         flip: bool = True,
         seed: int = 0,
     ) -> None:
-        self.image_size = image_size
-        self.channels = channels
-        self.condition = condition
+        super().__init__(image_size, channels, condition=condition, seed=seed)
         self.preset = preset
         self.num_timesteps = num_timesteps
         self.sampling_steps = sampling_steps
@@ -100,7 +94,6 @@ class BBDMGenerator(TorchGenerator):
         self.ema_decay = ema_decay
         self.eta = eta
         self.flip = flip
-        self.seed = seed
 
     def _validate_params(self) -> None:
         from generators.bbdm.model import check_preset
@@ -133,9 +126,7 @@ class BBDMGenerator(TorchGenerator):
         import torch
 
         self.schedule_ = scaled_schedule(total_steps)
-        self.unet_ = self._make_unet()
-        self.ema_unet_ = copy.deepcopy(self.unet_).requires_grad_(False)
-        self.optimizer_ = torch.optim.Adam(self.unet_.parameters(), lr=self.lr)
+        self._build_unet()
         self.lr_scheduler_ = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer_,
             mode="min",
@@ -146,22 +137,18 @@ class BBDMGenerator(TorchGenerator):
             min_lr=5e-7,
         )
         self.bridge_ = self._scheduler()
-        self.nets_ = {"unet": self.unet_, "ema": self.ema_unet_}
-        self.optimizers_ = {"adam": self.optimizer_}
         self.lr_schedulers_ = {"plateau": self.lr_scheduler_}
 
     def _train_step(self, data: TrainingData, total_steps: int) -> float:
         import torch
 
-        index = self.rng_.integers(0, len(data.targets), size=self.batch_size)
-        x0 = to_float(data.targets[index])
-        masks = None if data.masks is None else data.masks[index]
-        if self.flip:
-            x0, masks = random_flips(x0, self.rng_, masks)
+        x0, masks = draw_batch(
+            data.targets, self.rng_, self.batch_size, flip=self.flip, masks=data.masks
+        )
         y = self._condition()(x0, self.rng_, masks)
         device = self._device()
         x0_t, y_t = nhwc_to_tensor(x0, device), nhwc_to_tensor(y, device)
-        t = torch.randint(0, self.num_timesteps, (len(index),), generator=self.torch_rng_)
+        t = torch.randint(0, self.num_timesteps, (len(x0),), generator=self.torch_rng_)
         noise = torch.randn(x0_t.shape, generator=self.torch_rng_)
         t, noise = t.to(device), noise.to(device)
         x_t = self.bridge_.add_noise(x0_t, y_t, noise, t)
@@ -180,39 +167,15 @@ class BBDMGenerator(TorchGenerator):
             decay = self.ema_decay if self.step_ >= self.schedule_["ema_start"] else 0.0
             ema_update(self.ema_unet_, self.unet_, decay)
 
-    # -- weights ------------------------------------------------------------------------------
-    def _weights(self) -> dict[str, np.ndarray]:
-        return module_weights(self.ema_unet_)
-
-    def _set_weights(self, weights) -> None:
-        self.ema_unet_ = self._make_unet().requires_grad_(False)
-        load_module_weights(self.ema_unet_, dict(weights))
-        self.ema_unet_.to(self._device()).eval()
-
     # -- generation ---------------------------------------------------------------------------
-    def _default_batch_size(self) -> int:
-        return 16
-
     def _generate(self, sources, seeds, masks, steps) -> np.ndarray:
-        import torch
-
         from generators.bbdm.pipeline import BBDMPipeline
 
-        condition = self._condition()
-        x = to_float(sources)
-        y = np.concatenate(
-            [
-                condition(
-                    x[i : i + 1], seeded_rng(seed), None if masks is None else masks[i : i + 1]
-                )
-                for i, seed in enumerate(seeds)
-            ]
-        )
-        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        y = self._condition_sources(sources, seeds, masks)
         pipeline = BBDMPipeline(self.ema_unet_.eval(), self._scheduler())
         images = pipeline(
             nhwc_to_tensor(y, self._device()),
             num_inference_steps=int(steps or self.sampling_steps),
-            generator=generators,
+            generator=seeded_generators(seeds),
         )
         return to_uint8(tensor_to_nhwc(images))

@@ -126,8 +126,7 @@ class BrownianBridgeScheduler:
         timesteps: torch.Tensor,
     ) -> torch.Tensor:
         """Eq. F: ``x_t = (1 - m_t) x0 + m_t y + sqrt(d_t) eps``."""
-        m_t = _per_sample(self.m_t, timesteps, original_samples)
-        sigma_t = _per_sample(self.variance_t.sqrt(), timesteps, original_samples)
+        m_t, sigma_t = self._coefficients(timesteps, original_samples)
         return (1.0 - m_t) * original_samples + m_t * condition + sigma_t * noise
 
     def training_target(
@@ -138,9 +137,15 @@ class BrownianBridgeScheduler:
         timesteps: torch.Tensor,
     ) -> torch.Tensor:
         """Eq. G, objective "grad": ``m_t (y - x0) + sqrt(d_t) eps``."""
-        m_t = _per_sample(self.m_t, timesteps, original_samples)
-        sigma_t = _per_sample(self.variance_t.sqrt(), timesteps, original_samples)
+        m_t, sigma_t = self._coefficients(timesteps, original_samples)
         return m_t * (condition - original_samples) + sigma_t * noise
+
+    def _coefficients(
+        self, timesteps: torch.Tensor, like: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(m_t, sqrt(d_t))`` per sample, shaped to broadcast over ``like``."""
+        m_t = _per_sample(self.m_t, timesteps, like)
+        return m_t, _per_sample(self.variance_t.sqrt(), timesteps, like)
 
     def predict_original_sample(
         self, model_output: torch.Tensor, sample: torch.Tensor

@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 
 from curation.errors import CurateError
-from generators.base import GENERATORS, seeded_rng, to_float, to_uint8
+from generators.base import GENERATORS, to_uint8
 from generators.training import (
     TorchGenerator,
     TrainingData,
+    draw_batch,
     load_module_weights,
     module_weights,
     nhwc_to_tensor,
-    random_flips,
     tensor_to_nhwc,
 )
 
@@ -60,7 +60,6 @@ class CycleGANGenerator(TorchGenerator):
     """
 
     method = "cyclegan"
-    min_train_images = 8
     fit_sources = "source-domain"
     default_source = "pool"
 
@@ -82,9 +81,7 @@ class CycleGANGenerator(TorchGenerator):
         flip: bool = True,
         seed: int = 0,
     ) -> None:
-        self.image_size = image_size
-        self.channels = channels
-        self.condition = condition
+        super().__init__(image_size, channels, condition=condition, seed=seed)
         self.ngf = ngf
         self.ndf = ndf
         self.n_blocks = n_blocks
@@ -95,7 +92,6 @@ class CycleGANGenerator(TorchGenerator):
         self.lambda_identity = lambda_identity
         self.pool_size = pool_size
         self.flip = flip
-        self.seed = seed
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -157,10 +153,7 @@ class CycleGANGenerator(TorchGenerator):
         self.pool_a_, self.pool_b_ = ImagePool(self.pool_size), ImagePool(self.pool_size)
 
     def _draw(self, images: np.ndarray, condition: bool) -> Any:
-        index = self.rng_.integers(0, len(images), size=self.batch_size)
-        batch = to_float(images[index])
-        if self.flip:
-            batch, _ = random_flips(batch, self.rng_)
+        batch, _ = draw_batch(images, self.rng_, self.batch_size, flip=self.flip)
         if condition:
             batch = self._condition()(batch, self.rng_)
         return nhwc_to_tensor(batch, self._device())
@@ -232,16 +225,7 @@ class CycleGANGenerator(TorchGenerator):
     def _generate(self, sources, seeds, masks, steps) -> np.ndarray:
         import torch
 
-        condition = self._condition()
-        x = to_float(sources)
-        y = np.concatenate(
-            [
-                condition(
-                    x[i : i + 1], seeded_rng(seed), None if masks is None else masks[i : i + 1]
-                )
-                for i, seed in enumerate(seeds)
-            ]
-        )
+        y = self._condition_sources(sources, seeds, masks)
         self.g_ab_.eval()
         with torch.no_grad():
             out = self.g_ab_(nhwc_to_tensor(y, self._device()))

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -28,15 +30,27 @@ def _invalid(inputs: types.Object, message: str) -> types.Property:
     return types.Property(inputs)
 
 
-class RunFilter(foo.Operator):
+class _Operator(foo.Operator):
+    """A synthcurate operator: a dynamic operator configured by three class attributes."""
+
+    operator_name: ClassVar[str]
+    operator_label: ClassVar[str]
+    operator_description: ClassVar[str]
+
     @property
     def config(self) -> foo.OperatorConfig:
         return foo.OperatorConfig(
-            name="run_filter",
-            label="synthcurate: run filter",
-            description="Score every synthetic sample and tag it KEY:pass or KEY:reject",
+            name=self.operator_name,
+            label=self.operator_label,
+            description=self.operator_description,
             dynamic=True,
         )
+
+
+class RunFilter(_Operator):
+    operator_name = "run_filter"
+    operator_label = "synthcurate: run filter"
+    operator_description = "Score every synthetic sample and tag it KEY:pass or KEY:reject"
 
     def resolve_input(self, ctx) -> types.Property:
         from brain.filters import FILTERS
@@ -79,15 +93,10 @@ class RunFilter(foo.Operator):
         return types.Property(outputs)
 
 
-class TagSelected(foo.Operator):
-    @property
-    def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="tag_selected",
-            label="synthcurate: tag selected pass/reject",
-            description="Overrule the filter for the selected synthetic samples",
-            dynamic=True,
-        )
+class TagSelected(_Operator):
+    operator_name = "tag_selected"
+    operator_label = "synthcurate: tag selected pass/reject"
+    operator_description = "Overrule the filter for the selected synthetic samples"
 
     def resolve_input(self, ctx) -> types.Property:
         inputs = types.Object()
@@ -122,15 +131,10 @@ class TagSelected(foo.Operator):
         return types.Property(outputs)
 
 
-class FilterSummary(foo.Operator):
-    @property
-    def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="filter_summary",
-            label="synthcurate: filter run summary",
-            description="Method, level and counts of a stored filter run",
-            dynamic=True,
-        )
+class FilterSummary(_Operator):
+    operator_name = "filter_summary"
+    operator_label = "synthcurate: filter run summary"
+    operator_description = "Method, level and counts of a stored filter run"
 
     def resolve_input(self, ctx) -> types.Property:
         inputs = types.Object()
@@ -159,15 +163,10 @@ class FilterSummary(foo.Operator):
         return types.Property(outputs)
 
 
-class ExportCurated(foo.Operator):
-    @property
-    def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="export_curated",
-            label="synthcurate: export current view",
-            description="Write the current view as a training set",
-            dynamic=True,
-        )
+class ExportCurated(_Operator):
+    operator_name = "export_curated"
+    operator_label = "synthcurate: export current view"
+    operator_description = "Write the current view as a training set"
 
     def resolve_input(self, ctx) -> types.Property:
         inputs = types.Object()
