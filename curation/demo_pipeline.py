@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from curation.datasets import dataset_exists, open_dataset
+from curation.datasets import dataset_exists, delete_dataset, open_dataset
 from curation.demo import make_demo_data
 from curation.ingest import ingest_csv, ingest_pool
 from curation.schema import project_info
@@ -29,13 +29,16 @@ def prepare_demo_dataset(
     name: str, root: Path, *, fresh: bool = False, echo: Callable[[str], None] = print
 ) -> str:
     """Make the simulated data under ``root/data`` (kept between runs) and ingest it as ``name``;
-    an existing demo dataset is kept (so the study resumes) unless ``fresh``."""
+    an existing demo dataset is kept (so the study resumes) unless ``fresh``, which deletes it
+    with everything made for it (runs, checkpoints, synthetic images)."""
     data = root / "data"
     labels_csv = data / "labels.csv"
     if not labels_csv.is_file():
         echo(f"[data] making simulated FISH crops in {data}")
         make_demo_data(data, n_labelled=DEMO_LABELLED, n_pool=DEMO_POOL)
-    if dataset_exists(name) and not fresh:
+    if dataset_exists(name) and fresh:
+        delete_dataset(name)  # and the checkpoints and images made for it
+    if dataset_exists(name):
         sources = [s["kind"] for s in project_info(open_dataset(name)).get("sources", [])]
         if f"csv:{labels_csv}" in sources:
             echo(f"[data] dataset {name!r} exists: continuing (use --fresh to start over)")
@@ -58,11 +61,14 @@ def run_demo(
     fresh: bool = False,
     echo: Callable[[str], None] = print,
     progress: bool = True,
+    study: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the demo study; returns the experiment's results (``report`` is the report path)."""
+    """Run the demo study (``study``: another config mapping than ``demo_experiment.yaml``, e.g.
+    with smaller budgets; its ``dataset`` is set to ``name``); returns the experiment's results
+    (``report`` is the report path)."""
     from curation.experiment import parse_config, run_experiment
 
     root.mkdir(parents=True, exist_ok=True)
     prepare_demo_dataset(name, root, fresh=fresh, echo=echo)
-    config = parse_config(demo_config(name))
+    config = parse_config({**study, "dataset": name} if study else demo_config(name))
     return run_experiment(config, out=root / "report", echo=echo, progress=progress)

@@ -45,6 +45,7 @@ from generators.sources import (
 )
 
 CHECKPOINT_DIR, IMAGES_DIR, LOSS_PNG = "checkpoint", "images", "loss.png"
+TRAINING_DATA_FILE = "training_data.json"  # beside the checkpoint: what it was trained on
 MAX_HISTORY_POINTS = 2000
 
 
@@ -122,6 +123,28 @@ def _make_generator(method: str, shape, condition, seed, params) -> Generator:
     return generator
 
 
+def training_data_digest(*arrays: np.ndarray | None) -> str:
+    """SHA-256 over the shapes and bytes of the arrays a generator trains on (``None`` counts)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(b"none" if array is None else repr(array.shape).encode())
+        if array is not None:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _check_training_data(checkpoint_dir: Path, digest: str) -> None:
+    """Refuse a run folder whose checkpoint was (or is being) trained on other images."""
+    record = checkpoint_dir / TRAINING_DATA_FILE
+    if record.is_file() and json.loads(record.read_text()).get("digest") != digest:
+        raise CurateError(
+            f"the run's checkpoint in {checkpoint_dir} was trained on other images (did the "
+            "dataset change?); use another run name"
+        )
+
+
 def _train_or_load(
     generator: Generator,
     *,
@@ -135,7 +158,8 @@ def _train_or_load(
     resume: bool,
     progress: bool,
 ) -> Generator:
-    """Load ``checkpoint`` or the run's finished checkpoint, else train (or resume)."""
+    """Load ``checkpoint`` or the run's finished checkpoint, else train (or resume). A run's
+    checkpoint trained on other images (e.g. the dataset was replaced) is refused."""
     from generators.training import TRAIN_STATE_FILE
 
     size, channels = generator.image_size, generator.channels
@@ -143,6 +167,8 @@ def _train_or_load(
     if checkpoint is not None:
         loaded = type(generator).load(checkpoint, image_size=size, channels=channels)
         return loaded.set_device(device)
+    data_digest = training_data_digest(targets, fit_sources, target_masks)
+    _check_training_data(checkpoint_dir, data_digest)
     saved = (checkpoint_dir / CARD_FILE).is_file()
     if saved:
         card = read_card(checkpoint_dir)
@@ -169,6 +195,8 @@ def _train_or_load(
         )
     if generator.trains and train_steps is not None and checkpoint_every is None:
         checkpoint_every = max(1, min(500, train_steps // 10))
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    (checkpoint_dir / TRAINING_DATA_FILE).write_text(json.dumps({"digest": data_digest}))
     generator.fit(
         targets,
         fit_sources,
@@ -192,11 +220,17 @@ def _check_run_config(dataset, run: str, config: dict[str, Any]) -> None:
         return
     stored, _ = load_run(dataset, "generate", run)
     for key in ("generator", "params", "source_view", "seed"):
-        if json.loads(json.dumps(stored.get(key))) != json.loads(json.dumps(config[key])):
-            raise CurateError(
-                f"run {run!r} exists with another {key} ({stored.get(key)!r}); use another run "
-                "name or delete the run"
-            )
+        before, now = (json.loads(json.dumps(c)) for c in (stored.get(key), config[key]))
+        if before == now:
+            continue
+        if isinstance(before, dict) and isinstance(now, dict):
+            changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+            what = f"params ({', '.join(f'{k}: {before.get(k)!r}' for k in changed)})"
+        else:
+            what = f"{key} ({before!r})"
+        raise CurateError(
+            f"run {run!r} exists with another {what}; use another run name or delete the run"
+        )
 
 
 # -- the API ---------------------------------------------------------------------------------

@@ -182,6 +182,16 @@ def test_checkpoint_of_another_method_or_run_reuse(project, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("curate: error:") and err.count("\n") == 1
     assert _count(project) == before
+    with pytest.raises(CurateError, match=r"another params \(num_timesteps: 50\)"):
+        generate(project, "bbdm", "r1", n=2, **{**FAST, "params": {**TINY, "num_timesteps": 40}})
+    # the rare-class train images changed (here a label): the finished checkpoint is not reused
+    dataset = fo.load_dataset(project)
+    sample = dataset.match({"split": "train", "ground_truth.label": "translocation"}).first()
+    sample.ground_truth.label = "normal"
+    sample.save()
+    with pytest.raises(CurateError, match="trained on other images"):
+        generate(project, "bbdm", "r1", n=2, **FAST)
+    assert _count(project) == before
 
 
 def _cli(project: str, *extra: str) -> subprocess.Popen:

@@ -1,0 +1,54 @@
+"""`curate demo`'s pipeline end to end: the shipped study with its budgets cut down."""
+
+from __future__ import annotations
+
+import copy
+
+import fiftyone as fo
+
+from curation.demo_pipeline import demo_config, run_demo
+from curation.experiment import parse_config
+
+NAME = "demo-test"
+
+
+def _small_study() -> dict:
+    """The shipped demo study (same generators, conditions, filter), with tiny budgets."""
+    study = copy.deepcopy(demo_config(NAME))
+    study["classifier"]["epochs"] = 1
+    for generator in study["generators"]:
+        generator.update(n=12, train_steps=4)
+        generator.setdefault("params", {})
+        if generator["method"] == "bbdm":
+            generator["steps"] = 4
+            generator["params"]["preset"] = "tiny"
+    return study
+
+
+def test_shipped_demo_study_is_valid():
+    config = parse_config(demo_config(NAME))
+    assert [g.method for g in config.generators] == ["bbdm", "cyclegan"]
+    assert config.seeds >= 2 and config.augment == [True]
+
+
+def test_demo_runs_end_to_end_and_resumes(tmp_path):
+    messages: list[str] = []
+    results = run_demo(NAME, tmp_path, echo=messages.append, progress=False, study=_small_study())
+    report = tmp_path / "report" / "report.md"
+    assert results["report"] == str(report) and report.is_file()
+    assert len(results["tables"]) == 5  # real, and all / passing samples of both generators
+    assert {g: c["before"] for g, c in results["filter_counts"].items()} == {
+        "bbdm": 12,
+        "cyclegan": 12,
+    }
+    dataset = fo.load_dataset(NAME)
+    assert dataset.match({"origin": "real"}).count() == 1200  # 800 labelled + 400 pool
+    assert dataset.match({"origin": "synthetic"}).count() == 24
+    assert (tmp_path / "data" / "labels.csv").is_file()
+
+    messages.clear()
+    again = run_demo(NAME, tmp_path, echo=messages.append, progress=False, study=_small_study())
+    assert any("continuing" in m for m in messages)
+    assert sum("done earlier, skipped" in m for m in messages) == 6  # 5 cells and the embedding
+    assert dataset.match({"origin": "synthetic"}).count() == 24
+    assert again["tables"] == results["tables"]
