@@ -179,3 +179,31 @@ def test_an_empty_filtered_view_trains_on_real_data_only(study, tmp_path, capsys
     for seed in range(2):  # training is deterministic: the same runs as the real baseline
         assert filtered["per_seed"][seed]["f1"] == real["per_seed"][seed]["f1"]
         assert filtered["per_seed"][seed]["confusion"] == real["per_seed"][seed]["confusion"]
+
+
+def test_calibrated_filter_level_is_reported_with_its_val_sweep(study, tmp_path):
+    config = {
+        "dataset": DATASET,
+        "name": "cal",
+        "seeds": 2,
+        "augment": [False],
+        "classifier": {"epochs": 1, "batch_size": 32, "schedule": "cosine"},
+        "generators": [{"method": "existing", "name": "copies"}],
+        "filter": {"method": "umap_gmm", "calibrate": True},
+        "ssim": {"enabled": False},
+    }
+    path = tmp_path / "cal.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "r"
+    assert main(["experiment", str(path), "--out", str(out), "--json"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    calibration = report["calibration"]
+    assert calibration["settings"]["schedule"] == "cosine"
+    assert len(calibration["sweep"]) == 7 and calibration["real_only"] is not None
+    best = max(e["val_f1_mean"] for e in calibration["sweep"])
+    chosen = [e for e in calibration["sweep"] if e["level"] == calibration["level"]]
+    assert chosen[0]["val_f1_mean"] == best and report["filter"]["level"] == calibration["level"]
+    assert report["filter_counts"]["copies"]["after"] == chosen[0]["n_pass"]
+    text = (out / "report.md").read_text()
+    assert "## Filter level calibrated on val" in text and "(chosen)" in text
+    assert "(cosine learning rate)" in text

@@ -83,11 +83,15 @@ def collect_results(
         "filter_counts": counts,
         "filter": {k: v for k, v in filter_result.items() if not isinstance(v, (list, dict))},
         "filter_files": {k: v for k, v in filter_result.items() if k.endswith(("_png", "plots"))},
+        "calibration": filter_result.get("calibration"),
         "generation": {
             name: {k: report.get(k) for k in ("method", "added", "total", "trained_steps")}
             for name, report in generation.items()
         },
     }
+
+
+_SELECTED = {"f1": "F1 of the rare class", "auc": "AUC", "loss": "loss"}
 
 
 def markdown_table(rows: list[dict], seeds: int) -> str:
@@ -110,6 +114,25 @@ def _counts_table(counts: dict[str, dict[str, int]]) -> str:
         rate = c["after"] / c["before"] if c["before"] else 0.0
         lines.append(f"| {name} | {c['before']} | {c['after']} | {rate:.0%} |")
     return "\n".join(lines)
+
+
+def _calibration_table(calibration: dict[str, Any]) -> str:
+    """The level sweep on val: synthetic samples passing and the val F1 of the rare class."""
+    lines = ["| level | synthetic passing | val F1 (rare) |", "|---|---|---|"]
+    for entry in calibration["sweep"]:
+        chosen = " (chosen)" if entry["level"] == calibration["level"] else ""
+        lines.append(
+            f"| {entry['level']:.3g}{chosen} | {entry['n_pass']} | "
+            f"{entry['val_f1_mean']:.3f}+-{entry['val_f1_std']:.3f} |"
+        )
+    real = calibration.get("real_only")
+    if real:
+        lines.append(f"| real only | 0 | {real['val_f1_mean']:.3f}+-{real['val_f1_std']:.3f} |")
+    settings = calibration.get("settings", {})
+    return "\n".join(lines) + (
+        f"\n\nClassifier seeds per level: {settings.get('seeds')}, epochs: {settings.get('epochs')}"
+        "; trained on real train + the passing samples, scored on real val only."
+    )
 
 
 def _comparisons_table(comparisons: list[dict], rows: dict[str, dict]) -> str:
@@ -197,8 +220,9 @@ def write_report(config: ExperimentConfig, results: dict[str, Any], out: Path) -
     sections = [
         f"# Study `{config.name}` on dataset `{config.dataset}`",
         f"Seeds: {results['seeds']} ({', '.join(map(str, results['tables'][0]['seeds']))}); "
-        f"classifier: {config.classifier.arch}, {config.classifier.epochs} epochs, best epoch by "
-        f"validation F1 of the rare class; filter: {config.filter.method}"
+        f"classifier: {config.classifier.arch}, {config.classifier.epochs} epochs"
+        f" ({config.classifier.schedule} learning rate), best epoch by validation "
+        f"{_SELECTED[config.classifier.select]}; filter: {config.filter.method}"
         + (" (level calibrated on val)" if config.filter.calibrate else "")
         + ". The test split is used only for these tables.",
         "## Rare-class results",
@@ -214,6 +238,11 @@ def write_report(config: ExperimentConfig, results: dict[str, Any], out: Path) -
                 "Filter run: "
                 + ", ".join(f"{k} = {v}" for k, v in sorted(results["filter"].items()))
             )
+        if results.get("calibration"):
+            sections += [
+                "## Filter level calibrated on val",
+                _calibration_table(results["calibration"]),
+            ]
     if results["comparisons"]:
         sections += [
             "## Comparison with the real baseline",
