@@ -61,10 +61,18 @@ def run_folder(dataset_name: str, run: str) -> Path:
     return media_root(dataset_name) / "runs" / run_key("train", run).removeprefix("train_")
 
 
-def _check_options(
-    run: str, seeds: int, epochs: int, batch_size: int, lr: float, subset: int | None
+def check_training_options(
+    *,
+    seeds: int,
+    epochs: int,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    subset: int | None = None,
+    select: str = "f1",
+    schedule: str = "constant",
+    arch: str = "resnet18",
 ) -> None:
-    run_key("train", run)
+    """Raise :class:`CurateError` naming the first training option out of range."""
     if seeds < 1 or epochs < 1:
         raise CurateError(f"--seeds and --epochs must be at least 1, got {seeds} and {epochs}")
     if batch_size < 2:
@@ -73,6 +81,11 @@ def _check_options(
         raise CurateError(f"--lr must be positive, got {lr}")
     if subset is not None and subset < 2:
         raise CurateError(f"--subset must be at least 2, got {subset}")
+    if select not in SELECTION:
+        raise CurateError(f"unknown --select {select!r}; choose from {', '.join(SELECTION)}")
+    if schedule not in SCHEDULES:
+        raise CurateError(f"unknown --schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    ARCHITECTURES.get(arch)
 
 
 def _classes(dataset: fo.Dataset) -> tuple[list[str], str]:
@@ -284,12 +297,17 @@ def train_classifier(
         CurateError: for bad input (missing rare class in train or val, a single class, mixed
             image sizes without ``size``, unknown views or options); nothing is stored then.
     """
-    _check_options(run, seeds, epochs, batch_size, lr, subset)
-    if select not in SELECTION:
-        raise CurateError(f"unknown --select {select!r}; choose from {', '.join(SELECTION)}")
-    if schedule not in SCHEDULES:
-        raise CurateError(f"unknown --schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
-    ARCHITECTURES.get(arch)
+    run_key("train", run)
+    check_training_options(
+        seeds=seeds,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        subset=subset,
+        select=select,
+        schedule=schedule,
+        arch=arch,
+    )
     if pretrained and not pretrained_path(arch).is_file():
         raise CurateError(f"--pretrained: no local {arch} weights at {pretrained_path(arch)}")
     dataset = open_dataset(dataset_name)

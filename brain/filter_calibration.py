@@ -26,7 +26,8 @@ class CalibrationSettings:
         n_levels: grid size when ``levels`` is ``None``.
         seeds: classifier seeds per level (``seed``, ``seed + 1``, ...).
         seed: the first seed.
-        epochs, arch, batch_size, lr, augment, class_weighted, schedule: the training settings.
+        epochs, arch, batch_size, lr, augment, class_weighted, select, schedule: the
+            training settings (see :class:`brain.training.TrainSettings`).
         size: pad images to a square and resize to ``size`` (needed for mixed sizes).
         device: ``auto``, ``cpu`` or ``cuda``.
         num_threads: torch CPU threads.
@@ -43,6 +44,7 @@ class CalibrationSettings:
     lr: float = 1e-3
     augment: bool = False
     class_weighted: bool = False
+    select: str = "f1"
     schedule: str = "constant"
     size: int | None = None
     device: str = "auto"
@@ -97,7 +99,7 @@ class _Trainer:
 
     def __init__(self, dataset, synthetic_ids: Sequence[str], settings: CalibrationSettings):
         from brain.data import channel_stats, check_shapes, decode_view
-        from brain.training import TrainSettings, resolve_device
+        from brain.training import TrainSettings, resolve_device, shared_settings
         from curation.datasets import builtin_views, labelled
         from curation.schema import project_info, rare_class
 
@@ -127,14 +129,10 @@ class _Trainer:
         self.mean, self.std = channel_stats(self.train.images)
         self.settings = settings
         self.train_settings = TrainSettings(
-            arch=settings.arch,
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            lr=settings.lr,
-            augment=settings.augment,
-            class_weighted=settings.class_weighted,
-            schedule=settings.schedule,
-            device=resolve_device(settings.device),
+            **{
+                **shared_settings(settings, TrainSettings),
+                "device": resolve_device(settings.device),
+            }
         )
 
     def val_f1(self, passed: np.ndarray) -> list[float]:

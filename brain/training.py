@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +42,13 @@ class TrainSettings:
     select: str = "f1"
     schedule: str = "constant"
     device: str = "cpu"
+
+
+def shared_settings(source: Any, cls: type) -> dict[str, Any]:
+    """The values of ``source`` (a dataclass) for every field of dataclass ``cls`` of the same
+    name, e.g. the :class:`TrainSettings` part of an experiment's classifier config."""
+    names = {f.name for f in fields(source)}
+    return {f.name: getattr(source, f.name) for f in fields(cls) if f.name in names}
 
 
 @dataclass

@@ -45,7 +45,6 @@ from generators.sources import (
 )
 
 CHECKPOINT_DIR, IMAGES_DIR, LOSS_PNG = "checkpoint", "images", "loss.png"
-TRAINING_DATA_FILE = "training_data.json"  # beside the checkpoint: what it was trained on
 MAX_HISTORY_POINTS = 2000
 
 
@@ -123,28 +122,6 @@ def _make_generator(method: str, shape, condition, seed, params) -> Generator:
     return generator
 
 
-def training_data_digest(*arrays: np.ndarray | None) -> str:
-    """SHA-256 over the shapes and bytes of the arrays a generator trains on (``None`` counts)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(b"none" if array is None else repr(array.shape).encode())
-        if array is not None:
-            digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
-def _check_training_data(checkpoint_dir: Path, digest: str) -> None:
-    """Refuse a run folder whose checkpoint was (or is being) trained on other images."""
-    record = checkpoint_dir / TRAINING_DATA_FILE
-    if record.is_file() and json.loads(record.read_text()).get("digest") != digest:
-        raise CurateError(
-            f"the run's checkpoint in {checkpoint_dir} was trained on other images (did the "
-            "dataset change?); use another run name"
-        )
-
-
 def _train_or_load(
     generator: Generator,
     *,
@@ -167,8 +144,6 @@ def _train_or_load(
     if checkpoint is not None:
         loaded = type(generator).load(checkpoint, image_size=size, channels=channels)
         return loaded.set_device(device)
-    data_digest = training_data_digest(targets, fit_sources, target_masks)
-    _check_training_data(checkpoint_dir, data_digest)
     saved = (checkpoint_dir / CARD_FILE).is_file()
     if saved:
         card = read_card(checkpoint_dir)
@@ -187,6 +162,11 @@ def _train_or_load(
         done = not generator.trains or card.get("steps_trained", 0) >= (train_steps or target)
         if done:
             loaded = type(generator).load(checkpoint_dir, image_size=size, channels=channels)
+            if not loaded.trained_on(targets, fit_sources, target_masks):
+                raise CurateError(
+                    f"the run's checkpoint in {checkpoint_dir} was trained on other images (did "
+                    "the dataset change?); use another run name"
+                )
             return loaded.set_device(device)
     if generator.trains and (checkpoint_dir / TRAIN_STATE_FILE).is_file() and not resume:
         raise CurateError(
@@ -195,8 +175,6 @@ def _train_or_load(
         )
     if generator.trains and train_steps is not None and checkpoint_every is None:
         checkpoint_every = max(1, min(500, train_steps // 10))
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    (checkpoint_dir / TRAINING_DATA_FILE).write_text(json.dumps({"digest": data_digest}))
     generator.fit(
         targets,
         fit_sources,

@@ -95,6 +95,18 @@ def weights_digest(weights: Mapping[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def training_data_digest(
+    targets: np.ndarray, sources: np.ndarray | None, masks: np.ndarray | None
+) -> str:
+    """sha256 of the arrays a generator is fitted on (shapes and bytes; ``None`` counts)."""
+    digest = hashlib.sha256()
+    for array in (targets, sources, masks):
+        digest.update(b"none" if array is None else repr(array.shape).encode())
+        if array is not None:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
 def write_json(data: Any, path: Path) -> None:
     """Write JSON atomically (a temporary file, then a rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -151,6 +163,8 @@ class Generator:
     channels: int
     condition: str | Condition
     seed: int
+    #: sha256 of the arrays ``fit`` saw (see :meth:`trained_on`); ``None`` before ``fit``.
+    data_digest_: str | None = None
 
     def __init__(
         self, image_size: int, channels: int, *, condition: str | Condition, seed: int
@@ -222,6 +236,29 @@ class Generator:
                 checkpoint that does not match.
         """
         self._validate_params()
+        targets, sources, masks = self._training_arrays(targets, sources, masks)
+        if steps is not None and int(steps) < 1:
+            raise CurateError(f"steps must be at least 1, got {steps}")
+        if checkpoint_every is not None and int(checkpoint_every) < 1:
+            raise CurateError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+        self.data_digest_ = training_data_digest(targets, sources, masks)
+        self._fit(
+            targets,
+            sources,
+            masks=masks,
+            steps=None if steps is None else int(steps),
+            checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            progress=progress,
+            callback=callback,
+        )
+        return self
+
+    def _training_arrays(
+        self, targets: np.ndarray, sources: np.ndarray | None, masks: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``fit``'s inputs validated (and masks squeezed to ``(N, S, S)``)."""
         targets = check_images(
             targets, "rare-class images", image_size=self.image_size, channels=self.channels
         )
@@ -238,22 +275,20 @@ class Generator:
             raise CurateError(f"{self.method} needs images of the other class to fit")
         if masks is not None:
             masks = check_masks(masks, len(targets), self.image_size)
-        if steps is not None and int(steps) < 1:
-            raise CurateError(f"steps must be at least 1, got {steps}")
-        if checkpoint_every is not None and int(checkpoint_every) < 1:
-            raise CurateError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
-        self._fit(
-            targets,
-            sources,
-            masks=masks,
-            steps=None if steps is None else int(steps),
-            checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            progress=progress,
-            callback=callback,
-        )
-        return self
+        return targets, sources, masks
+
+    def trained_on(
+        self,
+        targets: np.ndarray,
+        sources: np.ndarray | None = None,
+        masks: np.ndarray | None = None,
+    ) -> bool:
+        """Whether ``fit`` saw exactly these arrays (``True`` for a checkpoint that predates
+        the record of its training data)."""
+        if self.data_digest_ is None:
+            return True
+        arrays = self._training_arrays(targets, sources, masks)
+        return training_data_digest(*arrays) == self.data_digest_
 
     def generate(
         self,
@@ -322,6 +357,7 @@ class Generator:
             "params": self.get_params(),
             "digest": self.checkpoint_digest,
             "steps_trained": len(self.loss_history_),
+            "data_digest": self.data_digest_,
         }
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -378,6 +414,7 @@ class Generator:
         if weights_digest(weights) != card.get("digest"):
             raise CurateError(f"the weights in {path} do not match the digest of their card")
         generator._set_weights(weights)
+        generator.data_digest_ = card.get("data_digest")
         history = Path(path) / "loss_history.json"
         generator.loss_history_ = json.loads(history.read_text()) if history.is_file() else []
         return generator

@@ -18,7 +18,6 @@ whose exponential moving average generates.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -43,15 +42,6 @@ class TrainingData:
     targets: np.ndarray
     sources: np.ndarray | None
     masks: np.ndarray | None
-
-    def digest(self) -> str:
-        """sha256 of the arrays, to refuse resuming on different images."""
-        digest = hashlib.sha256()
-        for array in (self.targets, self.sources, self.masks):
-            digest.update(b"none" if array is None else repr(array.shape).encode())
-            if array is not None:
-                digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()
 
 
 def random_flips(batch: np.ndarray, rng: np.random.Generator, masks: np.ndarray | None = None):
@@ -257,7 +247,7 @@ class TorchGenerator(Generator):
         total = steps or self.default_train_steps
         self.total_steps_ = total
         data = TrainingData(targets, sources, masks)
-        data_digest = data.digest()
+        data_digest = self.data_digest_  # set by ``fit``
         if checkpoint_dir is not None:
             self._check_checkpoint_dir(checkpoint_dir)
         self._init_networks(total)

@@ -130,6 +130,8 @@ def test_test_split_never_shapes_training(study):
         ({"colour": "blue"}, "unknown key(s) colour"),
         ({"generators": [{"method": "stylegan"}]}, "unknown generator 'stylegan'"),
         ({"filter": {"method": "magic"}}, "unknown filter 'magic'"),
+        ({"classifier": {"schedule": "step"}}, "unknown --schedule 'step'"),
+        ({"classifier": {"epochs": 0}}, "--seeds and --epochs must be at least 1"),
         ({"dataset": "nope"}, "dataset 'nope' does not exist"),
         ({"generators": [{"method": "existing", "name": "elsewhere"}]}, "no synthetic samples"),
     ],

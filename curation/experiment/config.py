@@ -118,6 +118,19 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
         names.append(generator.name)
     if len(set(names)) != len(names):
         raise CurateError(f"generator names must be unique: {names}")
+    from brain.classifier import check_training_options
+
+    c = config.classifier
+    check_training_options(
+        seeds=config.seeds,
+        epochs=c.epochs,
+        batch_size=c.batch_size,
+        lr=c.lr,
+        subset=c.subset,
+        select=c.select,
+        schedule=c.schedule,
+        arch=c.arch,
+    )
     from brain.filters import FILTERS
 
     FILTERS.get(config.filter.method)  # raises listing the known filters

@@ -158,19 +158,13 @@ def _embed(config: ExperimentConfig, echo: Echo, progress: bool) -> str:
 def _filter(config: ExperimentConfig, embedding: str, echo: Echo) -> dict[str, Any]:
     from brain.filter_calibration import CalibrationSettings
     from brain.filtering import run_filter
+    from brain.training import shared_settings
 
     key = filter_key(config)
-    c = config.classifier
     calibration = CalibrationSettings(
+        **shared_settings(config.classifier, CalibrationSettings),
         seeds=config.filter.calibrate_seeds,
-        epochs=c.epochs,
-        arch=c.arch,
-        batch_size=c.batch_size,
-        lr=c.lr,
         augment=config.augment[0],
-        class_weighted=c.class_weighted,
-        schedule=c.schedule,
-        size=c.size,
     )
     how = "level calibrated on val" if config.filter.calibrate else f"level {config.filter.level}"
     echo(f"[filter] {key}: {config.filter.method}, {how}")
