@@ -2,8 +2,7 @@
 
 Starts a private, throw-away FiftyOne database, ingests the data from ``../shared/data``, runs
 :func:`curation.experiment.runner.run_experiment` with ``bench/experiments/<data>.yaml`` and
-prints the report's tables, plus a paired comparison of filtered against unfiltered synthetic
-data (same seeds) for every generator.
+prints the report up to its figures: verdicts, tables, the paired comparisons of every arm.
 
 G-banded crops have many sizes (16-56 x 18-147 px) and generators need one square size, so
 32 x 32 copies are written to a temporary folder first (:func:`square_copy`: each crop centred
@@ -140,29 +139,6 @@ def scale_down(config) -> None:
             generator.steps = 3
 
 
-def filtered_vs_unfiltered(results: dict) -> list[str]:
-    """Markdown rows: paired F1 difference of filtered minus unfiltered, per generator."""
-    from brain.stats import paired_comparison
-
-    rows = {(r["generator"], r["filtered"], r["augment"]): r for r in results["tables"]}
-    lines = [
-        "| generator | augment | mean F1 diff (filtered - unfiltered) | 95% bootstrap CI "
-        "| paired t p | Wilcoxon p |",
-        "|---|---|---|---|---|---|",
-    ]
-    for (name, filtered, augment), row in rows.items():
-        if name is None or not filtered:
-            continue
-        other = rows[(name, False, augment)]
-        assert row["seeds"] == other["seeds"]
-        c = paired_comparison(row["f1"]["values"], other["f1"]["values"])
-        lines.append(
-            f"| {name} | {augment} | {c['mean_diff']:+.3f} | [{c['ci_low']:+.3f}, "
-            f"{c['ci_high']:+.3f}] | {c['t_test_p']:.3g} | {c['wilcoxon_p']:.3g} |"
-        )
-    return lines
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=sorted(CONFIGS), required=True)
@@ -173,6 +149,7 @@ def main() -> int:
     parser.add_argument("--canvas", type=int, default=48, help="G-banded canvas before resizing")
     parser.add_argument("--other-fraction", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0, help="subsampling and split seed")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     source = BREASTMNIST if args.data == "breastmnist" else GBANDED
     if not source.exists():
@@ -183,7 +160,7 @@ def main() -> int:
     use_private_database(workdir)
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     from curation.experiment.config import load_config
     from curation.experiment.runner import run_experiment
 
@@ -200,8 +177,6 @@ def main() -> int:
     results = run_experiment(config, out=out, echo=echo, progress=False)
     minutes = (time.perf_counter() - started) / 60
     print(Path(results["report"]).read_text().split("\n## Figures")[0])
-    print("## Filtered against unfiltered (paired over seeds)\n")
-    print("\n".join(filtered_vs_unfiltered(results)))
     print(f"\n{minutes:.1f} min in all; report and figures in {out}")
     print(json.dumps({"generation": results["generation"], "filter": results["filter"]}))
     return 0

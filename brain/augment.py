@@ -2,8 +2,9 @@
 
 Each sample draws its own transforms from one seeded :class:`torch.Generator` (a torchvision v2
 transform applied to a batch would give every sample the same draw), so runs are reproducible.
-The random crop pads by an eighth of the side with zeros (black background) and crops back to
-the original size at a random offset, like ``v2.RandomCrop(size, padding=size // 8)``.
+The random crop pads by an eighth of the side, repeating the edge pixels (so a light
+background stays light), and crops back to the original size at a random offset, like
+``v2.RandomCrop(size, padding=size // 8, padding_mode="edge")``.
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ def random_right_angles(batch: torch.Tensor, generator: torch.Generator) -> torc
 
 
 def random_crop(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Zero-pad by ``max(1, side // 8)`` and crop each sample back at a random offset."""
+    """Pad by ``max(1, side // 8)`` repeating the edge pixels, and crop each sample back at a
+    random offset."""
     size, _, height, width = batch.shape
     pad = max(1, min(height, width) // 8)
-    padded = TF.pad(batch, [pad, pad, pad, pad], fill=0)
+    padded = TF.pad(batch, [pad, pad, pad, pad], padding_mode="edge")
     tops = torch.randint(0, 2 * pad + 1, (size,), generator=generator).tolist()
     lefts = torch.randint(0, 2 * pad + 1, (size,), generator=generator).tolist()
     return torch.stack(

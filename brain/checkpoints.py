@@ -43,6 +43,13 @@ class ModelCard:
         seed: the training seed.
         best_epoch: the epoch whose weights were kept (best validation F1 of the rare class).
         metrics: test metrics of these weights.
+        label_field: the field whose labels the network learnt: the task labels
+            (``ground_truth``) or finer ones (e.g. ``fine_label``), whose classes are then
+            ``classes`` and whose rare-class outputs are ``rare_outputs``.
+        rare_outputs: output indices that make up the rare class (``None``: the index of
+            ``rare_class`` in ``classes``).
+        pad: how images were padded to a square before resizing (see
+            :func:`brain.data.pad_to_square`).
     """
 
     arch: str
@@ -58,6 +65,20 @@ class ModelCard:
     best_epoch: int
     metrics: dict[str, Any] = field(default_factory=dict)
     version: int = CARD_VERSION
+    label_field: str = "ground_truth"
+    rare_outputs: list[int] | None = None
+    pad: str = "constant:0"  # checkpoints made before the padding was recorded padded with 0
+
+    @property
+    def rare_indices(self) -> list[int]:
+        """Output indices of the rare class (several for a network trained on fine labels)."""
+        if self.rare_outputs is not None:
+            return list(self.rare_outputs)
+        return [self.classes.index(self.rare_class)]
+
+    def rare_probability(self, proba):
+        """The rare-class probability ``(N,)`` from the network's ``(N, K)`` probabilities."""
+        return proba[:, self.rare_indices].sum(axis=1)
 
     def check_data(
         self, classes: Sequence[str], rare_class: str | None, shapes: Sequence[tuple[int, ...]]
@@ -72,7 +93,8 @@ class ModelCard:
         Raises:
             CurateError: if classes, rare class, channels or (without resizing) sizes differ.
         """
-        if list(classes) != list(self.classes) or rare_class != self.rare_class:
+        fine = self.label_field != "ground_truth"  # outputs are fine classes, not the task's
+        if (not fine and list(classes) != list(self.classes)) or rare_class != self.rare_class:
             raise CurateError(
                 f"checkpoint classes {self.classes} (rare {self.rare_class!r}) do not match the "
                 f"dataset's {list(classes)} (rare {rare_class!r})"

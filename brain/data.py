@@ -7,8 +7,10 @@ Resize policy (stated once, applied everywhere):
 
 - Without a target size, every image must have the same height, width and channel count; mixed
   sizes are refused with a message asking for ``--size``.
-- With a target size ``S``, an image that is not ``S x S`` is zero-padded to a centred square and
-  resized to ``S x S`` (bilinear, antialiased). Aspect ratio is kept; nothing is cropped.
+- With a target size ``S``, an image that is not ``S x S`` is padded to a centred square and
+  resized to ``S x S`` (bilinear, antialiased). Aspect ratio is kept; nothing is cropped. The
+  padding keeps the background by default (the median colour of the image border, see
+  :func:`pad_to_square`); checkpoints record the padding they were trained with.
 - Channel counts must agree across all images: a model has one input channel count.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from curation.errors import CurateError
-from curation.images import read_image
+from curation.images import describe_shapes, read_image
 from curation.schema import LABEL_FIELD, ORIGIN_FIELD, SPLIT_FIELD
 
 NO_LABEL = -1
@@ -126,12 +128,6 @@ class ImageSet:
         )
 
 
-def describe_shapes(shapes: Sequence[tuple[int, ...]]) -> str:
-    """``"64x64x3: 10, 32x32x3: 2"``: the shapes seen and how often, most common first."""
-    counts = Counter(tuple(s) for s in shapes)
-    return ", ".join(f"{'x'.join(map(str, s))}: {n}" for s, n in counts.most_common())
-
-
 def check_shapes(shapes: Sequence[tuple[int, int, int]], size: int | None) -> tuple[int, int, int]:
     """The ``(H, W, C)`` a set of ``(H, W, C)`` image shapes becomes under the resize policy.
 
@@ -155,17 +151,56 @@ def check_shapes(shapes: Sequence[tuple[int, int, int]], size: int | None) -> tu
     return tuple(shapes[0])  # type: ignore[return-value]
 
 
-def pad_to_square(image: torch.Tensor) -> torch.Tensor:
-    """Zero-pad a ``(C, H, W)`` tensor to a centred square."""
+PAD_MODES = ("border", "edge", "reflect", "constant")
+DEFAULT_PAD = "border"
+
+
+def check_pad(pad: str) -> str:
+    """``pad`` if it is a valid padding mode (``border``, ``edge``, ``reflect`` or
+    ``constant:VALUE`` with VALUE in 0..255), else a :class:`CurateError` listing them."""
+    mode, _, value = str(pad).partition(":")
+    valid = mode in PAD_MODES and (mode == "constant") == bool(value)
+    if valid and mode == "constant":
+        valid = value.isdigit() and 0 <= int(value) <= 255
+    if not valid:
+        raise CurateError(
+            f"unknown padding {pad!r}; use border (the colour of the image border), edge, "
+            "reflect or constant:VALUE (0-255)"
+        )
+    return str(pad)
+
+
+def pad_to_square(image: torch.Tensor, pad: str = DEFAULT_PAD) -> torch.Tensor:
+    """Pad a ``(C, H, W)`` ``uint8`` tensor to a centred square.
+
+    ``pad``: ``border`` fills with the median colour of the image's outermost pixels (keeps a
+    light or dark background), ``edge`` repeats the edge pixels, ``reflect`` mirrors the image,
+    ``constant:VALUE`` fills with VALUE.
+    """
+    mode, _, value = check_pad(pad).partition(":")
     _, height, width = image.shape
     side = max(height, width)
     top, left = (side - height) // 2, (side - width) // 2
-    return torch.nn.functional.pad(image, (left, side - width - left, top, side - height - top))
+    widths = ((0, 0), (top, side - height - top), (left, side - width - left))
+    array = image.numpy()
+    if mode in ("edge", "reflect"):
+        padded = np.pad(array, widths, mode="edge" if mode == "edge" else "symmetric")
+    else:
+        fill = np.full(array.shape[0], int(value or 0), dtype=np.uint8)
+        if mode == "border":
+            border = np.concatenate(
+                [array[:, 0, :], array[:, -1, :], array[:, :, 0], array[:, :, -1]], axis=1
+            )
+            fill = np.median(border, axis=1).round().astype(np.uint8)
+        padded = np.empty((array.shape[0], side, side), dtype=array.dtype)
+        padded[:] = fill[:, None, None]
+        padded[:, top : top + height, left : left + width] = array
+    return torch.from_numpy(np.ascontiguousarray(padded))
 
 
-def fit_image(array: np.ndarray, size: int | None) -> torch.Tensor:
-    """A ``uint8`` ``(H, W, C)`` array as a ``(C, H, W)`` tensor, padded and resized to
-    ``size x size`` when it is not already that shape (see the module's resize policy)."""
+def fit_image(array: np.ndarray, size: int | None, pad: str = DEFAULT_PAD) -> torch.Tensor:
+    """A ``uint8`` ``(H, W, C)`` array as a ``(C, H, W)`` tensor, padded (``pad``, see
+    :func:`pad_to_square`) and resized to ``size x size`` when it is not already that shape."""
     from torchvision.transforms.v2 import functional as TF
 
     image = torch.from_numpy(np.array(array)).permute(
@@ -173,18 +208,21 @@ def fit_image(array: np.ndarray, size: int | None) -> torch.Tensor:
     )  # a copy: cached arrays are read-only
     if size is None or image.shape[1:] == (size, size):
         return image
-    square = pad_to_square(image)
+    square = pad_to_square(image, pad)
     return TF.resize(square, [size, size], antialias=True)
 
 
-def stack_images(arrays: Sequence[np.ndarray], size: int | None) -> torch.Tensor:
-    """Stack decoded images into one ``uint8`` ``(N, C, H, W)`` tensor (resize policy applied)."""
+def stack_images(
+    arrays: Sequence[np.ndarray], size: int | None, pad: str = DEFAULT_PAD
+) -> torch.Tensor:
+    """Stack decoded images into one ``uint8`` ``(N, C, H, W)`` tensor (resize policy applied,
+    padding with ``pad``)."""
     height, width, channels = check_shapes([a.shape for a in arrays], size)
     if all(a.shape == (height, width, channels) for a in arrays):
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     out = torch.empty((len(arrays), channels, height, width), dtype=torch.uint8)
     for index, array in enumerate(arrays):
-        out[index] = fit_image(array, size)
+        out[index] = fit_image(array, size, pad)
     return out
 
 
@@ -203,23 +241,26 @@ class DecodedView:
         """``(H, W, C)`` of every image."""
         return [a.shape for a in self.arrays]
 
-    def to_set(self, classes: Sequence[str], size: int | None) -> ImageSet:
-        """An :class:`ImageSet` with labels as indices into ``classes`` (``-1`` otherwise)."""
+    def to_set(self, classes: Sequence[str], size: int | None, pad: str = DEFAULT_PAD) -> ImageSet:
+        """An :class:`ImageSet` with labels as indices into ``classes`` (``-1`` otherwise),
+        images fitted to ``size`` with padding ``pad``."""
         index = {name: i for i, name in enumerate(classes)}
         codes = np.array([index.get(label, NO_LABEL) for label in self.labels], dtype=np.int64)
-        images = stack_images(self.arrays, size)
+        images = stack_images(self.arrays, size, pad)
         return ImageSet(list(self.ids), images, codes, list(self.splits), list(self.origins))
 
 
-def decode_view(view, progress: bool = True, *, desc: str = "view") -> DecodedView:
+def decode_view(
+    view, progress: bool = True, *, desc: str = "view", label_field: str = LABEL_FIELD
+) -> DecodedView:
     """Decode every image of the FiftyOne collection ``view`` (through the cache); ``desc``
-    names it in the progress bar and in errors.
+    names it in the progress bar and in errors; labels come from ``label_field``.
 
     Raises:
         CurateError: if the view is empty or an image is unreadable.
     """
     ids, paths, labels, splits, origins = view.values(
-        ["id", "filepath", f"{LABEL_FIELD}.label", SPLIT_FIELD, ORIGIN_FIELD]
+        ["id", "filepath", f"{label_field}.label", SPLIT_FIELD, ORIGIN_FIELD]
     )
     if not ids:
         raise CurateError(f"no samples in {desc!r}")

@@ -1,9 +1,17 @@
-"""Choose a filter's level by retraining the classifier on real + passing synthetic samples.
+"""Choose a filter's level on the real val split: by pass rate, or by retraining.
 
-For every candidate level, the synthetic samples that pass at that level join the real train
-split, a classifier is trained per seed (the epoch kept is the one best on the validation split,
-as in :func:`brain.training.fit`), and the level whose mean validation F1 of the rare class is
-highest wins. The test split is never decoded here. Nothing is written to the dataset or disk.
+Two ways, neither reads the test split:
+
+- :func:`calibrate_pass_rate` (``calibrate="val"``, no training): the level at which a target
+  share (default 95%) of the real rare-class *val* samples pass. Val samples are real, so they
+  should pass; the network behind the embeddings never saw them, so they land where new
+  samples land, unlike the train samples the filter was fitted on.
+- :func:`calibrate_level` (``calibrate="retrain"``): for every candidate level, the synthetic
+  samples that pass at that level join the real train split, a classifier is trained per seed
+  (the epoch kept is the one best on the validation split, as in :func:`brain.training.fit`),
+  and the level whose mean validation F1 of the rare class is highest wins.
+
+The test split is never decoded here. Nothing is written to the dataset or disk.
 """
 
 from __future__ import annotations
@@ -14,7 +22,85 @@ from typing import Any
 
 import numpy as np
 
+from brain.metrics import FEW_RARE
 from curation.errors import CurateError
+
+CALIBRATIONS = ("val", "retrain")
+
+
+def calibrate_pass_rate(
+    flt,
+    val_scores: np.ndarray,
+    val_rare: np.ndarray,
+    *,
+    target: float = 0.95,
+) -> dict[str, Any]:
+    """The level of the fitted filter ``flt`` at which ``target`` of the real rare val samples
+    pass.
+
+    Args:
+        flt: a fitted filter.
+        val_scores: its scores of the real val samples (both classes).
+        val_rare: rare-class mask of those samples.
+        target: the share of rare val samples that must pass, in ``(0, 1)``.
+
+    Returns:
+        ``method`` ("val"), ``level``, ``threshold``, ``target``, ``n_val_rare``,
+        ``val_rare_pass`` (the share reached), ``val_other_pass`` (share of the other class
+        passing at that level, NaN without one) and ``warnings``.
+
+    Raises:
+        CurateError: a target outside (0, 1) or no rare val sample.
+    """
+    if not 0.0 < float(target) < 1.0:
+        raise CurateError(f"the calibration target must lie strictly between 0 and 1, got {target}")
+    scores = np.asarray(val_scores, dtype=np.float64)
+    rare = np.asarray(val_rare, dtype=bool)
+    n_rare = int(rare.sum())
+    if n_rare == 0:
+        raise CurateError("the real val split has no rare-class sample to calibrate on")
+    ordered = np.sort(scores[rare])[::-1]
+    needed = max(int(np.ceil(target * n_rare - 1e-9)), 1)
+    # the threshold lies in the middle of the gap below the last sample that must pass (not on
+    # it), so that new samples scored just under it, or ties at a saturated score, still pass
+    last = float(ordered[needed - 1])
+    below = ordered[ordered < last]
+    threshold = max((last + float(below[0])) / 2 if len(below) else last, 1e-12)
+    level = _nearest_valid_level(flt, flt.level_for_threshold(threshold))
+    passed = flt.decide_scores(scores, level)
+    warnings = []
+    reached = float(passed[rare].mean())
+    if reached < target:
+        warnings.append(
+            f"only {reached:.0%} of the real rare val samples pass at the filter's most "
+            f"permissive level, short of the {target:.0%} target (the filter's score cannot "
+            "tell them apart from the rest)"
+        )
+    if n_rare < FEW_RARE:
+        warnings.append(
+            f"the level rests on {n_rare} real rare val sample(s): fewer than {FEW_RARE}, "
+            "so the pass rate it aims at is a rough guess"
+        )
+    return {
+        "method": "val",
+        "level": level,
+        "threshold": float(flt.threshold(level)),
+        "target": float(target),
+        "n_val_rare": n_rare,
+        "val_rare_pass": reached,
+        "val_other_pass": float(passed[~rare].mean()) if (~rare).any() else float("nan"),
+        "warnings": warnings,
+    }
+
+
+def _nearest_valid_level(flt, level: float) -> float:
+    """``level``, or the nearest level ``flt`` accepts when it lies just outside an open end."""
+    for candidate in (level, 1.0 - 1e-9 if level >= 1.0 else 1e-9):
+        try:
+            return flt.resolve_level(candidate)
+        except CurateError:
+            continue
+    raise CurateError(f"no valid level near {level} for this filter")
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,21 @@ from collections.abc import Sequence
 import numpy as np
 
 SUMMARY_METRICS = ("precision", "recall", "f1", "auc", "accuracy")
+FEW_RARE = 5
+"""Below this many real rare samples a rate or metric is reported with a warning."""
 
 
 def rare_class_metrics(
-    labels: np.ndarray, proba: np.ndarray, rare_index: int
+    labels: np.ndarray, proba: np.ndarray, rare_index: int | Sequence[int]
 ) -> dict[str, float | list | None]:
     """Metrics of the rare class, one class against the rest.
 
     Args:
         labels: ``(N,)`` true class indices.
         proba: ``(N, K)`` class probabilities; the prediction is the most probable class.
-        rare_index: column of the rare class.
+        rare_index: column of the rare class, or the columns of the fine classes that make up
+            the rare class (a network trained on fine labels); the rare-class probability is
+            then their sum.
 
     Returns:
         ``precision``, ``recall``, ``f1`` of the rare class (0 where undefined), ``auc`` (ROC-AUC
@@ -32,14 +36,15 @@ def rare_class_metrics(
     labels = np.asarray(labels)
     proba = np.asarray(proba, dtype=np.float64)
     predicted = proba.argmax(axis=1)
-    truth, guess = labels == rare_index, predicted == rare_index
+    rare = np.atleast_1d(np.asarray(rare_index, dtype=np.int64))
+    truth, guess = np.isin(labels, rare), np.isin(predicted, rare)
     tp = int(np.sum(truth & guess))
     precision = tp / int(guess.sum()) if guess.any() else 0.0
     recall = tp / int(truth.sum()) if truth.any() else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     auc = None
     if 0 < truth.sum() < len(truth):
-        auc = float(roc_auc_score(truth, proba[:, rare_index]))
+        auc = float(roc_auc_score(truth, proba[:, rare].sum(axis=1)))
     confusion = confusion_matrix(labels, predicted, labels=list(range(proba.shape[1])))
     return {
         "precision": float(precision),

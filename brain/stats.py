@@ -55,3 +55,41 @@ def paired_comparison(
         "ci_high": float(high),
         "n_pairs": len(diff),
     }
+
+
+VERDICTS = ("helps", "no evidence", "hurts")
+
+
+def verdict(ci_low: float, ci_high: float) -> str:
+    """``helps`` when the confidence interval of the difference lies above 0, ``hurts`` when it
+    lies below 0, else ``no evidence`` (which is not evidence of no effect: see
+    :func:`detectable_difference`)."""
+    if ci_low > 0:
+        return "helps"
+    if ci_high < 0:
+        return "hurts"
+    return "no evidence"
+
+
+def detectable_difference(
+    treatment: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> float:
+    """The smallest mean difference a paired design of this many seeds detects with ``power``
+    at two-sided level ``alpha``, from the observed spread of the paired differences:
+    ``(t_{1-alpha/2} + t_{power}) * sd(diff) / sqrt(n)`` with ``n - 1`` degrees of freedom.
+
+    NaN with fewer than two pairs; 0 when the differences do not vary.
+    """
+    from scipy import stats
+
+    diff = np.asarray(treatment, dtype=float) - np.asarray(baseline, dtype=float)
+    n = len(diff)
+    if n < 2:
+        return float("nan")
+    spread = float(np.std(diff, ddof=1))
+    quantiles = stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)
+    return float(quantiles * spread / np.sqrt(n))

@@ -9,6 +9,7 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 
 from curation.errors import CurateError
+from curation.leftovers import clean_leftovers, is_temp_dataset_name
 from curation.schema import (
     INFO_KEY,
     LABEL_FIELD,
@@ -49,9 +50,12 @@ def open_dataset(name: str) -> fo.Dataset:
 
 
 def list_projects() -> list[str]:
-    """Names of the persistent datasets made by synthcurate."""
+    """Names of the persistent datasets made by synthcurate (temporary ones of running or
+    interrupted commands are not listed: see :mod:`curation.leftovers`)."""
     names = []
     for name in fo.list_datasets():
+        if is_temp_dataset_name(name):
+            continue
         try:
             info = fo.load_dataset(name).info
         except Exception:
@@ -63,21 +67,28 @@ def list_projects() -> list[str]:
 
 def delete_dataset(name: str) -> None:
     """Delete dataset ``name``, its ``<name>-parents`` dataset of whole images (see
-    :mod:`curation.segment`) and the media synthcurate wrote for it (source images are kept)."""
+    :mod:`curation.segment`), the leftovers of its killed runs and the media synthcurate wrote
+    for it (source images are kept)."""
     import shutil
 
     dataset = open_dataset(name)
     media = media_root(name)
     if fo.dataset_exists(f"{name}-parents"):
         fo.load_dataset(f"{name}-parents").delete()
+    clean_leftovers(name)
     dataset.delete()
     if media.is_dir():
         shutil.rmtree(media)
 
 
+def media_base() -> Path:
+    """The folder holding every dataset's media folder."""
+    return Path(fo.config.default_dataset_dir) / "synthcurate"
+
+
 def media_root(name: str) -> Path:
     """The folder where synthcurate writes images for dataset ``name`` (never beside sources)."""
-    return Path(fo.config.default_dataset_dir) / "synthcurate" / check_name(name)
+    return media_base() / check_name(name)
 
 
 def media_dir(dataset: fo.Dataset | str, *parts: str) -> Path:

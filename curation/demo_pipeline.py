@@ -40,7 +40,7 @@ def prepare_demo_dataset(
         delete_dataset(name)  # and the checkpoints and images made for it
     if dataset_exists(name):
         sources = [s["kind"] for s in project_info(open_dataset(name)).get("sources", [])]
-        if f"csv:{labels_csv}" in sources:
+        if {f"csv:{labels_csv}", f"pool:{data / 'pool'}"} <= set(sources):  # both ingests done
             echo(f"[data] dataset {name!r} exists: continuing (use --fresh to start over)")
             return name
     report = ingest_csv(labels_csv, name, rare=DEMO_RARE, overwrite=True)

@@ -1,7 +1,8 @@
 """Export a curated view as a training set: an image-folder tree, a FiftyOne dataset, or a CSV.
 
-Exports are atomic (written to a temporary folder beside the target and renamed at the end),
-refuse an existing target unless ``overwrite=True``, and copy images: sources are never moved.
+Exports are atomic (written to a temporary folder beside the target and renamed at the end, see
+:mod:`curation.leftovers`), refuse an existing target unless ``overwrite=True`` and a target that
+cannot be created, and copy images: sources are never moved.
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import fiftyone as fo
 from fiftyone import ViewField as F
 
+from brain.runs import list_runs
 from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
+from curation.leftovers import clean_folder_leftovers, replace_folder, temp_folder
 from curation.schema import (
     GROUP_FIELD,
     LABEL_FIELD,
@@ -51,6 +53,57 @@ def _default_filter_key(dataset: fo.Dataset) -> str:
     return keys[0]
 
 
+def _check_filter_key(dataset: fo.Dataset, key: str) -> str:
+    """``key`` if a filter run of that key is on ``dataset`` (a run record or its tags)."""
+    known = sorted(set(filter_keys_in_tags(dataset)) | set(list_runs(dataset, "filter")))
+    if key not in known:
+        raise CurateError(
+            f"no filter run {key!r} on dataset {dataset.name!r}; "
+            f"filter keys: {', '.join(known) or 'none'}"
+        )
+    return key
+
+
+def _missing_parents(out: Path) -> list[Path]:
+    """The folders above ``out`` that do not exist yet, nearest first.
+
+    Raises:
+        CurateError: if the nearest existing one is not a writable folder.
+    """
+    missing, parent = [], out.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CurateError(f"cannot create {out}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CurateError(f"cannot create {out}: {parent} is not writable")
+    return missing
+
+
+def _make_staging(out: Path, missing: list[Path]) -> Path:
+    """Create the folders above ``out`` and a hidden staging folder beside it.
+
+    Raises:
+        CurateError: if they cannot be created (nothing is left behind then).
+    """
+    staging = temp_folder(out)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as error:
+        _remove_empty(missing)
+        raise CurateError(f"cannot create {out}: {error.strerror or error}") from None
+    return staging
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # nearest first
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def _unique_name(filepath: str, used: set[str]) -> str:
     stem, suffix = os.path.splitext(os.path.basename(filepath))
     name, n = f"{stem}{suffix}", 1
@@ -63,7 +116,7 @@ def _unique_name(filepath: str, used: set[str]) -> str:
 
 def _write_csv(view: fo.DatasetView, folder: Path) -> None:
     images = folder / "images"
-    images.mkdir(parents=True)
+    images.mkdir()
     used: set[str] = set()
     fields = ["filepath", f"{LABEL_FIELD}.label", SPLIT_FIELD, ORIGIN_FIELD, GROUP_FIELD, "tags"]
     lineage = [f"{LINEAGE_FIELD}.{name}" for name in LINEAGE_SUBFIELDS]
@@ -108,23 +161,19 @@ def export_samples(
     out = Path(out)
     if out.exists() and not overwrite:
         raise CurateError(f"{out} exists; use --overwrite to replace it")
+    missing = _missing_parents(out)
     selected = view.exists(f"{LABEL_FIELD}.label")
     if len(selected) == 0:
         raise CurateError("the view to export has no labelled samples")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    clean_folder_leftovers(out.parent, out.name)
+    staging = _make_staging(out, missing)
     try:
         _write(selected, staging, fmt)
-        if out.exists():
-            retired = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out, retired)
-            os.replace(staging, out)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        replace_folder(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(missing)
+        raise
     counts = selected.count_values(f"{LABEL_FIELD}.label")
     return {"out": str(out), "format": fmt, "n_samples": len(selected), "counts": counts}
 
@@ -161,9 +210,12 @@ def export_view(
         raise CurateError(f"unknown export format {fmt!r}; formats: {', '.join(FORMATS)}")
     if Path(out).exists() and not overwrite:
         raise CurateError(f"{out} exists; use --overwrite to replace it")
+    _missing_parents(Path(out))
     dataset = open_dataset(name)
     if view is not None:
         selected = resolve_view(dataset, view)
+    elif filter_key is not None:
+        selected = curated_view(dataset, _check_filter_key(dataset, filter_key))
     else:
-        selected = curated_view(dataset, filter_key or _default_filter_key(dataset))
+        selected = curated_view(dataset, _default_filter_key(dataset))
     return export_samples(selected, out, fmt=fmt, overwrite=overwrite)

@@ -5,15 +5,20 @@ One loader for every stage, so ingest, training, generation and SSIM all see the
 - 8-bit images are returned as they are; 16-bit images are scaled linearly from the full
   ``0..65535`` range to ``0..255`` (``round(x / 257)``), never clipped; float images must lie in
   ``[0, 1]`` and are scaled by 255.
-- Grayscale gives ``C = 1``; RGB gives ``C = 3`` (an alpha channel is dropped; palette images are
-  converted to RGB); multi-channel TIFFs keep all their channels, channel-first stacks
-  (``C, H, W`` with ``C <= 8``) are moved to channel-last.
+- Grayscale gives ``C = 1``; RGB gives ``C = 3`` (an alpha channel is dropped: RGBA becomes RGB,
+  grayscale + alpha becomes grayscale, the colour values are kept as stored, not blended; palette
+  images are converted to RGB); multi-channel TIFFs keep all their channels, channel-first stacks
+  (``C, H, W`` with ``C <= 8``) are moved to channel-last. :func:`has_alpha` tells whether a file
+  has an alpha channel, so ingest can say it dropped one.
+- Images need at least :data:`MIN_SIDE` pixels a side (:func:`check_min_side`).
 - Source files are only ever read.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +28,8 @@ from curation.errors import CurateError
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
 _MAX_CHANNELS_FIRST = 8
+MIN_SIDE = 8
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "La", "RGBa"})
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -86,6 +93,42 @@ def _read_pil(path: Path) -> np.ndarray:
         if image.mode == "1":
             image = image.convert("L")
         return np.asarray(image)
+
+
+def has_alpha(path: str | os.PathLike) -> bool:
+    """Whether :func:`read_image` drops an alpha channel of this file (RGBA, grayscale + alpha,
+    or a palette with transparency; TIFFs keep every channel). Reads the header only."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() in TIFF_EXTENSIONS:
+        return False
+    try:
+        with Image.open(path) as image:
+            return image.mode in _ALPHA_MODES or (
+                image.mode == "P" and "transparency" in image.info
+            )
+    except Exception:
+        return False  # unreadable files are reported by read_image
+
+
+def check_min_side(shape: Sequence[int], path: str | os.PathLike) -> None:
+    """Refuse an ``(H, W, C)`` image smaller than :data:`MIN_SIDE` pixels a side.
+
+    Raises:
+        CurateError: naming the file and its size.
+    """
+    height, width = shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise CurateError(
+            f"image {path} is {height}x{width} pixels; images need at least {MIN_SIDE} a side"
+        )
+
+
+def describe_shapes(shapes: Sequence[tuple[int, ...]]) -> str:
+    """``"64x64x3: 10, 32x32x3: 2"``: the shapes seen and how often, most common first."""
+    counts = Counter(tuple(s) for s in shapes)
+    return ", ".join(f"{'x'.join(map(str, s))}: {n}" for s, n in counts.most_common())
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

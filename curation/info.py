@@ -32,6 +32,33 @@ def list_stored_runs(dataset) -> dict[str, list[str]]:
     }
 
 
+def filter_summaries(dataset) -> dict[str, dict[str, Any]]:
+    """Per filter run: method, level, calibration, live pass / reject / manual counts (from the
+    tags, so re-tagging in the App shows), reasons, scorecard and warnings."""
+    from brain.runs import list_runs, load_run
+    from curation.tags import MANUAL_FIELD, pass_tag, reject_tag
+
+    tags = dataset.count_sample_tags()
+    n_manual = 0
+    if MANUAL_FIELD in dataset.get_field_schema():
+        n_manual = len(dataset.exists(MANUAL_FIELD))
+    summaries = {}
+    for key in list_runs(dataset, "filter"):
+        config, results = load_run(dataset, "filter", key)
+        summaries[key] = {
+            "method": config.get("method"),
+            "level": results.get("level"),
+            "calibrate": config.get("calibrate"),
+            "n_pass": tags.get(pass_tag(key), 0),
+            "n_reject": tags.get(reject_tag(key), 0),
+            "n_manual": n_manual,
+            "reasons": results.get("reasons", {}),
+            "scorecard": results.get("scorecard", {}),
+            "warnings": results.get("warnings", []),
+        }
+    return summaries
+
+
 def dataset_info(name: str) -> dict[str, Any]:
     """A summary of project dataset ``name`` (what ``curate info`` prints)."""
     dataset = open_dataset(name)
@@ -45,4 +72,5 @@ def dataset_info(name: str) -> dict[str, Any]:
         "counts": count_samples(dataset),
         "saved_views": sorted(dataset.list_saved_views()),
         **list_stored_runs(dataset),
+        "filters": filter_summaries(dataset),
     }

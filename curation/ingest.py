@@ -1,26 +1,31 @@
 """Ingest: validate :class:`~curation.readers.Record` lists and add them to a project dataset.
 
-Everything is checked (paths, duplicates, labels, every image decoded) before anything is
-written, so bad input leaves existing datasets and files unchanged. A new or overwritten dataset is
-built under a temporary name and renamed at the end.
+Everything is checked (paths, duplicates, labels, every image decoded, the splits and shapes of
+the result, see :mod:`curation.ingest_checks`) before anything is written, so bad input leaves
+existing datasets and files unchanged. A new or overwritten dataset is built under a temporary
+name and renamed at the end; an append records what it adds until it is done. What a killed
+ingest leaves behind is settled by the next ingest of that name (see :mod:`curation.leftovers`).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import fiftyone as fo
+import numpy as np
 from tqdm.auto import tqdm
 
 from curation.datasets import check_name, dataset_exists, open_dataset
 from curation.errors import CurateError
-from curation.images import read_image, to_uint8, write_png
+from curation.images import check_min_side, read_image, to_uint8, write_png
+from curation.ingest_checks import check_ingested
+from curation.leftovers import clean_leftovers, pending_append, temp_dataset_name
 from curation.readers import Record
 from curation.schema import (
+    FINE_LABEL_FIELD,
     GROUP_FIELD,
     LABEL_FIELD,
     LABELLED_SPLITS,
@@ -47,6 +52,8 @@ class IngestReport:
     added: int
     skipped: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
 
 
 def _check_target(name: str, overwrite: bool, append: bool) -> None:
@@ -74,7 +81,10 @@ def _apply_binary(records: Sequence[Record], rare: str | None) -> None:
         raise CurateError("--binary needs --rare LABEL")
     for record in records:
         if record.label is not None and record.label != rare:
+            record.fine = record.fine or record.label  # the original label stays as fine label
             record.label = OTHER_LABEL
+        elif record.label is not None:
+            record.fine = record.fine or record.label
 
 
 def _choose_rare(records: Sequence[Record], rare: str | None, recorded: str | None) -> str | None:
@@ -96,14 +106,15 @@ def _choose_rare(records: Sequence[Record], rare: str | None, recorded: str | No
 def _decode_all(records: list[Record], skip_bad: bool) -> tuple[list[Record], list, list[str]]:
     """Decode every image once; returns the good records, their shapes and the skipped paths."""
     good, shapes, bad = [], [], []
-    for record in tqdm(records, desc="checking images", unit="img", leave=False):
+    # disable=None: a bar only on a terminal (see curation.cli)
+    for record in tqdm(records, desc="checking images", unit="img", leave=False, disable=None):
         try:
             if record.array is not None:
-                array = to_uint8(record.array)
-                record.array = array if array.ndim == 3 else array[:, :, None]
+                record.array = _npz_array(record.array)
                 shape = record.array.shape
             else:
                 shape = read_image(record.filepath).shape
+            check_min_side(shape, record.filepath)
         except CurateError as error:
             if not skip_bad:
                 extra = "; use --skip-bad to skip unreadable images" if record.array is None else ""
@@ -115,6 +126,15 @@ def _decode_all(records: list[Record], skip_bad: bool) -> tuple[list[Record], li
     if not good:
         raise CurateError("no readable images to ingest")
     return good, shapes, bad
+
+
+def _npz_array(array: np.ndarray) -> np.ndarray:
+    """An in-memory image as ``uint8`` ``(H, W, C)`` with 1 or 3 channels (what PNG keeps)."""
+    array = to_uint8(array)
+    array = array if array.ndim == 3 else array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise CurateError(f"in-memory images need 1 or 3 channels, got shape {array.shape}")
+    return array
 
 
 def _assign_splits(
@@ -167,6 +187,8 @@ def _make_sample(record: Record, shape: tuple, origin: str, source: str) -> fo.S
     sample[GROUP_FIELD] = record.group
     if record.label is not None:
         sample[LABEL_FIELD] = fo.Classification(label=record.label)
+    if record.fine is not None:
+        sample[FINE_LABEL_FIELD] = fo.Classification(label=record.fine)
     if origin == SYNTHETIC:
         sample["lineage"] = make_lineage(
             source_id=None,
@@ -229,14 +251,25 @@ def ingest_records(
     if not records:
         raise CurateError("nothing to ingest")
     fractions = check_fractions(fractions)
+    cleaned = clean_leftovers(check_name(name))
     _check_target(name, overwrite, append)
     existing, known_groups, info = _existing_state(name, append)
     _check_duplicates(records, existing)
     if binary:
         _apply_binary(records, rare)
+    implicit_rare = rare is None and info.get("rare_class") is None
     rare = _choose_rare(records, rare, info.get("rare_class"))
     records, shapes, skipped = _decode_all(list(records), skip_bad)
     split_record = _assign_splits(records, origin, seed, fractions, known_groups)
+    warnings = check_ingested(
+        records,
+        shapes,
+        origin=origin,
+        rare=rare,
+        implicit_rare=implicit_rare,
+        made_split=split_record is not None,
+        existing=open_dataset(name) if append else None,
+    )
 
     for record in records:
         if record.array is not None:
@@ -252,19 +285,36 @@ def ingest_records(
 
     if append:
         dataset = open_dataset(name)
-        dataset.add_samples(samples, progress=False)
-        set_project_info(dataset, **updates)
+        with pending_append(name, [s.filepath for s in samples]) as token:
+            dataset.add_samples(samples, progress=False)
+            sources[-1]["append"] = token  # marks the append done (see curation.leftovers)
+            set_project_info(dataset, **updates)
     else:
-        dataset = fo.Dataset(f"{name}.tmp-{uuid.uuid4().hex[:8]}")
+        _build_and_swap(name, samples, updates)
+    counts = Counter(f"{r.split}/{r.label}" for r in records)
+    return IngestReport(
+        name, len(samples), skipped, dict(sorted(counts.items())), warnings, cleaned
+    )
+
+
+def _build_and_swap(name: str, samples: list[fo.Sample], updates: dict) -> None:
+    """Build the dataset under a temporary name, then put it in place of ``name``.
+
+    The temporary dataset becomes persistent once complete: a killed run's incomplete build is
+    removed by the next ingest, a complete one whose target is gone is renamed into place.
+    """
+    dataset = fo.Dataset(temp_dataset_name(name))
+    try:
         ensure_schema(dataset)
         dataset.add_samples(samples, progress=False)
         set_project_info(dataset, **updates)
-        if dataset_exists(name):
-            fo.load_dataset(name).delete()
-        dataset.name = name
         dataset.persistent = True
-    counts = Counter(f"{r.split}/{r.label}" for r in records)
-    return IngestReport(name, len(samples), skipped, dict(sorted(counts.items())))
+    except BaseException:
+        dataset.delete()
+        raise
+    if dataset_exists(name):
+        fo.load_dataset(name).delete()
+    dataset.name = name
 
 
 def npz_media(name: str, path: str | Path) -> Path:
@@ -289,6 +339,7 @@ def ingest_csv(
     label_column: str = "label",
     split_column: str | None = "split",
     group_column: str | None = "group",
+    fine_column: str | None = None,
     **options,
 ) -> IngestReport:
     """Ingest a CSV manifest (see :func:`curation.readers.read_csv`)."""
@@ -300,6 +351,7 @@ def ingest_csv(
         label_column=label_column,
         split_column=split_column,
         group_column=group_column,
+        fine_column=fine_column,
     )
     return ingest_records(records, name, source=f"csv:{path}", **options)
 

@@ -24,6 +24,7 @@ class Record:
     split: str | None = None
     group: str | None = None
     array: np.ndarray | None = None
+    fine: str | None = None
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -71,11 +72,13 @@ def read_csv(
     label_column: str = "label",
     split_column: str | None = "split",
     group_column: str | None = "group",
+    fine_column: str | None = None,
 ) -> list[Record]:
     """A CSV manifest; relative paths are resolved against the CSV's folder.
 
     ``split_column`` and ``group_column`` are used when present in the header; ``path_column`` and
-    ``label_column`` must be present.
+    ``label_column`` must be present, and so must ``fine_column`` when given (finer labels, e.g.
+    all chromosome classes when the label is "21" or "other", stored as ``fine_label``).
     """
     path = Path(path)
     if not path.is_file():
@@ -83,7 +86,10 @@ def read_csv(
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
-        for name, option in ((path_column, "--path-column"), (label_column, "--label-column")):
+        required = [(path_column, "--path-column"), (label_column, "--label-column")]
+        if fine_column is not None:
+            required.append((fine_column, "--fine-column"))
+        for name, option in required:
             if name not in columns:
                 raise CurateError(
                     f"column {name!r} ({option}) not in {path.name}; columns: {', '.join(columns)}"
@@ -106,7 +112,10 @@ def read_csv(
             filepath = path.parent / filepath
         split = (row.get(split_column) or "").strip() or None if split_column else None
         group = (row.get(group_column) or "").strip() or None if group_column else None
-        records.append(Record(str(filepath.resolve()), label, split, group))
+        fine = (row.get(fine_column) or "").strip() or None if fine_column else None
+        if fine_column and fine is None:
+            raise CurateError(f"{path.name} line {line}: empty {fine_column!r}")
+        records.append(Record(str(filepath.resolve()), label, split, group, fine=fine))
     return records
 
 

@@ -9,6 +9,8 @@ field              type                        meaning
 ``split``          ``str``                     ``train`` / ``val`` / ``test`` / ``pool``
 ``origin``         ``str``                     ``real`` / ``synthetic``
 ``group``          ``str``                     patient, slide or karyotype (leak-free splits)
+``fine_label``     ``fo.Classification``       optional finer label (e.g. the chromosome class
+                                               when the task is one class against the rest)
 ``lineage``        embedded document           synthetic samples only: ``source_id``,
                                                ``generator``, ``run``, ``checkpoint_digest``,
                                                ``seed``, ``params`` (dict)
@@ -29,6 +31,7 @@ SPLIT_FIELD = "split"
 ORIGIN_FIELD = "origin"
 GROUP_FIELD = "group"
 LINEAGE_FIELD = "lineage"
+FINE_LABEL_FIELD = "fine_label"
 
 SPLITS = ("train", "val", "test", "pool")
 LABELLED_SPLITS = ("train", "val", "test")
@@ -107,3 +110,38 @@ def set_project_info(dataset: fo.Dataset, **values: Any) -> None:
 def rare_class(dataset: fo.Dataset) -> str | None:
     """The label of the rare (positive) class, if recorded."""
     return project_info(dataset).get("rare_class")
+
+
+MIN_SIZE, MAX_SIZE = 8, 1024
+
+
+def size_policy(dataset: fo.Dataset) -> tuple[int | None, str]:
+    """The dataset's size policy ``(size, pad)``: every image is padded to a centred square with
+    ``pad`` and resized to ``size x size`` wherever images are fed to a network, a generator, the
+    SSIM analysis or an export; ``(None, "border")`` when none is set (images must then share
+    one size). The images themselves are never changed."""
+    policy = project_info(dataset).get("size_policy") or {}
+    return policy.get("size"), policy.get("pad", "border")
+
+
+def check_size(size: int | None) -> int | None:
+    """``size`` if it is ``None`` or within ``[MIN_SIZE, MAX_SIZE]`` pixels, else a
+    :class:`CurateError`."""
+    from curation.errors import CurateError
+
+    if size is not None and not MIN_SIZE <= int(size) <= MAX_SIZE:
+        raise CurateError(f"size must lie between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}")
+    return size
+
+
+def set_size_policy(dataset: fo.Dataset, size: int | None, pad: str = "border") -> None:
+    """Record the size policy (see :func:`size_policy`); ``size=None`` removes it.
+
+    Raises:
+        CurateError: a size outside ``[MIN_SIZE, MAX_SIZE]`` or an unknown padding mode.
+    """
+    from brain.data import check_pad
+
+    check_size(size)
+    check_pad(pad)
+    set_project_info(dataset, size_policy=None if size is None else {"size": int(size), "pad": pad})

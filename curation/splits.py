@@ -35,6 +35,35 @@ def _fold_counts(fractions: tuple[float, float, float], n_folds: int) -> list[in
     return counts.tolist()
 
 
+def _coverage(split_of_fold: np.ndarray, fold_labels: list[set[int]]) -> int:
+    """How many ``(split, label)`` pairs have a fold."""
+    return len(
+        {(split_of_fold[f], label) for f, labels in enumerate(fold_labels) for label in labels}
+    )
+
+
+def _cover_splits(split_of_fold: np.ndarray, fold_labels: list[set[int]]) -> np.ndarray:
+    """Swap pairs of folds between splits while a swap covers more ``(split, label)`` pairs, so
+    that a label in three folds or more reaches every split where swaps allow (fold counts per
+    split are kept; a deal that already covers every pair is left as it is)."""
+    split_of_fold = split_of_fold.copy()
+    best = _coverage(split_of_fold, fold_labels)
+    improved = True
+    while improved:
+        improved = False
+        for a in range(len(fold_labels)):
+            for b in range(len(fold_labels)):
+                if split_of_fold[a] == split_of_fold[b]:
+                    continue
+                split_of_fold[[a, b]] = split_of_fold[[b, a]]
+                score = _coverage(split_of_fold, fold_labels)
+                if score > best:
+                    best, improved = score, True
+                else:
+                    split_of_fold[[a, b]] = split_of_fold[[b, a]]
+    return split_of_fold
+
+
 def stratified_group_split(
     labels: Sequence[str],
     groups: Sequence[str] | None = None,
@@ -46,7 +75,9 @@ def stratified_group_split(
 
     Samples of one group always land in the same split; label proportions are kept as close as
     the groups allow (scikit-learn's ``StratifiedGroupKFold`` over 20 folds, folds then dealt out
-    to the splits by the fractions). Without groups every sample is its own group.
+    to the splits by the fractions; where that deal leaves a label that is in three folds or more
+    out of a split, folds are swapped between splits to give each split one). Without groups
+    every sample is its own group.
 
     Raises:
         CurateError: if there are fewer than three groups or the fractions are invalid.
@@ -82,4 +113,58 @@ def stratified_group_split(
     for name, count in zip(SPLIT_NAMES, counts, strict=True):
         split_of_fold[fold_order[start : start + count]] = name
         start += count
+    fold_labels = [set(label_codes[fold_of == fold].tolist()) for fold in range(n_folds)]
+    split_of_fold = _cover_splits(split_of_fold, fold_labels)
     return split_of_fold[fold_of].tolist()
+
+
+def stratified_group_folds(
+    labels: Sequence[str],
+    groups: Sequence[str | None] | None,
+    n_folds: int,
+    *,
+    rare: str,
+    seed: int = 0,
+) -> np.ndarray:
+    """Assign each sample to one of ``n_folds`` folds for grouped cross-validation.
+
+    Samples of one group share a fold; labels are spread over the folds as evenly as the groups
+    allow (scikit-learn's ``StratifiedGroupKFold``). Samples without a group are their own group.
+
+    Raises:
+        CurateError: fewer than 2 folds, or more folds than groups holding the rare class
+            (a fold would test no rare sample).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labels = np.asarray(labels, dtype=object).astype(str)
+    n = len(labels)
+    group_ids = np.array(
+        [g if g is not None else f"__sample_{i}" for i, g in enumerate(groups or [None] * n)],
+        dtype=object,
+    ).astype(str)
+    rare_groups = len(set(group_ids[labels == rare].tolist()))
+    if n_folds < 2:
+        raise CurateError(f"--cv needs at least 2 folds, got {n_folds}")
+    if n_folds > rare_groups:
+        raise CurateError(
+            f"--cv {n_folds}: the rare class {rare!r} lies in only {rare_groups} group(s), so "
+            f"some folds would test no rare sample; use at most --cv {rare_groups}"
+        )
+    codes = np.unique(labels, return_inverse=True)[1]
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    fold_of = np.empty(n, dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for fold, (_, test_index) in enumerate(splitter.split(np.zeros(n), codes, group_ids)):
+            fold_of[test_index] = fold
+    return fold_of
+
+
+def fold_splits(fold_of: np.ndarray, fold: int, n_folds: int) -> np.ndarray:
+    """``train`` / ``val`` / ``test`` of every sample when ``fold`` is tested: the next fold
+    (cyclically) is val, the others train."""
+    split = np.full(len(fold_of), "train", dtype=object)
+    split[fold_of == (fold + 1) % n_folds] = "val"
+    split[fold_of == fold] = "test"
+    return split

@@ -33,7 +33,7 @@ import numpy as np
 
 from curation.errors import CurateError
 from curation.registry import Registry
-from generators.conditions import Condition, check_masks, make_condition
+from generators.conditions import Condition, check_masks, condition_options, make_condition
 
 CARD_FILE = "generator.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -138,21 +138,25 @@ GENERATORS: Registry[type[Generator]] = Registry("generator")
 class Generator:
     """Base class of all generators (see the module docstring for the contract).
 
-    Subclasses set ``method`` (the registry name) and ``min_train_images``, list all their
-    parameters with defaults in their ``__init__`` signature (``get_params`` reads it), store
-    them unchanged (``image_size``, ``channels``, ``condition`` and ``seed`` through this
-    ``__init__``), and implement ``_fit``, ``_generate``, ``_weights`` and ``_set_weights``.
+    Subclasses set ``method`` (the registry name) and ``min_train_images`` (a class attribute,
+    or a parameter for the methods that train), list all their parameters with defaults in their
+    ``__init__`` signature (``get_params`` reads it), store them unchanged (``image_size``,
+    ``channels``, ``condition`` and ``seed`` through this ``__init__``), and implement ``_fit``,
+    ``_generate``, ``_weights`` and ``_set_weights``. Methods narrow the conditions they accept
+    with :meth:`condition_problem` and pick one per channel count with :meth:`default_condition`.
     """
 
     method: ClassVar[str] = ""
     #: The fewest rare-class images ``fit`` accepts.
-    min_train_images: ClassVar[int] = 1
+    min_train_images: int = 1
     #: Whether ``fit`` needs ``sources`` (e.g. the other class for ADASYN).
     requires_fit_sources: ClassVar[bool] = False
     #: Whether the method trains a network for a number of steps.
     trains: ClassVar[bool] = False
     #: Whether ``generate`` takes a number of sampling steps.
     samples_in_steps: ClassVar[bool] = False
+    #: Whether a source gives a finite set of images over seeds (see :meth:`distinct_images`).
+    finite_outputs: ClassVar[bool] = False
     #: What ``fit`` gets as ``sources`` in a dataset: ``None``, ``"source-domain"`` (the source
     #: view's train/pool images) or ``"other-class"`` (the real train images of the other class).
     fit_sources: ClassVar[str | None] = None
@@ -187,9 +191,55 @@ class Generator:
             params["condition"] = params["condition"].spec()
         return params
 
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        """The constructor's parameters that have a default, with it."""
+        signature = inspect.signature(cls.__init__)
+        return {
+            name: p.default
+            for name, p in signature.parameters.items()
+            if name != "self" and p.default is not inspect.Parameter.empty
+        }
+
+    @classmethod
+    def default_condition(cls, channels: int) -> str:
+        """The condition used for ``channels``-channel images when none is asked for."""
+        return cls.default_params()["condition"]
+
+    @classmethod
+    def condition_problem(cls, condition: Condition, channels: int) -> str | None:
+        """Why ``condition`` does not fit this method on ``channels``-channel images (``None``
+        when it does)."""
+        try:
+            condition.validate(channels)
+        except CurateError as error:
+            return str(error)
+        return None
+
+    @classmethod
+    def valid_conditions(cls, channels: int) -> list[str]:
+        """The condition specs this method accepts on ``channels``-channel images
+        (``blur:SIGMA`` standing for any positive sigma)."""
+        options = condition_options(channels)
+        return [c.usage() for c in options if cls.condition_problem(c, channels) is None]
+
     def _condition(self) -> Condition:
-        condition = make_condition(self.condition)
-        condition.validate(self.channels)
+        """The condition, checked against the method and the channel count.
+
+        Raises:
+            CurateError: naming the problem and the conditions that would work.
+        """
+        channels = int(self.channels)
+        try:
+            condition = make_condition(self.condition)
+            problem = self.condition_problem(condition, channels)
+        except CurateError as error:
+            condition, problem = None, str(error)
+        if problem is not None:
+            valid = ", ".join(self.valid_conditions(channels))
+            raise CurateError(
+                f"{problem}; valid for {self.method} on {channels}-channel images: {valid}"
+            )
         return condition
 
     def _validate_params(self) -> None:
@@ -453,6 +503,12 @@ class Generator:
 
     def _default_batch_size(self) -> int:
         return 64
+
+    def distinct_images(self, sources: np.ndarray) -> np.ndarray | None:
+        """How many different images each source gives over consecutive seeds, for methods
+        with ``finite_outputs`` (``None`` otherwise); a run asking a source for more would repeat
+        images."""
+        return None
 
     def _fit(
         self,

@@ -20,6 +20,7 @@ labelled as new: not an honest synthetic sample.
 
 from __future__ import annotations
 
+import hashlib
 from typing import ClassVar
 
 import numpy as np
@@ -149,7 +150,12 @@ class RandomErasingGenerator(_StoredImagesGenerator):
 class InterpolationGenerator(_StoredImagesGenerator):
     """Pixel interpolation: ``weight * source + (1 - weight) * partner``, rounded.
 
-    The partner is a fitted rare-class image drawn by the seed, never one identical to the source.
+    A source's partners are the distinct fitted rare-class images that differ from it; its
+    possible outputs are the distinct mixes with them (:meth:`mixes`), visited in an order drawn
+    from the source's pixels, one per seed: any ``m`` consecutive seeds give ``m`` different
+    images, where ``m`` is the number of mixes (:meth:`distinct_images`), and seed ``s + m``
+    repeats seed ``s``. The weight lies strictly between 0.5 and 1: at 0.5 the two images of a
+    pair would give the same mix, at 1 a copy.
 
     Args:
         weight: the source's weight (0.9 in the hernia study).
@@ -157,6 +163,7 @@ class InterpolationGenerator(_StoredImagesGenerator):
 
     method = "interpolation"
     min_train_images = 2
+    finite_outputs = True
 
     def __init__(
         self,
@@ -172,16 +179,38 @@ class InterpolationGenerator(_StoredImagesGenerator):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if not 0.0 <= float(self.weight) <= 1.0:
-            raise CurateError(f"interpolation weight must be in [0, 1], got {self.weight}")
+        if not 0.5 < float(self.weight) < 1.0:
+            raise CurateError(
+                f"interpolation weight must lie strictly between 0.5 and 1, got {self.weight}"
+            )
+
+    def _after_fit(self) -> None:
+        self.partners_ = np.unique(self.targets_, axis=0)
+
+    def mixes(self, source: np.ndarray) -> np.ndarray:
+        """The distinct images ``source`` can give, ``uint8 (m, S, S, C)``, in the order seeds
+        visit them."""
+        partners = self.partners_
+        others = partners[(partners != source).reshape(len(partners), -1).any(1)]
+        weight = float(self.weight)
+        mixed = weight * source.astype(np.float64) + (1 - weight) * others.astype(np.float64)
+        unique = np.unique(np.clip(np.round(mixed), 0, 255).astype(np.uint8), axis=0)
+        return unique[pixel_rng(source).permutation(len(unique))]
+
+    def distinct_images(self, sources: np.ndarray) -> np.ndarray:
+        return np.array([len(self.mixes(source)) for source in sources])
 
     def _one(self, source, seed):
-        different = np.flatnonzero((self.targets_ != source).reshape(len(self.targets_), -1).any(1))
-        if len(different) == 0:
+        mixes = self.mixes(source)
+        if len(mixes) == 0:
             raise CurateError("interpolation needs a rare-class image that differs from the source")
-        partner = self.targets_[seeded_rng(seed).choice(different)]
-        mixed = float(self.weight) * source.astype(np.float64) + (1 - float(self.weight)) * partner
-        return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+        return mixes[int(seed) % len(mixes)]
+
+
+def pixel_rng(image: np.ndarray) -> np.random.Generator:
+    """A numpy generator seeded by the bytes of ``image`` (the same image, the same stream)."""
+    digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
 
 
 def smote_sample(

@@ -12,7 +12,9 @@ same kind of input in both cases.
   comes from ``masks`` (``True`` = noised out) or, when none are given, from random boxes.
 
 A condition spec is a name with an optional parameter after a colon: ``"channel:2"``,
-``"blur:3"``, ``"masked"``, ``"grayscale"``.
+``"blur:3"``, ``"masked"``, ``"grayscale"``. On one-channel images ``channel:0`` and ``grayscale``
+are the identity (``y = x``); :func:`condition_options` lists what applies to a channel count, and
+each generator narrows that list (``Generator.condition_problem``).
 """
 
 from __future__ import annotations
@@ -78,8 +80,22 @@ class Condition:
     param: ClassVar[str | None] = None
     uses_masks: ClassVar[bool] = False
 
+    @classmethod
+    def options(cls, channels: int) -> list[Condition]:
+        """The conditions of this kind for ``channels``-channel images (one per parameter value
+        that matters; the default parameter otherwise)."""
+        return [cls()]
+
     def validate(self, channels: int) -> None:
         """Raise :class:`CurateError` if the condition cannot apply to ``channels`` channels."""
+
+    def is_identity(self, channels: int) -> bool:
+        """Whether ``y = x`` on ``channels``-channel images (nothing to learn from the pair)."""
+        return False
+
+    def usage(self) -> str:
+        """The spec as listed to users (a placeholder for a free parameter)."""
+        return self.spec()
 
     def __call__(
         self, x: np.ndarray, rng: np.random.Generator, masks: np.ndarray | None = None
@@ -112,6 +128,13 @@ class ChannelCondition(Condition):
     def __init__(self, channel: int = 2) -> None:
         self.channel = int(channel)
 
+    @classmethod
+    def options(cls, channels: int) -> list[Condition]:
+        return [cls(index) for index in range(channels)]
+
+    def is_identity(self, channels: int) -> bool:
+        return channels == 1
+
     def validate(self, channels: int) -> None:
         if not 0 <= self.channel < channels:
             raise CurateError(
@@ -127,6 +150,9 @@ class GrayscaleCondition(Condition):
     """The mean of the channels, repeated to all channels."""
 
     name = "grayscale"
+
+    def is_identity(self, channels: int) -> bool:
+        return channels == 1
 
     def __call__(self, x, rng, masks=None):
         return np.repeat(x.mean(axis=-1, keepdims=True), x.shape[-1], axis=-1).astype(np.float32)
@@ -145,6 +171,9 @@ class BlurCondition(Condition):
     def validate(self, channels: int) -> None:
         if not self.sigma > 0:
             raise CurateError(f"blur sigma must be positive, got {self.sigma}")
+
+    def usage(self) -> str:
+        return f"{self.name}:SIGMA"
 
     def __call__(self, x, rng, masks=None):
         from scipy.ndimage import gaussian_filter
@@ -166,6 +195,12 @@ class MaskedCondition(Condition):
         region = random_boxes(n, size, rng) if masks is None else check_masks(masks, n, size)
         noise = rng.uniform(-1.0, 1.0, size=x.shape).astype(np.float32)
         return np.where(region[..., None], noise, x).astype(np.float32)
+
+
+def condition_options(channels: int) -> list[Condition]:
+    """One condition per kind and meaningful parameter for ``channels``-channel images (every
+    channel index; blur with its default sigma), in the registry's order."""
+    return [c for name in CONDITIONS.names() for c in CONDITIONS.get(name).options(channels)]
 
 
 def make_condition(spec: str | Condition) -> Condition:

@@ -9,12 +9,14 @@ import numpy as np
 
 from curation.errors import CurateError
 from generators.base import GENERATORS, seeded_rng, to_float, to_uint8
-from generators.conditions import random_boxes
+from generators.conditions import Condition, random_boxes
 from generators.training import (
+    MIN_TRAIN_IMAGES,
     DiffusionGenerator,
     TrainingData,
     draw_batch,
     ema_update,
+    in_fixed_chunks,
     nhwc_to_tensor,
     seeded_generators,
     tensor_to_nhwc,
@@ -47,7 +49,8 @@ class MaskedDDPMGenerator(DiffusionGenerator):
         batch_size: training batch size.
         lr: Adam learning rate.
         ema_decay: EMA decay per step.
-        flip: random flips during training.
+        flip: random flips during training (``False``: no augmentation).
+        min_train_images: the fewest rare-class images to train on (at least 2).
         seed: seeds the initialisation and all training randomness.
     """
 
@@ -69,9 +72,16 @@ class MaskedDDPMGenerator(DiffusionGenerator):
         lr: float = 1e-4,
         ema_decay: float = 0.995,
         flip: bool = True,
+        min_train_images: int = MIN_TRAIN_IMAGES,
         seed: int = 0,
     ) -> None:
-        super().__init__(image_size, channels, condition=condition, seed=seed)
+        super().__init__(
+            image_size,
+            channels,
+            condition=condition,
+            seed=seed,
+            min_train_images=min_train_images,
+        )
         self.preset = preset
         self.num_timesteps = num_timesteps
         self.sampling_steps = sampling_steps
@@ -82,12 +92,17 @@ class MaskedDDPMGenerator(DiffusionGenerator):
         self.ema_decay = ema_decay
         self.flip = flip
 
+    @classmethod
+    def condition_problem(cls, condition: Condition, channels: int) -> str | None:
+        problem = super().condition_problem(condition, channels)
+        if problem is None and not condition.uses_masks:
+            problem = f"masked_ddpm needs the 'masked' condition, got {condition.spec()!r}"
+        return problem
+
     def _validate_params(self) -> None:
         from generators.bbdm.model import check_preset
 
         super()._validate_params()
-        if not self._condition().uses_masks:
-            raise CurateError(f"masked_ddpm needs the 'masked' condition, got {self.condition!r}")
         check_preset(self.preset, int(self.image_size))
         for name in ("num_timesteps", "sampling_steps", "jump_length", "jump_n_sample"):
             if int(getattr(self, name)) < 1:
@@ -169,7 +184,7 @@ class MaskedDDPMGenerator(DiffusionGenerator):
                 t = int(t)
                 if t < t_last:  # denoise x_t -> x_{t-1}, keeping the known region
                     t_batch = torch.full((len(image),), t, dtype=torch.long, device=device)
-                    output = unet(image, t_batch).sample
+                    output = in_fixed_chunks(lambda x, t: unet(x, t).sample, image, t_batch)
                     image = scheduler.step(
                         output, t, image, original, keep, generator=generators
                     ).prev_sample

@@ -1,12 +1,22 @@
-"""Reading a project dataset for the generators: source views, images, shapes and masks."""
+"""Reading a project dataset for the generators: source views, images, shapes and masks.
+
+Images reach a generator at one square size: the dataset's size policy (``curate config NAME
+--size N``, or ``size`` / ``pad`` given to the run) pads each to a centred square, keeping the
+background, and resizes it (``brain.data.fit_image``); without a policy all images must already
+share one square size. The files themselves are only read.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from curation.errors import CurateError
 
 RARE_TRAIN, COMMON_TRAIN = "rare-train", "common-train"
+#: At most this many distinct shapes are named in an error.
+LISTED_SHAPES = 4
 
 
 def real_train(dataset):
@@ -26,10 +36,17 @@ def by_label(view, rare: str, *, rare_class: bool):
     return view.match(label == rare) if rare_class else view.match(label.exists() & (label != rare))
 
 
-def read_images(paths: list[str]) -> np.ndarray:
+def read_images(paths: Sequence[str], size: int | None = None, pad: str = "border") -> np.ndarray:
+    """The images at ``paths`` as one ``uint8`` ``(N, H, W, C)`` array; with ``size``, each padded
+    to a centred square with ``pad`` and resized to ``size x size`` (the size policy)."""
     from curation.images import read_image
 
-    return np.stack([read_image(p) for p in paths])
+    arrays = [read_image(p) for p in paths]
+    if size is None:
+        return np.stack(arrays)
+    from brain.data import stack_images
+
+    return stack_images(arrays, size, pad).permute(0, 2, 3, 1).numpy()
 
 
 def image_shapes(view) -> list[tuple[int, int, int]]:
@@ -45,23 +62,59 @@ def image_shapes(view) -> list[tuple[int, int, int]]:
     return shapes
 
 
-def one_shape(shapes: list[tuple[int, int, int]], what: str) -> tuple[int, int, int]:
-    distinct = sorted(set(shapes))
-    if len(distinct) != 1:
-        listed = ", ".join(f"{h}x{w}x{c}" for h, w, c in distinct[:4])
-        raise CurateError(f"{what} have different shapes ({listed}); generators need one size")
-    height, width, _ = distinct[0]
+def _listed(shapes: Sequence[tuple[int, int, int]]) -> str:
+    from curation.images import describe_shapes
+
+    parts = describe_shapes(shapes).split(", ")
+    more = len(parts) - LISTED_SHAPES
+    return ", ".join(parts[:LISTED_SHAPES]) + (f", {more} more" if more > 0 else "")
+
+
+def working_shape(
+    shapes: Sequence[tuple[int, int, int]], size: int | None, what: str, dataset_name: str
+) -> tuple[int, int, int]:
+    """The ``(S, S, C)`` that images of ``shapes`` reach the generator at: ``size x size``
+    under a size policy, else the one square size they share.
+
+    Raises:
+        CurateError: on mixed channel counts, or, without ``size``, on mixed or non-square
+            sizes (saying how to set a size policy).
+    """
+    channels = sorted({shape[2] for shape in shapes})
+    if len(channels) > 1:
+        raise CurateError(f"{what} have mixed channel counts ({_listed(shapes)})")
+    if size is not None:
+        return size, size, channels[0]
+    hint = (
+        f"run `curate config {dataset_name} --size N` to pad them to a square (keeping the "
+        "background) and resize them to N x N, or pass --size N"
+    )
+    sizes = sorted({shape[:2] for shape in shapes})
+    if len(sizes) > 1:
+        raise CurateError(f"{what} have different shapes ({_listed(shapes)}); {hint}")
+    height, width = sizes[0]
     if height != width:
-        raise CurateError(f"{what} are {height}x{width}; generators need square images")
-    return distinct[0]
+        raise CurateError(f"{what} are {height}x{width}, not square; {hint}")
+    return height, width, channels[0]
 
 
 def read_masks(
-    view, mask_field: str | None, ids: list[str], *, required: bool = True
+    view,
+    mask_field: str | None,
+    ids: list[str],
+    shapes: Sequence[tuple[int, int, int]],
+    size: int | None,
+    *,
+    required: bool = True,
 ) -> np.ndarray | None:
-    """Masks of the samples ``ids`` of ``view`` from the Segmentation field ``mask_field``.
+    """Masks of the samples ``ids`` of ``view`` (whose images have ``shapes``) from the
+    Segmentation field ``mask_field``, as ``bool (N, S, S)``: with ``size``, fitted like their
+    images (padded with "no region", resized).
 
     With ``required=False``, ``None`` when no sample has a mask (random boxes are used then).
+
+    Raises:
+        CurateError: on a missing field or mask, or a mask of another size than its image.
     """
     if mask_field is None:
         return None
@@ -72,11 +125,25 @@ def read_masks(
     if not required and all(mask is None for mask in found.values()):
         return None
     masks = []
-    for sample_id in ids:
+    for sample_id, shape in zip(ids, shapes, strict=True):
         if found[sample_id] is None:
             raise CurateError(f"sample {sample_id} has no mask in field {mask_field!r}")
-        masks.append(np.asarray(found[sample_id]))
-    shapes = {m.shape[:2] for m in masks}
-    if len(shapes) != 1:
-        raise CurateError(f"masks in field {mask_field!r} have different sizes")
-    return np.stack([m if m.ndim == 2 else m[..., 0] for m in masks])
+        mask = np.asarray(found[sample_id])
+        mask = (mask if mask.ndim == 2 else mask[..., 0]) != 0
+        if mask.shape != tuple(shape[:2]):
+            raise CurateError(
+                f"masks in {mask_field!r} are {mask.shape[0]}x{mask.shape[1]} but the images "
+                f"are {shape[0]}x{shape[1]}"
+            )
+        masks.append(mask if size is None else fit_mask(mask, size))
+    return np.stack(masks)
+
+
+def fit_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """A ``bool (H, W)`` mask padded with ``False`` to a centred square and resized to
+    ``size x size`` (as ``brain.data.fit_image`` fits its image; a pixel stays in the region
+    where at least half of it was)."""
+    from brain.data import fit_image
+
+    image = (mask.astype(np.uint8) * 255)[..., None]
+    return fit_image(image, size, "constant:0")[0].numpy() >= 128

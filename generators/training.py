@@ -12,6 +12,14 @@ It owns what makes training resumable and reproducible:
 - ``resume=True`` restores all of it, so training ``N`` steps in two interrupted halves gives the
   same weights as training ``N`` steps at once (same thread count, same machine).
 
+Small rare classes: a method trains on as few as ``min_train_images`` rare-class images (a
+parameter, default and floor :data:`MIN_TRAIN_IMAGES` = 2). Below :data:`FEW_TRAIN_IMAGES` (8)
+images, augmentation is heavier (flips, right-angle rotations and shifts of up to a sixteenth of
+the side, see :func:`draw_batch`) and :func:`few_images_warning` says so.
+
+Generation runs networks on chunks of a fixed number of images (:func:`in_fixed_chunks`), so
+the image made for a ``(source, seed)`` pair does not depend on what is generated with it.
+
 :class:`DiffusionGenerator` adds what BBDM and the masked DDPM share: a UNet trained with Adam
 whose exponential moving average generates.
 """
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -33,6 +42,12 @@ if TYPE_CHECKING:
     import torch
 
 TRAIN_STATE_FILE = "training_state.pt"
+#: The fewest rare-class images a network is trained on (the floor of ``min_train_images``).
+MIN_TRAIN_IMAGES = 2
+#: Below this many training images, augmentation is heavier and a warning is given.
+FEW_TRAIN_IMAGES = 8
+#: Networks generate on chunks of exactly this many images (see :func:`in_fixed_chunks`).
+GENERATION_CHUNK = 8
 
 
 @dataclass
@@ -58,6 +73,34 @@ def random_flips(batch: np.ndarray, rng: np.random.Generator, masks: np.ndarray 
     return batch, masks
 
 
+def shift_image(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``image`` (``(H, W, ...)``) moved down ``dy`` and right ``dx`` pixels (negative: up, left),
+    the uncovered border filled by repeating the edge pixels (no black frame)."""
+    height, width = image.shape[:2]
+    ay, ax = abs(dy), abs(dx)
+    widths = ((ay, ay), (ax, ax)) + ((0, 0),) * (image.ndim - 2)
+    padded = np.pad(image, widths, mode="edge")
+    return padded[ay - dy : ay - dy + height, ax - dx : ax - dx + width]
+
+
+def random_turns_and_shifts(
+    batch: np.ndarray, rng: np.random.Generator, masks: np.ndarray | None = None
+):
+    """Rotate each square image (and its mask) by a random multiple of 90 degrees and shift it
+    by up to ``max(1, S // 16)`` pixels each way (see :func:`shift_image`)."""
+    count, size = len(batch), batch.shape[1]
+    turns = rng.integers(0, 4, size=count)
+    limit = max(1, size // 16)
+    shifts = rng.integers(-limit, limit + 1, size=(count, 2))
+    batch = batch.copy()
+    masks = None if masks is None else masks.copy()
+    for i, (k, (dy, dx)) in enumerate(zip(turns, shifts, strict=True)):
+        batch[i] = shift_image(np.rot90(batch[i], k), dy, dx)
+        if masks is not None:
+            masks[i] = shift_image(np.rot90(masks[i], k), dy, dx)
+    return batch, masks
+
+
 def draw_batch(
     images: np.ndarray,
     rng: np.random.Generator,
@@ -66,14 +109,59 @@ def draw_batch(
     flip: bool,
     masks: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``batch_size`` images drawn with replacement (with their masks), as floats in ``[-1, 1]``,
-    flipped at random when ``flip`` (see :func:`random_flips`)."""
+    """``batch_size`` images drawn with replacement (with their masks), as floats in ``[-1, 1]``.
+
+    With ``flip``, each image is flipped at random (:func:`random_flips`); when ``images`` holds
+    fewer than :data:`FEW_TRAIN_IMAGES`, each is also turned and shifted at random
+    (:func:`random_turns_and_shifts`). ``flip=False`` leaves the images as they are.
+    """
     index = rng.integers(0, len(images), size=batch_size)
     batch = to_float(images[index])
     masks = None if masks is None else masks[index]
     if flip:
         batch, masks = random_flips(batch, rng, masks)
+        if len(images) < FEW_TRAIN_IMAGES:
+            batch, masks = random_turns_and_shifts(batch, rng, masks)
     return batch, masks
+
+
+def few_images_warning(method: str, count: int, flip: bool) -> str | None:
+    """The warning for a network trained on ``count`` rare-class images (``None`` from
+    :data:`FEW_TRAIN_IMAGES` on)."""
+    if count >= FEW_TRAIN_IMAGES:
+        return None
+    augmented = (
+        "heavier augmentation is used (flips, right-angle rotations, small shifts)"
+        if flip
+        else "augmentation is off (flip=false)"
+    )
+    return (
+        f"{method} trains on only {count} rare-class images (fewer than {FEW_TRAIN_IMAGES}): "
+        f"{augmented}; expect outputs close to those images"
+    )
+
+
+def in_fixed_chunks(
+    network: Callable[..., torch.Tensor], *inputs: torch.Tensor, chunk: int = GENERATION_CHUNK
+) -> torch.Tensor:
+    """``network(*inputs)`` evaluated on chunks of exactly ``chunk`` rows (the last one padded
+    with zeros), concatenated.
+
+    Matrix products give slightly different floats for different batch shapes (BLAS picks its
+    kernels by size), enough to change a rounded pixel: with one fixed shape, each output row
+    depends on its own input rows only, whatever else is generated with it.
+    """
+    import torch
+
+    count = len(inputs[0])
+    pad = -count % chunk
+    if pad:
+        inputs = tuple(torch.cat([x, x.new_zeros((pad, *x.shape[1:]))]) for x in inputs)
+    outputs = [
+        network(*(x[start : start + chunk] for x in inputs))
+        for start in range(0, count + pad, chunk)
+    ]
+    return torch.cat(outputs)[:count]
 
 
 def seeded_generators(seeds: list[int]) -> list[torch.Generator]:
@@ -161,10 +249,12 @@ class TorchGenerator(Generator):
     - ``_after_step(total_steps)``: optional (e.g. an EMA update); ``_extra_state`` /
       ``_load_extra_state``: optional state outside networks (e.g. an image pool);
     - ``_weights`` / ``_set_weights`` for the networks generation uses, and ``_generate``.
+
+    Subclasses take the parameter ``min_train_images`` (the fewest rare-class images ``fit``
+    accepts, at least :data:`MIN_TRAIN_IMAGES`) and hand it to this ``__init__``.
     """
 
     trains = True
-    min_train_images = 8
     default_train_steps: ClassVar[int] = 2000
     #: Where networks run: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda[:i]"``. Not a
     #: parameter (it does not change what is computed, only where); set it on the instance.
@@ -174,6 +264,25 @@ class TorchGenerator(Generator):
     nets_: dict[str, torch.nn.Module]
     optimizers_: dict[str, Any]
     lr_schedulers_: dict[str, Any]
+
+    def __init__(
+        self,
+        image_size: int,
+        channels: int,
+        *,
+        condition: str,
+        seed: int,
+        min_train_images: int = MIN_TRAIN_IMAGES,
+    ) -> None:
+        super().__init__(image_size, channels, condition=condition, seed=seed)
+        self.min_train_images = min_train_images
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if int(self.min_train_images) < MIN_TRAIN_IMAGES:
+            raise CurateError(
+                f"min_train_images must be at least {MIN_TRAIN_IMAGES}, got {self.min_train_images}"
+            )
 
     def _build(self, total_steps: int) -> None:
         raise NotImplementedError
@@ -332,7 +441,7 @@ class TorchGenerator(Generator):
             raise CurateError(f"cannot read training state {state_path}: {error}") from None
         if state.get("method") != self.method:
             raise CurateError(f"{state_path} is from method {state.get('method')!r}")
-        saved = json.loads(state["params"])
+        saved = _normalised({**self.default_params(), **json.loads(state["params"])})
         current = _normalised(self.get_params())
         if saved != current:
             changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))

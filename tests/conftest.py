@@ -9,8 +9,13 @@ imported. Every test talks to that real database; it is stopped when the session
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from curation.private_db import use_private_database
@@ -33,6 +38,29 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not available: {path}")
     return path
+
+
+def curate_process(*args: str) -> subprocess.Popen:
+    """``curate ARGS`` in a subprocess on the test database (one torch thread; pipes)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "curation", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def kill_when(
+    process: subprocess.Popen, condition: Callable[[], bool], timeout: float = 120
+) -> None:
+    """``kill -9`` ``process`` as soon as ``condition()`` holds (polled every 50 ms), then reap
+    it; fails if the process ends first or the condition is not reached in ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, process.communicate()[1].decode()[-2000:]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+    process.stderr.close()
 
 
 @pytest.fixture

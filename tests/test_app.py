@@ -195,3 +195,22 @@ def test_real_browser_workbench(workbench):
         session.close()
     assert tagged.manual_decision == decision
     assert f"f1:{decision}" in tagged.tags and set(tagged.tags) != before
+
+
+def test_run_filter_operator_lists_every_filter_and_checks_the_level(workbench):
+    from fiftyone.operators.executor import ExecutionContext
+
+    from brain.filters import FILTERS
+    from curation.plugins.synthcurate import RunFilter
+
+    def inputs(**params):
+        ctx = ExecutionContext(request_params={"dataset_name": workbench, "params": params})
+        return RunFilter().resolve_input(ctx).type.properties
+
+    fields = inputs()
+    assert fields["method"].type.values == FILTERS.names()
+    assert {"combined", "class_posterior", "realism"} <= set(fields["method"].type.values)
+    assert fields["method"].default == "combined"
+    assert not getattr(inputs(method="knn_precision", level=1.5)["level"], "invalid", False)
+    bad = inputs(method="confidence", level=1.5)["level"]
+    assert bad.invalid and "[0, 1]" in bad.error_message

@@ -62,14 +62,24 @@ def test_resize_policy():
         check_shapes([(8, 8, 3), (10, 8, 3)], None)
     with pytest.raises(CurateError, match="mixed channel counts"):
         check_shapes([(8, 8, 3), (8, 8, 1)], 8)
-    square = pad_to_square(torch.ones(1, 2, 4, dtype=torch.uint8))
+    square = pad_to_square(torch.ones(1, 2, 4, dtype=torch.uint8), "constant:0")
     assert square.shape == (1, 4, 4)
     assert square[0, :, 0].tolist() == [0, 1, 1, 0]  # centred, zero padding
     wide = np.full((8, 16, 1), 200, np.uint8)
-    stacked = stack_images([wide, np.full((9, 9, 1), 50, np.uint8)], 8)
+    wide[3:5, 6:10] = 20  # a dark object on a light background
+    stacked = stack_images([wide, np.full((9, 9, 1), 50, np.uint8)], 8, "constant:0")
     assert stacked.shape == (2, 1, 8, 8) and stacked.dtype == torch.uint8
-    assert stacked[0, 0, 0, 0] == 0 and stacked[0, 0, 4, 4] == 200  # padded top, kept middle
+    assert stacked[0, 0, 0, 0] == 0 and stacked[0, 0, 3, 0] == 200  # padded top, kept middle
     assert stacked[1, 0, 4, 4] == 50
+    # the default keeps the background: the median colour of the border
+    assert stack_images([wide], 8)[0, 0, 0, 0] == 200
+    tall = torch.arange(10, dtype=torch.uint8).view(1, 5, 2)  # padded 1 left, 2 right
+    assert pad_to_square(tall, "edge")[0, 0].tolist() == [0, 0, 1, 1, 1]
+    assert pad_to_square(tall, "reflect")[0, 0].tolist() == [0, 0, 1, 1, 0]
+    assert pad_to_square(tall, "constant:9")[0, :, 0].tolist() == [9] * 5
+    for bad in ("black", "constant", "constant:300", "edge:1"):
+        with pytest.raises(CurateError, match="unknown padding"):
+            pad_to_square(tall, bad)
 
 
 def test_image_cache_reuses_and_notices_changes(tmp_path):
@@ -104,7 +114,11 @@ def test_augmentation_is_per_sample_and_seeded():
     for i in range(64):
         assert any(torch.equal(turned[i], torch.rot90(batch[i], k, (1, 2))) for k in range(4))
     cropped = random_crop(torch.full((16, 1, 8, 8), 9, dtype=torch.uint8), torch.Generator())
-    assert cropped.shape == (16, 1, 8, 8) and (cropped == 0).any()  # zero padding shows
+    assert cropped.shape == (16, 1, 8, 8) and (cropped == 9).all()  # edge padding: no border
+    ramp = torch.arange(8, dtype=torch.uint8).repeat(16, 1, 8, 1)  # columns 0..7
+    shifted = random_crop(ramp, torch.Generator().manual_seed(1))
+    assert not all(torch.equal(shifted[i], ramp[i]) for i in range(16))  # crops move
+    assert shifted.min() == 0 and shifted.max() == 7  # padding repeats the edge values
 
 
 def test_batches_and_class_weights():

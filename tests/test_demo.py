@@ -36,7 +36,9 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     results = run_demo(NAME, tmp_path, echo=messages.append, progress=False, study=_small_study())
     report = tmp_path / "report" / "report.md"
     assert results["report"] == str(report) and report.is_file()
-    assert len(results["tables"]) == 5  # real, and all / passing samples of both generators
+    # real, class-weighted, and per generator all / filtered / random-matched / oversampled
+    assert len(results["tables"]) == 2 + 2 * 4
+    assert any(v["headline"] for v in results["verdicts"])
     assert {g: c["before"] for g, c in results["filter_counts"].items()} == {
         "bbdm": 12,
         "cyclegan": 12,
@@ -49,6 +51,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     messages.clear()
     again = run_demo(NAME, tmp_path, echo=messages.append, progress=False, study=_small_study())
     assert any("continuing" in m for m in messages)
-    assert sum("done earlier, skipped" in m for m in messages) == 6  # 5 cells and the embedding
+    # 2 real cells, per generator 2 one-run cells + 2 per-seed arms x 2 seeds; the embedding
+    assert sum("done earlier, skipped" in m for m in messages) == 2 + 2 * (2 + 4) + 1
     assert dataset.match({"origin": "synthetic"}).count() == 24
     assert again["tables"] == results["tables"]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import fiftyone as fo
+import numpy as np
 import pytest
 import yaml
 from test_ingest import assert_one_line_error
@@ -21,10 +22,10 @@ DATASET = "study"
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """A small 32 px simulated dataset and a finished tiny study on it."""
+    """A small 16 px simulated dataset and a finished tiny study on it (every arm)."""
     root = tmp_path_factory.mktemp("study")
     data = make_demo_data(
-        root / "data", n_labelled=360, n_pool=40, size=32, prevalence=0.15, seed=4
+        root / "data", n_labelled=360, n_pool=40, size=16, prevalence=0.15, seed=4
     )
     ingest_csv(data.labels_csv, DATASET, rare="translocation")
     ingest_pool(data.pool_dir, DATASET, append=True)
@@ -32,7 +33,7 @@ def study(tmp_path_factory):
         "dataset": DATASET,
         "name": "tiny",
         "seeds": 2,
-        "augment": [False, True],
+        "augment": [True],
         "classifier": {"epochs": 1, "batch_size": 32},
         "generators": [{"method": "copies", "n": 16}],
         "filter": {"method": "umap_gmm"},
@@ -49,17 +50,36 @@ def study(tmp_path_factory):
 def test_tables_figures_and_report(study, capsys):
     report = json.loads((study["out"] / "report.json").read_text())
     rows = report["tables"]
-    assert len(rows) == 2 * (1 + 2)  # per augmentation: real, and all / passing synthetic
+    # real, class-weighted, and all / filtered / random-matched / oversampled
+    assert len(rows) == 6
+    assert {row["arm"] for row in rows} == {
+        "real",
+        "class-weighted",
+        "all",
+        "filtered",
+        "random-matched",
+        "oversampled",
+    }
     for row in rows:
         assert len(row["f1"]["values"]) == 2 and row["f1"]["mean"] is not None
     assert report["filter_counts"]["copies"]["before"] == 16
-    assert len(report["comparisons"]) == 4
+    assert len(report["comparisons"]) == 8
     assert all("t_test_p" in c and "ci_low" in c for c in report["comparisons"])
+    assert all(c["verdict"] in ("helps", "no evidence", "hurts") for c in report["comparisons"])
+    headline = [v for v in report["verdicts"] if v["headline"]]
+    assert {tuple(v["arms"]) for v in headline} == {
+        ("filtered", "random-matched"),
+        ("filtered", "real"),
+    }
+    n_pass = report["filter_counts"]["copies"]["after"]
+    over = [r for r in rows if r["arm"] == "oversampled"]
+    assert all(r["n_train_synthetic"] == n_pass for r in over)  # as many copies as passed
     figures = study["out"] / "figures"
     for name in ("roc_pr.png", "ssim_density.png", "umap.png", "density.png"):
         assert (figures / name).stat().st_size > 1000, name
     text = (study["out"] / "report.md").read_text()
     assert "| real + copies (filtered) |" in text and "+-" in text
+    assert "## Verdicts" in text and "detectable" in text
     dataset = fo.load_dataset(DATASET)
     assert has_run(dataset, "experiment", "tiny")
     assert dataset.has_saved_view("near-copies")
@@ -73,7 +93,8 @@ def test_rerun_resumes(study, capsys):
     capsys.readouterr()
     assert main(["experiment", str(study["config"]), "--out", str(study["out"]), "--json"]) == 0
     log = capsys.readouterr().err
-    assert log.count("done earlier, skipped") == 7, log  # 6 classifier cells and the embedding
+    # 4 one-run cells + 2 per-seed arms x 2 seeds; and the embedding
+    assert log.count("done earlier, skipped") == 4 + 4 + 1, log
     assert len(fo.load_dataset(DATASET).match({"origin": "synthetic"})) == 16  # no duplicates
 
 
@@ -134,6 +155,13 @@ def test_test_split_never_shapes_training(study):
         ({"classifier": {"epochs": 0}}, "--seeds and --epochs must be at least 1"),
         ({"dataset": "nope"}, "dataset 'nope' does not exist"),
         ({"generators": [{"method": "existing", "name": "elsewhere"}]}, "no synthetic samples"),
+        ({"arms": ["all", "filtered"]}, "arms must include real"),
+        ({"arms": ["real", "random-matched"]}, "add filtered to arms"),
+        ({"arms": ["real", "sideways"]}, "unknown arm(s) sideways"),
+        ({"arms": ["real", "random-matched"], "generators": []}, "configure a generator"),
+        ({"leakage": {"threshold": 0}}, "leakage threshold must lie in (0, 1]"),
+        ({"seeds": 1}, "seeds must be an integer >= 2"),
+        ({"cv": 1}, "cv must be an integer >= 2"),
     ],
 )
 def test_bad_configs_exit_2_and_change_nothing(study, tmp_path, capsys, change, message):
@@ -160,6 +188,7 @@ def test_an_empty_filtered_view_trains_on_real_data_only(study, tmp_path, capsys
         "name": "strict",
         "seeds": 2,
         "augment": [False],
+        "arms": ["real", "all", "filtered"],
         "classifier": {"epochs": 1, "batch_size": 32},
         "generators": [{"method": "existing", "name": "copies"}],
         "filter": {"method": "umap_gmm", "level": 1e-9},  # an ellipse no sample falls into
@@ -189,6 +218,7 @@ def test_calibrated_filter_level_is_reported_with_its_val_sweep(study, tmp_path)
         "name": "cal",
         "seeds": 2,
         "augment": [False],
+        "arms": ["real", "all", "filtered"],
         "classifier": {"epochs": 1, "batch_size": 32, "schedule": "cosine"},
         "generators": [{"method": "existing", "name": "copies"}],
         "filter": {"method": "umap_gmm", "calibrate": True},
@@ -209,3 +239,74 @@ def test_calibrated_filter_level_is_reported_with_its_val_sweep(study, tmp_path)
     text = (out / "report.md").read_text()
     assert "## Filter level calibrated on val" in text and "(chosen)" in text
     assert "(cosine learning rate)" in text
+
+
+def test_random_matched_views_match_the_filtered_count_per_seed(study):
+    from curation.experiment import load_config
+    from curation.experiment.runner import _save_generator_views
+
+    dataset = fo.load_dataset(DATASET)
+    n_pass = len(dataset.load_saved_view("tiny-copies-pass"))
+
+    def drawn_ids(seed: int) -> list[str]:
+        return sorted(dataset.load_saved_view(f"tiny-copies-random-s{seed}").values("id"))
+
+    drawn = [drawn_ids(0), drawn_ids(1)]
+    assert all(len(ids) == n_pass for ids in drawn)
+    if 0 < n_pass < 16:
+        assert drawn[0] != drawn[1]  # each seed draws its own subset
+    _save_generator_views(load_config(study["config"]))  # drawn again: the same subsets
+    assert [drawn_ids(0), drawn_ids(1)] == drawn
+
+
+def test_a_planted_copy_of_a_test_image_is_caught_and_kept_out(study, tmp_path):
+    from curation.experiment import load_config
+    from curation.experiment.runner import _leakage, _save_generator_views, embed_name
+    from curation.ingest import ingest_records
+    from curation.readers import Record
+
+    config = load_config(study["config"])
+    dataset = fo.load_dataset(DATASET)
+    test_sample = dataset.match({"split": "test", "ground_truth.label": "translocation"}).first()
+    planted = tmp_path / "planted.png"
+    planted.write_bytes(Path(test_sample.filepath).read_bytes())
+    name = "planted-test"
+    clone = dataset.clone(name, persistent=True)
+    ingest_records(
+        [Record(str(planted), "translocation")],
+        name,
+        source="copies",
+        origin="synthetic",
+        append=True,
+    )
+    clone.reload()
+    field = f"emb_{embed_name(config).replace('-', '_')}"
+    sample = clone.match({"filepath": str(planted)}).first()
+    sample[field] = test_sample[field]
+    sample.save()
+    config.dataset = name
+    report = _leakage(config, embed_name(config), echo=lambda _: None)
+    assert report["n_leaks"] >= 1 and report["by_generator"]["copies"] >= 1
+    clone.reload()
+    sample = clone[sample.id]
+    assert "leak" in sample.tags and sample["leak_of"] == test_sample.id
+    counts = _save_generator_views(config)
+    assert counts["copies"]["leaks"] >= 1
+    for view in ("tiny-copies-all", "tiny-copies-pass", "tiny-copies-random-s0"):
+        assert sample.id not in clone.load_saved_view(view).values("id"), view
+
+
+def test_verdicts_follow_the_confidence_interval():
+    from brain.stats import detectable_difference, paired_comparison, verdict
+
+    better = paired_comparison([0.8, 0.82, 0.79, 0.81, 0.8], [0.7, 0.71, 0.69, 0.72, 0.7])
+    assert verdict(better["ci_low"], better["ci_high"]) == "helps"
+    worse = paired_comparison([0.6, 0.62, 0.59, 0.61, 0.6], [0.7, 0.71, 0.69, 0.72, 0.7])
+    assert verdict(worse["ci_low"], worse["ci_high"]) == "hurts"
+    noisy = paired_comparison([0.8, 0.6, 0.75, 0.55, 0.7], [0.7, 0.7, 0.7, 0.7, 0.7])
+    assert verdict(noisy["ci_low"], noisy["ci_high"]) == "no evidence"
+    # the design's detectable difference grows with the spread of the paired differences
+    steady = detectable_difference([0.8, 0.82, 0.79, 0.81, 0.8], [0.7, 0.71, 0.69, 0.72, 0.7])
+    shaky = detectable_difference([0.8, 0.6, 0.75, 0.55, 0.7], [0.7, 0.7, 0.7, 0.7, 0.7])
+    assert 0 < steady < shaky
+    assert np.isnan(detectable_difference([0.8], [0.7]))

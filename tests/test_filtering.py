@@ -137,11 +137,15 @@ def test_bad_input_changes_nothing(blobs_dataset):
     dataset = fo.load_dataset(blobs_dataset)
     run_filter(blobs_dataset, "gmm_full", "keep", params={"pca_components": 3}, plots=False)
     before = _snapshot(dataset)
-    with pytest.raises(CurateError, match="need at least 2000"):
-        run_filter(blobs_dataset, "gmm_full", "keep", params={"gmm_components": 2000})
+    with pytest.raises(CurateError, match="at least one component"):
+        run_filter(blobs_dataset, "gmm_full", "keep", params={"gmm_components": 0})
+    with pytest.raises(CurateError, match="calibration target"):
+        run_filter(blobs_dataset, "combined", "keep", calibrate="val", target=1.0)
+    with pytest.raises(CurateError, match="unknown calibration"):
+        run_filter(blobs_dataset, "combined", "keep", calibrate="test")
     with pytest.raises(CurateError, match="invalid filter key"):
         run_filter(blobs_dataset, "gmm_full", "bad key")
-    with pytest.raises(CurateError, match="either a level or --calibrate"):
+    with pytest.raises(CurateError, match="either a level or a calibration"):
         run_filter(blobs_dataset, "gmm_full", "keep", level=0.5, calibrate=True)
     with pytest.raises(CurateError, match="between 0 and 1"):
         run_filter(blobs_dataset, "gmm_full", "keep", level=1.5)
@@ -269,3 +273,64 @@ def test_calibration_sweeps_levels_without_the_test_split(trained_dataset, monke
     assert report["calibration"]["real_only"]["n_pass"] == 0
     _, results = load_run(fo.load_dataset(trained_dataset), "filter", "cal")
     assert results["calibration"]["sweep"] == sweep
+
+
+def test_combined_run_stores_reasons_parts_scorecard_and_grid(blobs_dataset, capsys):
+    report = run_filter(blobs_dataset, "combined", "comb", calibrate="val", visualize=False)
+    dataset = fo.load_dataset(blobs_dataset)
+    synthetic = _synthetic(dataset)
+    near = _near_mask(synthetic)
+    reasons = np.array(synthetic.values("comb_reason"))
+    assert set(reasons) <= {"pass", "unrealistic", "other-class", "near-copy", "duplicate"}
+    # near: rare embeddings, and images from the same simulator as the real ones; at the level
+    # where 95% of the real rare val samples pass, a few fail the image realism by chance
+    assert (reasons[near] == "pass").mean() >= 0.75
+    assert set(reasons[near]) <= {"pass", "unrealistic"}
+    assert set(reasons[~near]) <= {"other-class", "unrealistic"}
+    assert (reasons[~near] == "other-class").mean() >= 0.75
+    assert report["reasons"] == dict(zip(*np.unique(reasons, return_counts=True), strict=True))
+    for part in ("realism", "rare_prob", "copy_ratio"):
+        assert f"comb_{part}" in report["fields"]
+        assert None not in synthetic.values(f"comb_{part}")
+    assert np.array(synthetic.values("comb_rare_prob"))[~near].max() < 0.5
+    calibration = report["calibration"]
+    assert calibration["method"] == "val" and calibration["val_rare_pass"] >= 0.95
+    assert calibration["target"] == 0.95 and report["level"] == calibration["level"]
+    card = report["scorecard"]["test"]  # the synthetic samples' lineage run
+    assert set(card) == {"all", "pass"} and card["pass"]["n_synthetic"] == report["n_pass"]
+    assert card["pass"]["precision"] >= card["all"]["precision"]
+    assert {Path(p).name for p in report["plots"]} == {"umap.png", "density.png", "grid.png"}
+    assert main(["info", blobs_dataset]) == 0
+    out = capsys.readouterr().out
+    assert f"filter comb (combined, level {report['level']:.4g}, calibrated: val)" in out
+    assert f"{report['n_pass']} pass" in out and "scorecard test:" in out
+
+
+def test_duplicates_are_tagged_rejected_and_exported_once(blobs_dataset, session_dir, tmp_path):
+    name = "filter-blobs-dup"
+    dataset = fo.load_dataset(blobs_dataset).clone(name, persistent=True)
+    original = _synthetic(dataset).match(fo.ViewField("filepath").contains_str("near_0")).first()
+    copy = tmp_path / "copy_of_near_0.png"
+    copy.write_bytes(Path(original.filepath).read_bytes())
+    ingest_records(
+        [Record(str(copy), "translocation")], name, source="test", origin="synthetic", append=True
+    )
+    dataset.reload()
+    twin = dataset.match(fo.ViewField("filepath") == str(copy)).first()
+    twin[FIELD] = original[FIELD]
+    twin.save()
+    report = run_filter(name, "combined", "dd", plots=False, visualize=False)
+    dataset.reload()
+    twin, original = dataset[twin.id], dataset[original.id]
+    assert report["n_duplicates"] == 1 and twin["duplicate_of"] == original.id
+    assert (
+        "duplicate" in twin.tags and "dd:reject" in twin.tags and twin["dd_reason"] == "duplicate"
+    )
+    assert original["duplicate_of"] is None and "duplicate" not in original.tags
+    assert (
+        main(["export", name, "--filter", "dd", "--out", str(tmp_path / "out"), "--format", "csv"])
+        == 0
+    )
+    exported = (tmp_path / "out" / "manifest.csv").read_text()
+    assert "copy_of_near_0" not in exported  # the duplicate is never exported
+    assert ("images/near_0.png" in exported) == ("dd:pass" in original.tags)

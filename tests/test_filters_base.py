@@ -16,9 +16,17 @@ from brain.filters.base import (
 from curation.errors import CurateError
 
 
-def test_registry_lists_the_four_filters_and_rejects_unknown_names():
-    assert FILTERS.names() == ["confidence", "gmm_full", "knn_precision", "umap_gmm"]
-    with pytest.raises(CurateError, match="known: confidence, gmm_full"):
+def test_registry_lists_the_filters_and_rejects_unknown_names():
+    assert FILTERS.names() == [
+        "class_posterior",
+        "combined",
+        "confidence",
+        "gmm_full",
+        "knn_precision",
+        "realism",
+        "umap_gmm",
+    ]
+    with pytest.raises(CurateError, match="known: class_posterior, combined, confidence"):
         make_filter("nope")
     with pytest.raises(CurateError, match="unknown parameter"):
         make_filter("gmm_full", colour="red")
@@ -28,9 +36,12 @@ def test_registry_lists_the_four_filters_and_rejects_unknown_names():
 
 def test_input_kinds():
     assert {name: FILTERS.get(name).input_kind for name in FILTERS.names()} == {
+        "class_posterior": "embedding",
+        "combined": "embedding",
         "confidence": "probability",
         "gmm_full": "embedding",
         "knn_precision": "embedding",
+        "realism": "embedding",
         "umap_gmm": "embedding",
     }
 

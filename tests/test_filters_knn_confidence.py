@@ -49,8 +49,12 @@ def test_knn_pca_and_determinism():
 def test_knn_bad_input():
     few = np.zeros_like(BLOBS.rare)
     few[np.flatnonzero(BLOBS.rare)[:3]] = True
-    with pytest.raises(CurateError, match="need at least 4"):
-        KnnPrecisionFilter(k=3).fit(BLOBS.real, few)
+    fallback = KnnPrecisionFilter(k=3).fit(BLOBS.real, few)  # few rare samples: a smaller k
+    assert fallback.notes_ == ["3 real rare samples: k lowered from 3 to 2"]
+    one = np.zeros_like(BLOBS.rare)
+    one[np.flatnonzero(BLOBS.rare)[0]] = True
+    with pytest.raises(CurateError, match="need at least 2"):
+        KnnPrecisionFilter(k=3).fit(BLOBS.real, one)
     same = BLOBS.real.copy()
     same[BLOBS.rare] = same[BLOBS.rare][0]
     with pytest.raises(CurateError, match="degenerate"):

@@ -204,8 +204,13 @@ def test_resume_refuses_other_params_or_data(tmp_path):
 # -- bad input ----------------------------------------------------------------------------------
 def test_bad_inputs_write_nothing(fitted, tmp_path):
     out = tmp_path / "ckpt"
-    with pytest.raises(CurateError, match="at least 8 rare-class images"):
-        tiny().fit(fish_like(3), checkpoint_dir=out, progress=False)
+    # the minimum is a parameter (default 2, never below 2), no longer a wall of 8 images
+    with pytest.raises(CurateError, match="at least 2 rare-class images to train, got 1"):
+        tiny().fit(fish_like(1), checkpoint_dir=out, progress=False)
+    with pytest.raises(CurateError, match="at least 4 rare-class images to train, got 3"):
+        tiny(min_train_images=4).fit(fish_like(3), checkpoint_dir=out, progress=False)
+    with pytest.raises(CurateError, match="min_train_images must be at least 2, got 1"):
+        tiny(min_train_images=1).fit(fish_like(3), checkpoint_dir=out, progress=False)
     with pytest.raises(CurateError, match="channel index 5 is out of range"):
         tiny(condition="channel:5").fit(fish_like(8), checkpoint_dir=out, progress=False)
     with pytest.raises(CurateError, match="masks are 8x8"):

@@ -72,8 +72,8 @@ def test_cyclegan_trains_generates_and_resumes(tmp_path):
 
 
 def test_cyclegan_bad_input():
-    with pytest.raises(CurateError, match="at least 8"):
-        small_cyclegan().fit(blobs(4, 0, 0), blobs(8, 1, 1))
+    with pytest.raises(CurateError, match="at least 2 rare-class images to train, got 1"):
+        small_cyclegan().fit(blobs(1, 0, 0), blobs(8, 1, 1))
     with pytest.raises(CurateError, match="source images are 32x32"):
         small_cyclegan().fit(blobs(8, 0, 0), np.zeros((8, 32, 32, 3), np.uint8))
     with pytest.raises(CurateError, match="divisible by 4"):

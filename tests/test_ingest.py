@@ -232,3 +232,51 @@ def test_list_and_delete(existing, capsys):
 def test_errors_are_curate_errors(tmp_path, name):
     with pytest.raises(CurateError, match="fractions"):
         ingest_dir(_write_tree(tmp_path / "t", {"a": 5, "b": 5}), name, fractions=[0.5, 0.5, 0.5])
+
+
+def test_split_reaches_every_split_where_the_groups_allow():
+    """A class in three groups or more gets a sample in each of train, val and test."""
+    from collections import Counter
+
+    from curation.splits import stratified_group_split
+
+    labels = ["normal"] * 30 + ["rare"] * 9 + ["once"]  # seed 0 used to leave rare out of val
+    for seed in range(10):
+        splits = stratified_group_split(labels, seed=seed)
+        per_label = Counter(zip(labels, splits, strict=True))
+        for split in ("train", "val", "test"):
+            assert per_label["normal", split] and per_label["rare", split], (seed, split)
+
+
+def test_degenerate_rare_class_is_said_at_ingest(tmp_path, name, capsys):
+    """Refused where synthcurate makes the split; warned where the input gives the splits or
+    when appending (the dataset is kept as given)."""
+    tree = tmp_path / "tree"
+    for split, counts in {
+        "train": {"a": 4, "r": 2},
+        "val": {"a": 2},
+        "test": {"a": 2, "r": 1},
+    }.items():
+        _write_tree(tree / split, counts)
+    assert _cli("ingest", "dir", str(tree), "--dataset", name, "--rare", "r") == 0
+    err = capsys.readouterr().err
+    assert "curate: warning: rare class 'r' has train 2, val 0, test 1 real samples" in err
+    assert fo.dataset_exists(name)
+    extra = _write_tree(tmp_path / "extra" / "train", {"c": 1})
+    assert _cli("ingest", "dir", str(extra.parent), "--dataset", name, "--append") == 0
+    err = capsys.readouterr().err
+    assert "curate: warning: label 'c' has train 1, val 0, test 0 real samples" in err
+    assert "rare class 'r' has train 2, val 0, test 1" in err  # still said
+
+
+def test_alpha_channels_are_dropped_and_said(tmp_path, name, capsys):
+    rng = np.random.default_rng(0)
+    for label, n in {"a": 10, "b": 5}.items():
+        for i in range(n):
+            image = rng.integers(0, 255, (16, 16, 4), dtype=np.uint8)
+            write_png(image, tmp_path / "rgba" / label / f"{i}.png")
+    assert _cli("ingest", "dir", str(tmp_path / "rgba"), "--dataset", name) == 0
+    assert "curate: warning: 15 image(s) have an alpha channel, dropped" in capsys.readouterr().err
+    dataset = fo.load_dataset(name)
+    assert set(dataset.values("metadata.num_channels")) == {3}
+    assert read_image(dataset.first().filepath).shape == (16, 16, 3)

@@ -99,6 +99,23 @@ def as_rare_mask(y: object, n_samples: int) -> np.ndarray:
     return array
 
 
+def as_fine_labels(labels: object, n_samples: int) -> np.ndarray | None:
+    """``labels`` (one value per sample, at least two distinct) as a string array, or ``None``."""
+    if labels is None:
+        return None
+    array = np.asarray(labels, dtype=object)
+    if array.ndim != 1 or len(array) != n_samples:
+        raise CurateError(
+            f"fine labels must be one value per sample ({n_samples}), got shape {array.shape}"
+        )
+    if any(label is None for label in array):
+        raise CurateError("fine labels are missing for some real samples")
+    array = array.astype(str)
+    if len(np.unique(array)) < 2:
+        raise CurateError(f"fine labels hold a single class ({array[0]!r}); need at least two")
+    return array
+
+
 def check_rare_count(n_rare: int, minimum: int, *, why: str) -> None:
     """Raise a :class:`CurateError` when there are fewer than ``minimum`` real rare samples."""
     if n_rare < minimum:
@@ -144,16 +161,34 @@ class EmbeddingFilter(ABC, BaseEstimator):
     level_help: ClassVar[str] = ""
     """One line saying what the level means for this filter (for CLI help and reports)."""
 
+    reject_reason: ClassVar[str] = "low-score"
+    """What a rejection by this filter means, stored as the sample's reason (``K_reason``)."""
+
+    uses_fine_labels: ClassVar[bool] = False
+    """Whether :meth:`fit` makes use of ``fine_labels``."""
+
+    uses_image_features: ClassVar[bool] = False
+    """Whether the filter judges images by their statistics (``image_features``)."""
+
     level: float | None
 
     # -- public API ------------------------------------------------------------------------------
 
-    def fit(self, X: object, y: object) -> EmbeddingFilter:
+    def fit(
+        self, X: object, y: object, *, fine_labels: object = None, image_features: object = None
+    ) -> EmbeddingFilter:
         """Learn from real samples.
 
         Args:
             X: real samples, one row each (see :attr:`input_kind`).
             y: 1 / ``True`` for the rare class, 0 / ``False`` otherwise.
+            fine_labels: optional finer labels of the same samples (e.g. all 24 chromosome
+                classes when the task is one chromosome against the rest); filters that model
+                subgroups use them (:attr:`uses_fine_labels`), the others ignore them.
+            image_features: optional per-image statistics of the same samples
+                (:func:`brain.filters.image_stats.image_statistics`); filters that judge image
+                realism use them (:attr:`uses_image_features`) and then need them in
+                :meth:`score` too.
 
         Returns:
             ``self``.
@@ -163,31 +198,54 @@ class EmbeddingFilter(ABC, BaseEstimator):
         """
         array = self._validate(X, name="real samples")
         rare = as_rare_mask(y, len(array))
+        fine = as_fine_labels(fine_labels, len(array)) if self.uses_fine_labels else None
+        features = self._validate_features(image_features, len(array))
         self.n_features_in_ = array.shape[1]
-        self._fit(array, rare)
+        self.n_image_features_ = None if features is None else features.shape[1]
+        self.notes_: list[str] = []  # what the fit had to simplify (few samples), for reports
+        self._fit(array, rare, fine, features)
         if self.level is not None:
             self._check_level(self.level)
         return self
 
-    def score(self, X: object) -> np.ndarray:
+    def score(self, X: object, *, image_features: object = None) -> np.ndarray:
         """Score samples; higher means more like the real rare class.
 
         Args:
             X: samples to grade, same kind and width as in :meth:`fit`.
+            image_features: their image statistics, when the filter was fitted with them.
 
         Returns:
             float64 array of shape ``(N,)``.
         """
         self.check_is_fitted()
-        return self._score(self._validate_new(X))
+        array = self._validate_new(X)
+        return self._score(array, self._validate_new_features(image_features, len(array)))
 
-    def decide(self, X: object, level: float | None = None) -> np.ndarray:
+    def decide(
+        self, X: object, level: float | None = None, *, image_features: object = None
+    ) -> np.ndarray:
         """Pass (``True``) or reject each sample at ``level`` (see :meth:`resolve_level`)."""
-        return self.decide_scores(self.score(X), level)
+        return self.decide_scores(self.score(X, image_features=image_features), level)
 
     def decide_scores(self, scores: np.ndarray, level: float | None = None) -> np.ndarray:
         """Pass / reject from already computed :meth:`score` values."""
         return np.asarray(scores) >= self.threshold(level)
+
+    def parts(self, X: object, *, image_features: object = None) -> dict[str, np.ndarray]:
+        """Per-sample parts of the score worth storing (e.g. ``realism``, ``rare_prob``);
+        empty for filters with a single score."""
+        self.check_is_fitted()
+        array = self._validate_new(X)
+        return self._parts(array, self._validate_new_features(image_features, len(array)))
+
+    def reasons(
+        self, scores: np.ndarray, parts: dict[str, np.ndarray], level: float | None = None
+    ) -> np.ndarray:
+        """Why each sample passed or not at ``level``: ``pass`` or a rejection reason, from
+        its :meth:`score` and :meth:`parts`."""
+        passed = self.decide_scores(scores, level)
+        return np.where(passed, "pass", self.reject_reason).astype(object)
 
     def threshold(self, level: float | None = None) -> float:
         """The score a sample needs to pass at ``level``."""
@@ -200,6 +258,16 @@ class EmbeddingFilter(ABC, BaseEstimator):
             level = self.level if self.level is not None else self.default_level_
         self._check_level(level)
         return float(level)
+
+    def check_level(self, level: float) -> None:
+        """Raise a :class:`CurateError` when ``level`` is outside this filter's valid range
+        (works before ``fit``)."""
+        self._check_level(level)
+
+    def level_for_threshold(self, threshold: float) -> float:
+        """The level whose pass threshold on the score is ``threshold`` (inverse of
+        :meth:`threshold`); used to set a level from scores of real validation samples."""
+        return float(self._level_for_threshold(float(threshold)))
 
     def level_grid(self, n: int = 9) -> np.ndarray:
         """``n`` levels spanning the useful range, for a calibration sweep."""
@@ -214,16 +282,28 @@ class EmbeddingFilter(ABC, BaseEstimator):
     # -- what subclasses provide -----------------------------------------------------------------
 
     @abstractmethod
-    def _fit(self, X: np.ndarray, rare: np.ndarray) -> None:
-        """Learn state (attributes ending in ``_``, including ``default_level_``)."""
+    def _fit(
+        self, X: np.ndarray, rare: np.ndarray, fine: np.ndarray | None, features: np.ndarray | None
+    ) -> None:
+        """Learn state (attributes ending in ``_``, including ``default_level_``); ``fine``
+        and ``features`` hold the fine labels and image statistics when the filter uses them
+        and they were given."""
 
     @abstractmethod
-    def _score(self, X: np.ndarray) -> np.ndarray:
+    def _score(self, X: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """Scores of validated samples."""
+
+    def _parts(self, X: np.ndarray, features: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Parts of validated samples (see :meth:`parts`)."""
+        return {}
 
     @abstractmethod
     def _threshold(self, level: float) -> float:
         """The pass threshold on the score at a valid ``level``."""
+
+    @abstractmethod
+    def _level_for_threshold(self, threshold: float) -> float:
+        """The level at which :meth:`_threshold` returns ``threshold``."""
 
     def level_range(self) -> tuple[float, float]:
         """Useful level range for sweeps (subclasses narrow it)."""
@@ -241,6 +321,29 @@ class EmbeddingFilter(ABC, BaseEstimator):
             return as_probability_column(X, name=f"{name} (rare-class probabilities)")
         return as_float_matrix(X, name=f"{name} (embeddings)")
 
+    def _validate_features(self, features: object, n_samples: int) -> np.ndarray | None:
+        if not self.uses_image_features or features is None:
+            return None
+        array = as_float_matrix(features, name="image statistics")
+        if len(array) != n_samples:
+            raise CurateError(
+                f"image statistics for {len(array)} samples, embeddings for {n_samples}"
+            )
+        return array
+
+    def _validate_new_features(self, features: object, n_samples: int) -> np.ndarray | None:
+        if not self.uses_image_features or getattr(self, "n_image_features_", None) is None:
+            return None
+        if features is None:
+            raise CurateError("this filter was fitted with image statistics: score them too")
+        array = self._validate_features(features, n_samples)
+        if array.shape[1] != self.n_image_features_:
+            raise CurateError(
+                f"image statistics have {array.shape[1]} columns, the filter was fitted on "
+                f"{self.n_image_features_}"
+            )
+        return array
+
     def _validate_new(self, X: object) -> np.ndarray:
         array = self._validate(X, name="samples to score")
         if len(array) == 0:
@@ -251,6 +354,23 @@ class EmbeddingFilter(ABC, BaseEstimator):
                 f"{self.n_features_in_} (embeddings from different runs mixed?)"
             )
         return array
+
+
+class ProbabilityLevel:
+    """Level semantics of filters whose score is a probability: a sample passes when its score
+    is at least the level, a number in ``[0, 1]`` (higher lets fewer through)."""
+
+    level_what: ClassVar[str] = "probability threshold"
+
+    def _threshold(self, level: float) -> float:
+        return level
+
+    def _level_for_threshold(self, threshold: float) -> float:
+        return threshold
+
+    def _check_level(self, level: float) -> None:
+        if not 0.0 <= float(level) <= 1.0:
+            raise CurateError(f"level ({self.level_what}) must lie in [0, 1], got {level}")
 
 
 def make_filter(name: str, **params: object) -> EmbeddingFilter:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from brain.filters.base import FILTERS, EmbeddingFilter, check_rare_count
-from curation.errors import CurateError
+from brain.filters.base import FILTERS, EmbeddingFilter, ProbabilityLevel, check_rare_count
 
 
 @FILTERS.register("confidence")
-class ConfidenceFilter(EmbeddingFilter):
+class ConfidenceFilter(ProbabilityLevel, EmbeddingFilter):
     """Classifier-confidence filter.
 
     Args:
@@ -28,22 +27,18 @@ class ConfidenceFilter(EmbeddingFilter):
     """
 
     input_kind = "probability"
+    reject_reason = "low-confidence"
     level_help = "minimum rare-class probability, in [0, 1]; higher lets fewer through"
 
     def __init__(self, *, level: float | None = None) -> None:
         self.level = level
 
-    def _fit(self, X: np.ndarray, rare: np.ndarray) -> None:
+    def _fit(
+        self, X: np.ndarray, rare: np.ndarray, fine: np.ndarray | None = None, features=None
+    ) -> None:
         check_rare_count(int(rare.sum()), 1, why="to check the classifier on")
         self.default_level_ = 0.5
         self.real_rare_pass_rate_ = float((X[rare, 0] >= self.default_level_).mean())
 
-    def _score(self, X: np.ndarray) -> np.ndarray:
+    def _score(self, X: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         return X[:, 0].copy()
-
-    def _threshold(self, level: float) -> float:
-        return level
-
-    def _check_level(self, level: float) -> None:
-        if not 0.0 <= float(level) <= 1.0:
-            raise CurateError(f"level (probability threshold) must lie in [0, 1], got {level}")

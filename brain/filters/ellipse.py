@@ -99,6 +99,7 @@ class EllipseFilter(EmbeddingFilter):
         default_level_: ``weight_``.
     """
 
+    reject_reason = "outside-ellipse"
     level_help = (
         "confidence level of the ellipse, in (0, 1); higher lets more through; "
         "default: the weight of the heaviest mixture component"
@@ -123,24 +124,23 @@ class EllipseFilter(EmbeddingFilter):
         self.check_is_fitted()
         return self._transform_validated(self._validate_new(X))
 
-    def _fit(self, X: np.ndarray, rare: np.ndarray) -> None:
-        check_rare_count(
-            int(rare.sum()), self.gmm_components, why=f"{self.gmm_components} mixture components"
-        )
+    def _fit(
+        self, X: np.ndarray, rare: np.ndarray, fine: np.ndarray | None = None, features=None
+    ) -> None:
+        check_rare_count(int(rare.sum()), 2, why="a covariance")
         check_spread(X[rare], what="real rare-class embeddings")
         points = self._fit_space(X, rare)
+        dim = points.shape[1]
+        components, covariance_type = self._estimable(int(rare.sum()), dim)
         mixture = fit_rare_mixture(
             points[rare],
-            n_components=self.gmm_components,
-            covariance_type=self.gmm_covariance,
+            n_components=components,
+            covariance_type=covariance_type,
             reg_covar=self.gmm_reg_covar,
             n_init=self.gmm_n_init,
             random_state=self.random_state,
         )
-        dim = points.shape[1]
-        covariances = full_covariances(
-            mixture.covariances_, self.gmm_covariance, self.gmm_components, dim
-        )
+        covariances = full_covariances(mixture.covariances_, covariance_type, components, dim)
         component = heaviest_component(mixture.weights_)
         empirical = covariances[component] - self.gmm_reg_covar * np.eye(dim)
         check_covariance(empirical, what="covariance of the heaviest mixture component")
@@ -154,9 +154,33 @@ class EllipseFilter(EmbeddingFilter):
         self.covariance_ = covariances[component]
         self.precision_ = np.linalg.inv(self.covariance_)
         self.dof_ = dim
+        self.n_components_, self.covariance_type_ = components, covariance_type
         self.default_level_ = self.weight_
 
-    def _score(self, X: np.ndarray) -> np.ndarray:
+    def _estimable(self, n_rare: int, dim: int) -> tuple[int, str]:
+        """The mixture that ``n_rare`` points in ``dim`` dimensions can support: the asked
+        components and covariance, else fewer components, else a diagonal covariance (noted in
+        ``notes_``). A full covariance per component needs ``dim + 2`` points, a diagonal one 2."""
+        components, covariance_type = self.gmm_components, self.gmm_covariance
+        per_component = {"full": dim + 2, "tied": 2, "diag": 2, "spherical": 2}
+        need = per_component.get(covariance_type, 2)
+        if n_rare < components * need:
+            fitted = max(1, n_rare // need)
+            if fitted < components:
+                self.notes_.append(
+                    f"{n_rare} real rare samples support {fitted} of the {components} mixture "
+                    f"components ({need} points each in {dim}-d): fitted {fitted}"
+                )
+                components = fitted
+            if n_rare < need:
+                self.notes_.append(
+                    f"{n_rare} real rare samples are too few for a full {dim}-d covariance "
+                    f"(need {need}): fitted a diagonal one"
+                )
+                covariance_type = "diag"
+        return components, covariance_type
+
+    def _score(self, X: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         return self.score_transformed(self._transform_validated(X))
 
     def distance_sq_transformed(self, points: np.ndarray) -> np.ndarray:
@@ -170,3 +194,6 @@ class EllipseFilter(EmbeddingFilter):
 
     def _threshold(self, level: float) -> float:
         return 1.0 - level
+
+    def _level_for_threshold(self, threshold: float) -> float:
+        return 1.0 - threshold

@@ -34,6 +34,7 @@ class KnnPrecisionFilter(EmbeddingFilter):
         default_level_: 1.0.
     """
 
+    reject_reason = "outside-manifold"
     level_help = (
         "factor on the k-NN ball radii, > 0; 1 = inside the real rare-class manifold; "
         "higher lets more through"
@@ -50,27 +51,36 @@ class KnnPrecisionFilter(EmbeddingFilter):
         self.k = k
         self.pca_components = pca_components
 
-    def _fit(self, X: np.ndarray, rare: np.ndarray) -> None:
+    def _fit(
+        self, X: np.ndarray, rare: np.ndarray, fine: np.ndarray | None = None, features=None
+    ) -> None:
         if self.k < 1:
             raise CurateError(f"k must be at least 1, got {self.k}")
-        check_rare_count(int(rare.sum()), self.k + 1, why=f"a {self.k}-th nearest neighbour")
+        n_rare = int(rare.sum())
+        check_rare_count(n_rare, 2, why="a nearest neighbour")
+        k = min(self.k, n_rare - 1)
+        if k < self.k:
+            self.notes_.append(f"{n_rare} real rare samples: k lowered from {self.k} to {k}")
         self.pca_ = fit_pca(X, self.pca_components)
         reference = apply_pca(self.pca_, X[rare])
-        radii = knn_radii(reference, self.k)
+        radii = knn_radii(reference, k)
         if not (radii > 0).any():
             raise CurateError(
                 "degenerate covariance: the real rare-class points are all duplicates "
-                f"(every {self.k}-NN radius is 0)"
+                f"(every {k}-NN radius is 0)"
             )
         self.reference_ = reference
         self.radii_ = radii
         self.default_level_ = 1.0
 
-    def _score(self, X: np.ndarray) -> np.ndarray:
+    def _score(self, X: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         return realism_scores(apply_pca(self.pca_, X), self.reference_, self.radii_)
 
     def _threshold(self, level: float) -> float:
         return 1.0 / level
+
+    def _level_for_threshold(self, threshold: float) -> float:
+        return 1.0 / max(threshold, 1e-12)
 
     def _check_level(self, level: float) -> None:
         if not float(level) > 0.0 or not np.isfinite(level):

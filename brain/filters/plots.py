@@ -20,6 +20,7 @@ _GROUPS = (
     ("real, rare class", "#1f77b4", 7),
 )
 _DENSITY_COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9e9e9e", "#9467bd", "#ff7f0e")
+_REASON_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
 def _figure(width: float = 6.5, height: float = 5.5):
@@ -52,6 +53,7 @@ def plot_umap_ellipses(
     level: float,
     weights: np.ndarray | None = None,
     title: str | None = None,
+    synthetic_reasons: np.ndarray | None = None,
 ) -> Path:
     """Scatter of the UMAP plane with the mixture's confidence ellipses at ``level``.
 
@@ -68,22 +70,32 @@ def plot_umap_ellipses(
         level: confidence level of the drawn ellipses.
         weights: ``(K,)`` component weights, shown in the legend.
         title: figure title.
+        synthetic_reasons: ``(M,)`` why each synthetic sample was rejected (``pass`` for the
+            passing ones); rejected samples are then coloured by reason.
 
     Returns:
         ``path``.
     """
     real_rare = np.asarray(real_rare, dtype=bool)
     synthetic_pass = np.asarray(synthetic_pass, dtype=bool)
-    layers = (
-        (real_points, ~real_rare),
-        (synthetic_points, ~synthetic_pass),
-        (synthetic_points, synthetic_pass),
-        (real_points, real_rare),
-    )
+    styles = {label: (colour, size) for label, colour, size in _GROUPS}
+    layers = [("real, other classes", real_points, ~real_rare)]
+    if synthetic_reasons is None:
+        layers.append(("synthetic, reject", synthetic_points, ~synthetic_pass))
+    else:
+        reasons = np.asarray(synthetic_reasons, dtype=object)
+        for index, reason in enumerate(sorted(set(reasons[~synthetic_pass].tolist()))):
+            label = f"synthetic, {reason}"
+            styles[label] = (_REASON_COLOURS[index % len(_REASON_COLOURS)], 3)
+            layers.append((label, synthetic_points, ~synthetic_pass & (reasons == reason)))
+    layers += [
+        ("synthetic, pass", synthetic_points, synthetic_pass),
+        ("real, rare class", real_points, real_rare),
+    ]
     figure = _figure(12.0, 5.5)
     overview, zoom = figure.subplots(1, 2)
     for axes in (overview, zoom):
-        _draw_layers(axes, layers)
+        _draw_layers(axes, layers, styles)
         _draw_ellipses(axes, means, covariances, chosen, level, weights)
         axes.set_xlabel("UMAP 1")
         axes.set_ylabel("UMAP 2")
@@ -94,10 +106,9 @@ def plot_umap_ellipses(
     return _save(figure, path)
 
 
-def _draw_layers(axes, layers) -> None:
-    for order, ((label, colour, size), (points, mask)) in enumerate(
-        zip(_GROUPS, layers, strict=True)
-    ):
+def _draw_layers(axes, layers, styles) -> None:
+    for order, (label, points, mask) in enumerate(layers):
+        colour, size = styles[label]
         if mask.any():
             axes.scatter(
                 points[mask, 0],
@@ -128,7 +139,7 @@ def _draw_ellipses(axes, means, covariances, chosen, level, weights) -> None:
                 color="black",
                 linewidth=2.0 if k == chosen else 1.0,
                 linestyle="-" if k == chosen else "--",
-                zorder=len(_GROUPS) + 1,
+                zorder=20,
                 label=f"component {k}{' (filter)' if k == chosen else ''}{weight}",
             )
         )
@@ -192,4 +203,41 @@ def plot_densities(
     if title:
         axes.set_title(title)
     axes.legend(loc="best", fontsize=8)
+    return _save(figure, path)
+
+
+def plot_sample_grid(
+    path: str | Path,
+    rows: Mapping[str, list[tuple[np.ndarray, str]]],
+    *,
+    title: str | None = None,
+) -> Path:
+    """A grid of sample images: one row per group (e.g. best passing, borderline, rejected by
+    reason), each image with a short caption (its score).
+
+    Args:
+        path: PNG file to write.
+        rows: row label -> ``(uint8 (H, W, C) image, caption)`` pairs; empty rows are skipped.
+        title: figure title.
+
+    Returns:
+        ``path``.
+    """
+    rows = {label: items for label, items in rows.items() if items}
+    columns = max((len(items) for items in rows.values()), default=1)
+    figure = _figure(1.3 * columns + 1.6, 1.5 * max(len(rows), 1) + 0.4)
+    grid = figure.subplots(max(len(rows), 1), columns, squeeze=False)
+    for axes in grid.ravel():
+        axes.set_axis_off()
+    for r, (label, items) in enumerate(rows.items()):
+        grid[r, 0].text(
+            -0.15, 0.5, label, transform=grid[r, 0].transAxes, ha="right", va="center", fontsize=7
+        )
+        for c, (image, caption) in enumerate(items):
+            image = np.asarray(image)
+            shown = image[..., 0] if image.shape[-1] == 1 else image
+            grid[r, c].imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=255)
+            grid[r, c].set_title(caption, fontsize=6)
+    if title:
+        figure.suptitle(title, fontsize=9)
     return _save(figure, path)

@@ -2,6 +2,8 @@
 
 Commands are imported only when called, so ``curate --help`` stays fast. Errors a user can cause
 (:class:`curation.errors.CurateError` and bad options) print one line and exit with code 2.
+Progress bars are drawn only on a terminal (:func:`curation.cli.options.show_progress`), and a
+command that fails erases the bars still on screen first, so its error is the one line left.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from curation.errors import CurateError
 COMMANDS: dict[str, str] = {
     "ingest": "curation.cli.data:ingest",
     "info": "curation.cli.data:info",
+    "config": "curation.cli.data:config",
     "list": "curation.cli.data:list_command",
     "delete": "curation.cli.data:delete",
+    "cleanup": "curation.cli.data:cleanup",
     "demo-data": "curation.cli.data:demo_data",
     "demo": "curation.cli.demo:demo",
     "app": "curation.cli.app:app",
@@ -62,6 +66,24 @@ def _set_environment() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache/synthcurate/numba"))
+    if not sys.stderr.isatty():
+        os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+
+
+def _clear_progress_bars() -> None:
+    """Erase the progress bars still open (on a terminal), before an error line."""
+    std = sys.modules.get("tqdm.std")
+    if std is None:
+        return
+    for bar in list(std.tqdm._instances):
+        bar.leave = False
+        bar.close()
+
+
+def _fail(message: str, code: int) -> int:
+    _clear_progress_bars()
+    click.echo(message, err=True)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,15 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="curate", standalone_mode=False)
     except CurateError as error:
-        click.echo(f"curate: error: {error}", err=True)
-        return 2
+        return _fail(f"curate: error: {error}", 2)
     except click.exceptions.Abort:
-        click.echo("curate: aborted", err=True)
-        return 130
+        return _fail("curate: aborted", 130)
     except click.ClickException as error:
         message = " ".join(error.format_message().split())
-        click.echo(f"curate: error: {message} (see --help)", err=True)
-        return 2
+        return _fail(f"curate: error: {message} (see --help)", 2)
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from curation.cli.options import echo_json, json_option
+from curation.cli.options import echo_json, json_option, show_progress
 
 
 def _backend_names() -> list[str]:
@@ -49,6 +49,20 @@ def _arch_names() -> list[str]:
     show_default=True,
     help="Learning rate over epochs.",
 )
+@click.option(
+    "--labels",
+    "label_field",
+    default=None,
+    help="Learn this field's labels (e.g. fine_label: all chromosome classes) for a richer "
+    "embedding; metrics stay on the task [default: ground_truth].",
+)
+@click.option(
+    "--cv",
+    type=int,
+    default=None,
+    help="Grouped K-fold cross-validation over all real labelled samples: every rare sample is "
+    "tested once (for small rare classes).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
 @json_option
@@ -58,7 +72,9 @@ def train(name: str, run: str, as_json: bool, threads: int | None, **options) ->
     from brain.classifier import train_classifier
     from brain.metrics import format_summary
 
-    report = train_classifier(name, run, num_threads=threads, progress=not as_json, **options)
+    report = train_classifier(
+        name, run, num_threads=threads, progress=show_progress(as_json), **options
+    )
     if as_json:
         echo_json(report["summary"])
         return
@@ -67,10 +83,17 @@ def train(name: str, run: str, as_json: bool, threads: int | None, **options) ->
         click.echo(
             f"seed {entry['seed']}: precision {entry['precision']:.3f} recall "
             f"{entry['recall']:.3f} f1 {entry['f1']:.3f} auc {auc} "
-            f"(best epoch {entry['best_epoch']})"
+            + (f"(best epoch {entry['best_epoch']})" if "best_epoch" in entry else "(pooled)")
         )
     click.echo(f"run {run!r}: {format_summary(report['summary'])}")
+    if report["cv"]:
+        click.echo(
+            f"{report['cv']}-fold cross-validation: metrics above pooled over the folds; "
+            f"spread over folds: {format_summary(report['fold_summary'])}"
+        )
     click.echo(f"test predictions: {report['predictions_field']}, evaluation: {report['eval_key']}")
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}")
 
 
 @click.command()
@@ -91,7 +114,7 @@ def embed(name: str, run: str, embed_name, threads, as_json: bool, **options) ->
     from brain.embeddings import compute_embeddings
 
     report = compute_embeddings(
-        name, run, name=embed_name, num_threads=threads, progress=not as_json, **options
+        name, run, name=embed_name, num_threads=threads, progress=show_progress(as_json), **options
     )
     if as_json:
         echo_json(report)

@@ -1,4 +1,4 @@
-"""Dataset commands: ingest, info, list, delete, demo-data."""
+"""Dataset commands: ingest, info, list, delete, cleanup, demo-data."""
 
 from __future__ import annotations
 
@@ -38,9 +38,13 @@ def _run_ingest(function, path, *, name, fractions, as_json, **options) -> None:
     except ValueError:
         raise click.BadParameter(f"--fractions must be numbers, got {fractions!r}") from None
     report = function(path, name, fractions=parsed, **options)
+    for warning in report.warnings:
+        click.echo(f"curate: warning: {warning}", err=True)
     if as_json:
         echo_json(report.__dict__)
         return
+    for line in report.cleaned:
+        click.echo(f"cleanup: {line}")
     click.echo(f"added {report.added} samples to {report.dataset!r}")
     for path in report.skipped:
         click.echo(f"skipped unreadable image: {path}")
@@ -67,6 +71,11 @@ def ingest_dir_command(path, **options) -> None:
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--split-column", default="split", show_default=True, help="Used when present.")
 @click.option("--group-column", default="group", show_default=True, help="Used when present.")
+@click.option(
+    "--fine-column",
+    default=None,
+    help="Finer labels (stored as fine_label; --binary keeps the original labels there).",
+)
 @_common_ingest_options
 def ingest_csv_command(path, **options) -> None:
     """A CSV manifest (filepath,label[,split,group]); relative paths are resolved against it."""
@@ -120,15 +129,96 @@ def info(name: str, as_json: bool) -> None:
     for kind in ("runs", "brain_runs", "evaluations", "saved_views"):
         if summary[kind]:
             click.echo(f"{kind.replace('_', ' ')}: {', '.join(summary[kind])}")
+    for key, run in summary["filters"].items():
+        _echo_filter_run(key, run)
+
+
+def _echo_filter_run(key: str, run: dict) -> None:
+    from brain.filters.scorecard import format_scorecard
+
+    calibrated = f", calibrated: {run['calibrate']}" if run["calibrate"] else ""
+    level = "n/a" if run["level"] is None else f"{run['level']:.4g}"
+    click.echo(
+        f"filter {key} ({run['method']}, level {level}{calibrated}): {run['n_pass']} pass, "
+        f"{run['n_reject']} reject, {run['n_manual']} manual decisions"
+    )
+    if run["reasons"]:
+        click.echo("  reasons: " + ", ".join(f"{r} {n}" for r, n in run["reasons"].items()))
+    for generator, card in run["scorecard"].items():
+        click.echo(f"  scorecard {generator}: {format_scorecard(card)}")
+    for warning in run["warnings"]:
+        click.echo(f"  warning: {warning}")
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--size",
+    default=None,
+    help="Pad every image to a centred square and resize it to SIZE x SIZE (8-1024) wherever it "
+    "is fed to a network, generator, SSIM or export; 'none' removes the policy.",
+)
+@click.option(
+    "--pad",
+    default="border",
+    show_default=True,
+    help="Padding: border (the image border's colour: keeps the background), edge, reflect or "
+    "constant:VALUE.",
+)
+@json_option
+def config(name: str, size: str | None, pad: str, as_json: bool) -> None:
+    """Show or set the dataset's size policy (the images themselves are never changed)."""
+    from curation.datasets import open_dataset
+    from curation.errors import CurateError
+    from curation.schema import set_size_policy, size_policy
+
+    dataset = open_dataset(name)
+    if size is not None:
+        if size.lower() == "none":
+            set_size_policy(dataset, None)
+        else:
+            try:
+                value = int(size)
+            except ValueError:
+                message = f"--size takes a number of pixels or 'none', got {size!r}"
+                raise CurateError(message) from None
+            set_size_policy(dataset, value, pad)
+    current, current_pad = size_policy(dataset)
+    if as_json:
+        echo_json({"size": current, "pad": current_pad if current else None})
+    elif current is None:
+        click.echo(f"{name}: no size policy (images must share one size, or pass --size)")
+    else:
+        click.echo(f"{name}: images padded ({current_pad}) and resized to {current} x {current}")
 
 
 @click.command("list")
-def list_command() -> None:
-    """List the project datasets."""
+@click.option("--all", "show_all", is_flag=True, help="Also what killed or running commands left.")
+def list_command(show_all: bool) -> None:
+    """List the project datasets (--all: and temporary datasets, checkpoint folders and appends
+    of running commands, or left by killed ones)."""
     from curation.datasets import list_projects
+    from curation.leftovers import describe, find_leftovers
 
     for name in list_projects():
         click.echo(name)
+    if show_all:
+        for leftover in find_leftovers():
+            click.echo(describe(leftover))
+
+
+@click.command()
+@click.argument("name", required=False)
+def cleanup(name: str | None) -> None:
+    """Remove what killed commands left (of NAME, or of every dataset); what running commands
+    are building is kept."""
+    from curation.datasets import check_name
+    from curation.leftovers import clean_leftovers
+
+    done = clean_leftovers(check_name(name) if name is not None else None)
+    for line in done:
+        click.echo(line)
+    click.echo(f"cleaned up {len(done)} leftover(s)")
 
 
 @click.command()

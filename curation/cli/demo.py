@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from curation.cli.options import show_progress
+
 
 @click.command()
 @click.option("--name", default="synthcurate-demo", show_default=True, help="Dataset name.")
@@ -21,13 +23,16 @@ def demo(name: str, workdir: str | None, fresh: bool) -> None:
     """Run the whole pipeline on built-in SIMULATED FISH data: data, ingest, classifier, BBDM
     and CycleGAN, embeddings, filter, retraining, SSIM, report."""
     from curation.demo_pipeline import run_demo
-    from curation.experiment.report import markdown_table
+    from curation.experiment.report import format_verdict, markdown_table
 
     started = time.time()
     root = Path(workdir) if workdir else Path.home() / "synthcurate-demo"
-    results = run_demo(name, root, fresh=fresh, echo=click.echo)
+    results = run_demo(name, root, fresh=fresh, echo=click.echo, progress=show_progress())
     click.echo("")
     click.echo(markdown_table(results["tables"], results["seeds"]))
+    click.echo("\nverdicts (paired bootstrap CI of the rare-class F1 difference over seeds):")
+    for line in results["verdicts"]:
+        click.echo(("* " if line["headline"] else "  ") + format_verdict(line))
     for generator, counts in results["filter_counts"].items():
         click.echo(f"filter: {generator}: {counts['after']} of {counts['before']} passed")
     click.echo(f"\nreport: {results['report']}")

@@ -39,12 +39,34 @@ def _parse_levels(text: str | None) -> tuple[float, ...] | None:
 
 @click.command("filter")
 @click.argument("name")
-@click.option("--method", type=click.Choice(_filter_names()), required=True, help="The filter.")
+@click.option(
+    "--method",
+    type=click.Choice(_filter_names()),
+    default="combined",
+    show_default=True,
+    help="The filter: combined (recommended: realistic AND likely rare AND no copy), umap_gmm "
+    "(the study's reference), ...",
+)
 @click.option("--key", required=True, help="Run key K: field K_score, tags K:pass / K:reject.")
 @click.option("--embed", default=None, help="Embed run to read [default: the latest].")
 @click.option("--level", type=float, default=None, help="Pass level [default: the filter's].")
-@click.option("--calibrate", is_flag=True, help="Pick the level by validation F1 of retraining.")
-@click.option("--levels", default=None, help="Levels to sweep with --calibrate, e.g. 0.5,0.7,0.9")
+@click.option(
+    "--calibrate",
+    type=click.Choice(["val", "retrain"]),
+    is_flag=False,
+    flag_value="val",
+    default=None,
+    help="Pick the level on the real val split: 'val' (alone: --calibrate) = the level at which "
+    "--target of the rare val samples pass; 'retrain' = best val F1 of retraining per level.",
+)
+@click.option(
+    "--target",
+    type=float,
+    default=0.95,
+    show_default=True,
+    help="Share of real rare val samples that must pass with --calibrate val.",
+)
+@click.option("--levels", default=None, help="Levels to sweep with --calibrate retrain.")
 @click.option("--calibrate-seeds", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--calibrate-epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--size", type=click.IntRange(min=8), default=None, help="Pad to square, resize.")
@@ -61,7 +83,8 @@ def filter_command(
     key: str,
     embed: str | None,
     level: float | None,
-    calibrate: bool,
+    calibrate: str | None,
+    target: float,
     levels: str | None,
     calibrate_seeds: int,
     calibrate_epochs: int,
@@ -79,6 +102,7 @@ def filter_command(
     from brain.filter_calibration import CalibrationSettings
     from brain.filtering import run_filter
     from brain.filters import FILTERS
+    from brain.filters.scorecard import format_scorecard
 
     options = _parse_params(params)
     if seed is not None:
@@ -99,7 +123,8 @@ def filter_command(
         key,
         embed=embed,
         level=level,
-        calibrate=calibrate,
+        calibrate=calibrate or False,
+        target=target,
         calibration=calibration,
         params=options,
         visualize=not no_visualization,
@@ -108,24 +133,42 @@ def filter_command(
     if as_json:
         echo_json(report)
         return
-    if report["calibration"]:
-        for entry in report["calibration"]["sweep"]:
-            click.echo(
-                f"level {entry['level']:.3f}: {entry['n_pass']} pass, val F1 "
-                f"{entry['val_f1_mean']:.3f} +- {entry['val_f1_std']:.3f}"
-            )
-        real_only = report["calibration"]["real_only"]
-        if real_only:
-            click.echo(
-                f"real only: val F1 {real_only['val_f1_mean']:.3f} +- {real_only['val_f1_std']:.3f}"
-            )
+    _echo_calibration(report["calibration"])
     click.echo(
         f"{key} ({method}): {report['n_pass']} of {report['n_synthetic']} synthetic samples pass "
         f"at level {report['level']:.4g} (default {report['default_level']:.4g}); "
         f"{report['n_overridden']} manual overrides"
     )
-    click.echo(f"field {report['score_field']}, views {', '.join(report['views'])}")
+    reasons = ", ".join(f"{reason} {n}" for reason, n in report["reasons"].items())
+    click.echo(f"reasons: {reasons}")
+    for generator, card in report["scorecard"].items():
+        click.echo(f"scorecard {generator}: {format_scorecard(card)}")
+    click.echo(f"fields {', '.join(report['fields'])}; views {', '.join(report['views'])}")
     if report["brain_key"]:
         click.echo(f"App embeddings: brain key {report['brain_key']!r}")
     for path in report["plots"]:
         click.echo(f"plot: {path}")
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}")
+
+
+def _echo_calibration(calibration: dict | None) -> None:
+    if not calibration:
+        return
+    if calibration.get("method") == "val":
+        click.echo(
+            f"calibrated on val: {calibration['val_rare_pass']:.1%} of "
+            f"{calibration['n_val_rare']} real rare val samples pass (target "
+            f"{calibration['target']:.0%}), {calibration['val_other_pass']:.1%} of the others"
+        )
+        return
+    for entry in calibration["sweep"]:
+        click.echo(
+            f"level {entry['level']:.3f}: {entry['n_pass']} pass, val F1 "
+            f"{entry['val_f1_mean']:.3f} +- {entry['val_f1_std']:.3f}"
+        )
+    real_only = calibration["real_only"]
+    if real_only:
+        click.echo(
+            f"real only: val F1 {real_only['val_f1_mean']:.3f} +- {real_only['val_f1_std']:.3f}"
+        )

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from curation.cli.options import echo_json, json_option
+from curation.cli.options import echo_json, json_option, show_progress
 from generators import GENERATORS
 
 
@@ -27,7 +27,12 @@ def _parse_params(values: tuple[str, ...]) -> dict:
 @click.argument("name")
 @click.option("--method", "-m", required=True, type=click.Choice(GENERATORS.names()))
 @click.option("--run", "-r", required=True, help="Run name; rerunning it continues it.")
-@click.option("--condition", "-c", default=None, help="channel:I, masked, grayscale or blur:S.")
+@click.option(
+    "--condition",
+    "-c",
+    default=None,
+    help="channel:I, grayscale, blur:SIGMA or masked (default: by method and channel count).",
+)
 @click.option("--source", "source_view", default=None, help="Source view (default: by method).")
 @click.option("--n", "n", type=int, default=None, help="Synthetic samples for the run in total.")
 @click.option("--steps", type=int, default=None, help="Sampling steps (diffusion methods).")
@@ -39,7 +44,22 @@ def _parse_params(values: tuple[str, ...]) -> dict:
 @click.option("--checkpoint", default=None, type=click.Path(), help="Use a saved generator.")
 @click.option("--checkpoint-every", type=int, default=None, help="Training checkpoint interval.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Pad images to a centred square and resize to SIZE x SIZE (default: the dataset's "
+    "size policy, see `curate config`).",
+)
+@click.option(
+    "--pad",
+    default=None,
+    help="Padding for --size: border, edge, reflect or constant:V (default: the policy's).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option(
+    "--threads", "num_threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads."
+)
 @json_option
 def generate(name, method, run, params, as_json, **options) -> None:
     """Train (or load) a generator and add synthetic rare-class samples to dataset NAME."""
@@ -47,8 +67,10 @@ def generate(name, method, run, params, as_json, **options) -> None:
     from generators.api import report_dict
 
     report = run_generate(
-        name, method, run, params=_parse_params(params), progress=not as_json, **options
+        name, method, run, params=_parse_params(params), progress=show_progress(as_json), **options
     )
+    for warning in report.warnings:
+        click.echo(f"curate: warning: {warning}", err=True)
     if as_json:
         echo_json(report_dict(report))
         return

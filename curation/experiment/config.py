@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from curation.errors import CurateError
+from curation.experiment.cells import ARMS
 
 EXISTING = "existing"  # a "generator" that only selects synthetic samples already present
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,40}$")
@@ -33,6 +34,18 @@ class ClassifierConfig:
 
 
 @dataclass
+class EmbeddingConfig:
+    """A network trained only to embed for the filter (instead of the real baseline's): e.g. on
+    the finest labels the data has (``label_field: fine_label``), with a decaying learning
+    rate. ``null`` (the default) embeds with the real baseline cell's network."""
+
+    label_field: str | None = None
+    epochs: int = 10
+    schedule: str = "cosine"
+    augment: bool = True
+
+
+@dataclass
 class GeneratorConfig:
     """One generator of the study (see ``generators.api.generate``). ``method: existing`` uses
     synthetic samples already in the dataset whose lineage run or generator is ``name``."""
@@ -44,6 +57,7 @@ class GeneratorConfig:
     steps: int | None = None
     condition: str | None = None
     source: str | None = None
+    source_match: str | None = None  # "size": only sources as large as the real rare class
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -54,7 +68,8 @@ class FilterConfig:
 
     method: str = "umap_gmm"
     level: float | None = None
-    calibrate: bool = False
+    calibrate: bool | str = False  # false, "val" (pass rate), "retrain" (true = "retrain")
+    target: float = 0.95
     calibrate_seeds: int = 1
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -68,6 +83,17 @@ class SSIMConfig:
 
 
 @dataclass
+class LeakageConfig:
+    """Near-copies of real val or test images among the synthetic samples (found in the
+    embedding space, confirmed by exact SSIM >= ``threshold``) are reported and kept out of
+    every training arm."""
+
+    enabled: bool = True
+    threshold: float = 0.9
+    neighbours: int = 5
+
+
+@dataclass
 class ExperimentConfig:
     """The whole study: real, real + unfiltered, real + filtered synthetic per generator, each
     with and without augmentation, over ``seeds`` seeds."""
@@ -76,10 +102,14 @@ class ExperimentConfig:
     name: str = "exp"
     seeds: int = 5
     augment: list[bool] = field(default_factory=lambda: [False, True])
+    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    cv: int | None = None
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    embedding: EmbeddingConfig | None = None
     generators: list[GeneratorConfig] = field(default_factory=list)
     filter: FilterConfig = field(default_factory=FilterConfig)
     ssim: SSIMConfig = field(default_factory=SSIMConfig)
+    leakage: LeakageConfig = field(default_factory=LeakageConfig)
     out: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,6 +138,7 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
         raise CurateError("seeds must be an integer >= 2 (paired tests need two or more)")
     if not config.augment or any(not isinstance(a, bool) for a in config.augment):
         raise CurateError("augment must be a list of true/false")
+    _check_arms(config, explicit=config.arms != list(ARMS))
     names = []
     for generator in config.generators:
         if generator.method != EXISTING:
@@ -116,6 +147,11 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
         if not _NAME.match(generator.name):
             raise CurateError(f"generator name {generator.name!r}: letters, digits, '_' or '-'")
         names.append(generator.name)
+        if generator.source_match not in (None, "size"):
+            raise CurateError(
+                f"generator {generator.name!r}: source_match must be size (or absent), got "
+                f"{generator.source_match!r}"
+            )
     if len(set(names)) != len(names):
         raise CurateError(f"generator names must be unique: {names}")
     from brain.classifier import check_training_options
@@ -138,17 +174,62 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
         raise CurateError(f"filter level must lie in (0, 1), got {config.filter.level}")
     if config.filter.level is not None and config.filter.calibrate:
         raise CurateError("filter: give level or calibrate, not both")
+    if config.filter.calibrate not in (False, True, "val", "retrain"):
+        raise CurateError(
+            f"filter calibrate must be false, val or retrain, got {config.filter.calibrate!r}"
+        )
+    if not 0 < config.filter.target < 1:
+        raise CurateError(f"filter target must lie in (0, 1), got {config.filter.target}")
     if not 0 < config.ssim.threshold <= 1:
         raise CurateError(f"ssim threshold must lie in (0, 1], got {config.ssim.threshold}")
+    if not 0 < config.leakage.threshold <= 1:
+        raise CurateError(f"leakage threshold must lie in (0, 1], got {config.leakage.threshold}")
+    if config.leakage.neighbours < 1:
+        raise CurateError(f"leakage neighbours must be at least 1, got {config.leakage.neighbours}")
+    if config.cv is not None and (not isinstance(config.cv, int) or config.cv < 2):
+        raise CurateError(f"cv must be an integer >= 2 (folds), got {config.cv!r}")
     return config
+
+
+def _check_arms(config: ExperimentConfig, *, explicit: bool) -> None:
+    """Known arms, the baseline present, and what the matched arms need (``explicit``: the
+    config lists its arms; the default list simply has no generator arms without generators)."""
+    if not isinstance(config.arms, list) or not config.arms:
+        raise CurateError(f"arms must be a list of: {', '.join(ARMS)}")
+    unknown = sorted(set(config.arms) - set(ARMS))
+    if unknown:
+        raise CurateError(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
+    if "real" not in config.arms:
+        raise CurateError("arms must include real: every comparison is paired with it")
+    matched = [a for a in ("random-matched", "oversampled") if a in config.arms]
+    if matched and "filtered" not in config.arms:
+        raise CurateError(
+            f"arm(s) {', '.join(matched)} draw as many samples as the filtered arm adds: "
+            "add filtered to arms"
+        )
+    if matched and explicit and not config.generators:
+        raise CurateError(
+            f"arm(s) {', '.join(matched)} match a generator's filtered view: configure a "
+            "generator, or leave them out of arms"
+        )
+
+
+def _section(cls: type, data: Any, where: str) -> Any:
+    """A section of the config: its defaults when omitted, else built from its mapping."""
+    return data if isinstance(data, cls) else _build(cls, data or {}, where)
 
 
 def parse_config(data: Any) -> ExperimentConfig:
     """Validate a config mapping (as read from YAML)."""
     config = _build(ExperimentConfig, data, "config")
-    config.classifier = _build(ClassifierConfig, config.classifier or {}, "classifier")
-    config.filter = _build(FilterConfig, config.filter or {}, "filter")
-    config.ssim = _build(SSIMConfig, config.ssim or {}, "ssim")
+    config.classifier = _section(ClassifierConfig, config.classifier, "classifier")
+    config.filter = _section(FilterConfig, config.filter, "filter")
+    config.ssim = _section(SSIMConfig, config.ssim, "ssim")
+    config.leakage = _section(LeakageConfig, config.leakage, "leakage")
+    if config.embedding is not None:
+        config.embedding = _section(EmbeddingConfig, config.embedding, "embedding")
+        if config.embedding.epochs < 1:
+            raise CurateError(f"embedding epochs must be at least 1, got {config.embedding.epochs}")
     if not isinstance(config.generators, list):
         raise CurateError("generators: expected a list")
     config.generators = [

@@ -94,7 +94,9 @@ def _segment_all(paths, segmenter, channel, size, pad, mask_background) -> list[
     from tqdm.auto import tqdm
 
     done = []
-    with tqdm(total=len(paths), desc="segmenting", unit="img", leave=False) as progress:
+    with tqdm(
+        total=len(paths), desc="segmenting", unit="img", leave=False, disable=None
+    ) as progress:
         for path in paths:
             image = read_array(path)
             if image.shape[2] not in (1, 3):

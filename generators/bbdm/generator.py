@@ -9,7 +9,9 @@ import numpy as np
 
 from curation.errors import CurateError
 from generators.base import GENERATORS, to_uint8
+from generators.conditions import Condition
 from generators.training import (
+    MIN_TRAIN_IMAGES,
     DiffusionGenerator,
     TrainingData,
     draw_batch,
@@ -49,7 +51,12 @@ class BBDMGenerator(DiffusionGenerator):
     Training follows the study (Adam, L1 on the "grad" target, ReduceLROnPlateau on the training
     loss with factor 0.5 / threshold 1e-4 / min lr 5e-7, EMA decay 0.995) with the schedule
     scaled to short runs (:func:`scaled_schedule`); batches are drawn with replacement and
-    flipped at random. Generation uses the EMA weights.
+    flipped at random (turned and shifted too with fewer than 8 images, see
+    ``generators.training.draw_batch``). Generation uses the EMA weights.
+
+    The condition must change the image: ``channel:0`` and ``grayscale`` on one-channel images
+    are the identity (the bridge would learn nothing). The default follows the channel count:
+    ``channel:2`` (the DAPI-like blue channel) from three channels on, else ``blur:3``.
 
     Args:
         image_size: side of the square images.
@@ -62,7 +69,8 @@ class BBDMGenerator(DiffusionGenerator):
         lr: Adam learning rate.
         ema_decay: EMA decay per update.
         eta: noise scale of the sampler.
-        flip: random horizontal and vertical flips during training.
+        flip: random horizontal and vertical flips during training (``False``: no augmentation).
+        min_train_images: the fewest rare-class images to train on (at least 2).
         seed: seeds the initialisation and all training randomness.
     """
 
@@ -83,9 +91,16 @@ class BBDMGenerator(DiffusionGenerator):
         ema_decay: float = 0.995,
         eta: float = 1.0,
         flip: bool = True,
+        min_train_images: int = MIN_TRAIN_IMAGES,
         seed: int = 0,
     ) -> None:
-        super().__init__(image_size, channels, condition=condition, seed=seed)
+        super().__init__(
+            image_size,
+            channels,
+            condition=condition,
+            seed=seed,
+            min_train_images=min_train_images,
+        )
         self.preset = preset
         self.num_timesteps = num_timesteps
         self.sampling_steps = sampling_steps
@@ -94,6 +109,20 @@ class BBDMGenerator(DiffusionGenerator):
         self.ema_decay = ema_decay
         self.eta = eta
         self.flip = flip
+
+    @classmethod
+    def default_condition(cls, channels: int) -> str:
+        return "channel:2" if channels >= 3 else "blur:3"
+
+    @classmethod
+    def condition_problem(cls, condition: Condition, channels: int) -> str | None:
+        problem = super().condition_problem(condition, channels)
+        if problem is None and condition.is_identity(channels):
+            problem = (
+                f"condition {condition.spec()!r} leaves {channels}-channel images unchanged, so "
+                "the bridge would learn nothing"
+            )
+        return problem
 
     def _validate_params(self) -> None:
         from generators.bbdm.model import check_preset

@@ -5,10 +5,14 @@ from __future__ import annotations
 import torch
 
 from generators.bbdm.scheduler import BrownianBridgeScheduler
+from generators.training import in_fixed_chunks
 
 
 class BBDMPipeline:
     """Wires a denoiser and a :class:`BrownianBridgeScheduler`; ``__call__`` runs the loop.
+
+    The denoiser runs on chunks of a fixed number of images (``in_fixed_chunks``), so each image
+    is the same whatever else is in the batch.
 
     Args:
         unet: a ``UNet2DModel`` with ``in_channels = 2 C``, ``out_channels = C``.
@@ -46,8 +50,13 @@ class BBDMPipeline:
         batch = condition.shape[0]
         for t in tqdm(self.scheduler.timesteps, desc="sample", disable=not progress):
             t_batch = torch.full((batch,), int(t), dtype=torch.long, device=condition.device)
-            model_output = self.unet(torch.cat([sample, condition], dim=1), t_batch).sample
+            model_output = in_fixed_chunks(
+                self._denoise, torch.cat([sample, condition], dim=1), t_batch
+            )
             sample = self.scheduler.step(
                 model_output, t, sample, condition, generator=generator
             ).prev_sample
         return sample
+
+    def _denoise(self, model_input: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        return self.unet(model_input, timesteps).sample

@@ -9,9 +9,11 @@ import numpy as np
 from curation.errors import CurateError
 from generators.base import GENERATORS, to_uint8
 from generators.training import (
+    MIN_TRAIN_IMAGES,
     TorchGenerator,
     TrainingData,
     draw_batch,
+    in_fixed_chunks,
     load_module_weights,
     module_weights,
     nhwc_to_tensor,
@@ -40,7 +42,9 @@ class CycleGANGenerator(TorchGenerator):
     0.5 x 10, Adam 2e-4 with betas (0.5, 0.999), a pool of 50 past fakes, instance norm,
     N(0, 0.02) init, batch 1, constant learning rate for the first half of the run then a linear
     decay to zero. Generation runs the A -> B generator on ``c(source)``; it adds no noise, so
-    the seed matters only for the ``masked`` condition.
+    the seed matters only for the ``masked`` condition. The default condition follows the
+    channel count: ``channel:2`` from three channels on, else ``grayscale`` (on one channel, the
+    source images themselves are domain A).
 
     Args:
         image_size: side of the square images (a multiple of 4).
@@ -55,7 +59,8 @@ class CycleGANGenerator(TorchGenerator):
         lambda_cycle: cycle-consistency weight.
         lambda_identity: identity weight, relative to ``lambda_cycle``.
         pool_size: past fakes kept for the discriminators.
-        flip: random flips during training.
+        flip: random flips during training (``False``: no augmentation).
+        min_train_images: the fewest rare-class images to train on (at least 2).
         seed: seeds the initialisation and all training randomness.
     """
 
@@ -79,9 +84,16 @@ class CycleGANGenerator(TorchGenerator):
         lambda_identity: float = 0.5,
         pool_size: int = 50,
         flip: bool = True,
+        min_train_images: int = MIN_TRAIN_IMAGES,
         seed: int = 0,
     ) -> None:
-        super().__init__(image_size, channels, condition=condition, seed=seed)
+        super().__init__(
+            image_size,
+            channels,
+            condition=condition,
+            seed=seed,
+            min_train_images=min_train_images,
+        )
         self.ngf = ngf
         self.ndf = ndf
         self.n_blocks = n_blocks
@@ -92,6 +104,10 @@ class CycleGANGenerator(TorchGenerator):
         self.lambda_identity = lambda_identity
         self.pool_size = pool_size
         self.flip = flip
+
+    @classmethod
+    def default_condition(cls, channels: int) -> str:
+        return "channel:2" if channels >= 3 else "grayscale"
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -228,5 +244,5 @@ class CycleGANGenerator(TorchGenerator):
         y = self._condition_sources(sources, seeds, masks)
         self.g_ab_.eval()
         with torch.no_grad():
-            out = self.g_ab_(nhwc_to_tensor(y, self._device()))
+            out = in_fixed_chunks(self.g_ab_, nhwc_to_tensor(y, self._device()))
         return to_uint8(tensor_to_nhwc(out))

@@ -53,23 +53,40 @@ class RunFilter(_Operator):
     operator_description = "Score every synthetic sample and tag it KEY:pass or KEY:reject"
 
     def resolve_input(self, ctx) -> types.Property:
-        from brain.filters import FILTERS
+        from brain.filters import FILTERS, RECOMMENDED, make_filter
+        from curation.errors import CurateError
 
         inputs = types.Object()
         inputs.str("key", label="Filter key", required=True, default="filter")
-        inputs.enum("method", FILTERS.names(), label="Method", required=True, default="umap_gmm")
+        inputs.enum(
+            "method",
+            FILTERS.names(),
+            label="Method",
+            description=f"{RECOMMENDED} is recommended; umap_gmm is the study's reference",
+            required=True,
+            default=RECOMMENDED,
+        )
+        method = ctx.params.get("method") or RECOMMENDED
+        inputs.bool(
+            "calibrate",
+            label="Calibrate the level on the real val split",
+            description="the level at which 95% of the real rare val samples pass",
+            default=False,
+        )
         inputs.float(
             "level",
-            label="Level (0-1, empty = the method's default)",
+            label="Level (empty = the method's default)",
+            description=FILTERS.get(method).level_help,
             required=False,
-            min=0.0,
-            max=1.0,
         )
         level = ctx.params.get("level")
-        if level is not None and not 0.0 < float(level) < 1.0:
-            prop = inputs.get_property("level")
-            prop.invalid = True
-            prop.error_message = "the level must lie strictly between 0 and 1"
+        if level is not None:
+            try:
+                make_filter(method).check_level(float(level))
+            except CurateError as error:
+                prop = inputs.get_property("level")
+                prop.invalid = True
+                prop.error_message = str(error)
         return types.Property(inputs, view=types.View(label="Run a synthcurate filter"))
 
     def execute(self, ctx) -> dict:
@@ -81,6 +98,7 @@ class RunFilter(_Operator):
             method=ctx.params["method"],
             key=ctx.params["key"],
             level=None if level is None else float(level),
+            calibrate="val" if ctx.params.get("calibrate") else False,
         )
         ctx.trigger("reload_dataset")
         return {k: result[k] for k in ("n_synthetic", "n_pass", "level") if k in result}
@@ -151,6 +169,8 @@ class FilterSummary(_Operator):
         summary = {"key": ctx.params["key"], "method": config.get("method")}
         for name in ("level", "n_synthetic", "n_pass", "n_reject", "n_overridden"):
             summary[name] = results.get(name, config.get(name))
+        reasons = results.get("reasons") or {}
+        summary["reasons"] = ", ".join(f"{reason} {n}" for reason, n in reasons.items())
         return summary
 
     def resolve_output(self, ctx) -> types.Property:
@@ -160,6 +180,7 @@ class FilterSummary(_Operator):
         outputs.float("level", label="Level")
         for name in ("n_synthetic", "n_pass", "n_reject", "n_overridden"):
             outputs.int(name, label=name.replace("n_", "").replace("_", " ").capitalize())
+        outputs.str("reasons", label="Why samples were rejected (field KEY_reason)")
         return types.Property(outputs)
 
 

@@ -1,0 +1,328 @@
+"""Every documented bad input through the CLI: exit code 2, exactly one line on stderr (no
+progress bar, no warning, no traceback), and nothing changed: the project dataset (samples,
+fields, tags, runs, saved views, record), the list of datasets and the files on disk."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import fiftyone as fo
+import numpy as np
+import pytest
+import yaml
+from conftest import curate_process
+
+from brain.classifier import train_classifier
+from brain.embeddings import compute_embeddings
+from curation.cli import main
+from curation.images import write_png
+from curation.ingest import ingest_dir
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+NAME = "bad-inputs"
+NEW = "bad-inputs-new"  # a dataset that a refused ingest must not create
+
+
+def _write(path: Path, shape: tuple[int, ...], seed: int = 0) -> Path:
+    write_png(np.random.default_rng(seed).integers(0, 255, shape, dtype=np.uint8), path)
+    return path
+
+
+def _tree(root: Path, counts: dict[str, int], shape=(16, 16, 3)) -> Path:
+    for label, n in counts.items():
+        for i in range(n):
+            _write(root / label / f"{i}.png", shape, seed=i)
+    return root
+
+
+def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("filepath", "label"), *rows])
+    return path
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Path:
+    """A project with samples, synthetic samples with filter tags, a train run, an embed run
+    and a saved view; and a workspace with the bad inputs."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    ingest_dir(_tree(root / "real", {"normal": 24, "rare": 10}), NAME, rare="rare")
+    synthetic = _tree(root / "synthetic", {"rare": 6})
+    ingest_dir(synthetic, NAME, append=True, origin="synthetic")
+    dataset = fo.load_dataset(NAME)
+    for i, sample in enumerate(dataset.match({"origin": "synthetic"})):
+        sample.tags.append("f1:pass" if i < 3 else "f1:reject")
+        sample.save()
+    dataset.save_view("mine", dataset.match({"split": "train"}))
+    dataset.set_values("one_class", [fo.Classification(label="x") for _ in range(len(dataset))])
+    train_classifier(NAME, "base", epochs=1, progress=False, num_threads=1)
+    compute_embeddings(NAME, "base", progress=False, num_threads=1)
+
+    images = _tree(root / "pool", {"x": 20})
+    _csv(root / "singleton.csv", [(f"pool/x/{i}.png", "normal") for i in range(19)])
+    with (root / "singleton.csv").open("a", newline="") as handle:
+        csv.writer(handle).writerow(("pool/x/19.png", "Normal"))  # a typo: becomes the rare class
+    _csv(
+        root / "two-rare.csv",
+        [(f"pool/x/{i}.png", "rare" if i < 2 else "normal") for i in range(20)],
+    )
+    assert images.is_dir()
+    tiny = _tree(root / "tiny", {"a": 8, "b": 8})
+    _write(tiny / "a" / "1x1.png", (1, 1, 3))
+    mixed = _tree(root / "mixed", {"a": 8, "b": 8})
+    _write(mixed / "b" / "gray.png", (16, 16))
+    corrupt = _tree(root / "corrupt", {"normal": 3, "rare": 3})
+    (corrupt / "rare" / "2.png").write_bytes(b"not a png")
+    (root / "file.txt").write_text("a file, not a folder")
+    (root / "taken").mkdir()
+    (root / "taken" / "keep.txt").write_text("mine")
+    (root / "unknown-key.yaml").write_text(
+        yaml.safe_dump({"dataset": NAME, "name": "x", "colour": "blue"})
+    )
+    return root
+
+
+def cases(ws: Path) -> dict[str, tuple[list[str], str]]:
+    """Case name -> (arguments, part of the error message)."""
+    new = ["--dataset", NEW]
+    return {
+        # ingest
+        "ingest: missing path": (["ingest", "dir", str(ws / "nope"), *new], "path not found"),
+        "ingest: corrupt image": (
+            ["ingest", "dir", str(ws / "corrupt"), "--dataset", NAME, "--append"],
+            "cannot read image",
+        ),
+        "ingest: a label that occurs once becomes the rare class": (
+            ["ingest", "csv", str(ws / "singleton.csv"), *new],
+            "rare class 'Normal' (the least frequent label; choose another with --rare) has "
+            "train 0, val 0, test 1 real samples",
+        ),
+        "ingest: a rare class of 2 samples cannot reach train, val and test": (
+            ["ingest", "csv", str(ws / "two-rare.csv"), "--rare", "rare", *new],
+            "rare class 'rare' has train 1, val 1, test 0 real samples: none in test",
+        ),
+        "ingest: a 1x1 image among 16 px images": (
+            ["ingest", "dir", str(ws / "tiny"), *new],
+            "is 1x1 pixels; images need at least 8 a side",
+        ),
+        "ingest: mixed channel counts": (
+            ["ingest", "dir", str(ws / "mixed"), *new],
+            "mixed channel counts (16x16x3: 16, 16x16x1: 1)",
+        ),
+        "ingest: existing name": (["ingest", "dir", str(ws / "tiny"), "--dataset", NAME], "exists"),
+        "ingest: --overwrite with --append": (
+            ["ingest", "dir", str(ws / "tiny"), *new, "--overwrite", "--append"],
+            "exclude each other",
+        ),
+        "ingest: bad fractions": (
+            ["ingest", "dir", str(ws / "tiny"), *new, "--fractions", "0.5,0.5,0.5"],
+            "fractions",
+        ),
+        "ingest: invalid name": (
+            ["ingest", "dir", str(ws / "tiny"), "--dataset", "bad name!"],
+            "invalid dataset name",
+        ),
+        # export
+        "export: unknown filter key": (
+            ["export", NAME, "--filter", "f2", "--out", str(ws / "out")],
+            "no filter run 'f2' on dataset 'bad-inputs'; filter keys: f1",
+        ),
+        "export: unwritable --out": (["export", NAME, "--out", "/proc/1/x"], "cannot create"),
+        "export: --out under a file": (
+            ["export", NAME, "--out", str(ws / "file.txt" / "sub")],
+            "file.txt is not a folder",
+        ),
+        "export: existing --out": (["export", NAME, "--out", str(ws / "taken")], "--overwrite"),
+        "export: unknown view": (
+            ["export", NAME, "--view", "nope", "--out", str(ws / "out")],
+            "no view 'nope'",
+        ),
+        "export: --view and --filter": (
+            ["export", NAME, "--view", "mine", "--filter", "f1", "--out", str(ws / "out")],
+            "not both",
+        ),
+        # datasets
+        "info: unknown dataset": (["info", "nosuch"], "does not exist"),
+        "delete: unknown dataset": (["delete", "nosuch", "--yes"], "does not exist"),
+        "cleanup: invalid name": (["cleanup", "bad name!"], "invalid dataset name"),
+        # classifier, embeddings, similarity
+        "train: unknown --with view": (
+            ["train", NAME, "--run", "r2", "--epochs", "1", "--with", "nope"],
+            "no view 'nope'",
+        ),
+        "train: --with a view holding val samples": (
+            ["train", NAME, "--run", "r2", "--epochs", "1", "--with", "real-val"],
+            "val/test samples",
+        ),
+        "train: invalid run name": (["train", NAME, "--run", "bad name!"], "invalid run name"),
+        "embed: unknown train run": (["embed", NAME, "--run", "nope"], "no train run 'nope'"),
+        "similar: unknown sample": (["similar", NAME, "nosuchid"], "nosuchid"),
+        # filter, generate, experiment, segmentation
+        "filter: invalid key": (
+            ["filter", NAME, "--method", "umap_gmm", "--key", "9x"],
+            "invalid filter key",
+        ),
+        "filter: unknown embed run": (
+            ["filter", NAME, "--method", "umap_gmm", "--key", "f3", "--embed", "nope"],
+            "no embed run 'nope'",
+        ),
+        "filter: level out of range for a probability filter": (
+            ["filter", NAME, "--method", "confidence", "--key", "f3", "--level", "2"],
+            "level (probability threshold) must lie in [0, 1], got 2.0",
+        ),
+        "filter: level out of range for an ellipse filter": (
+            ["filter", NAME, "--method", "umap_gmm", "--key", "f3", "--level", "1.5"],
+            "level must lie strictly between 0 and 1",
+        ),
+        "filter: calibration target outside (0, 1)": (
+            ["filter", NAME, "--key", "f3", "--calibrate", "--target", "1.2"],
+            "the calibration target must lie strictly between 0 and 1",
+        ),
+        "filter: level and calibration": (
+            ["filter", NAME, "--key", "f3", "--calibrate", "--level", "0.5"],
+            "give either a level or a calibration",
+        ),
+        "filter: unknown filter parameter": (
+            ["filter", NAME, "--key", "f3", "-p", "colour=red"],
+            "unknown parameter(s) colour for filter 'combined'",
+        ),
+        "train: unknown fine-label field": (
+            ["train", NAME, "--run", "fine", "--labels", "nope", "--epochs", "1"],
+            "label field 'nope' does not exist",
+        ),
+        "train: fine-label field with one class": (
+            ["train", NAME, "--run", "fine", "--labels", "one_class", "--epochs", "1"],
+            "label field 'one_class' holds a single class",
+        ),
+        "train: more folds than rare groups": (
+            ["train", NAME, "--run", "cv", "--cv", "99", "--epochs", "1"],
+            "--cv 99",
+        ),
+        "config: size below 8": (["config", NAME, "--size", "4"], "size must lie between 8"),
+        "config: size above 1024": (["config", NAME, "--size", "2048"], "size must lie between"),
+        "config: unknown padding": (
+            ["config", NAME, "--size", "32", "--pad", "black"],
+            "unknown padding 'black'",
+        ),
+        "generate: unknown source view": (
+            ["generate", NAME, "--method", "copies", "--run", "g", "--source", "nope", "--n", "2"],
+            "no view 'nope'",
+        ),
+        "experiment: unknown config key": (
+            ["experiment", str(ws / "unknown-key.yaml"), "--out", str(ws / "report")],
+            "colour",
+        ),
+        "experiment: missing config": (["experiment", str(ws / "nope.yaml")], "nope.yaml"),
+        "segment-score: missing masks": (
+            ["segment-score", str(ws / "a.tif"), str(ws / "b.tif")],
+            "a.tif",
+        ),
+    }
+
+
+CASES = sorted(cases(Path("/x")))
+
+
+def _file_tree(*roots: Path) -> dict[str, tuple[int, int]]:
+    tree = {}
+    for root in roots:
+        for path in root.rglob("*"):
+            stat = path.lstat()
+            tree[str(path)] = (stat.st_size, stat.st_mtime_ns if path.is_file() else 0)
+    return tree
+
+
+def snapshot(name: str, *roots: Path) -> dict:
+    """Everything a command could change: every sample with all its fields, the schema, tags,
+    runs, brain runs, evaluations, saved views, the project record, the datasets, the files."""
+    dataset = fo.load_dataset(name)
+    dataset.reload()
+    return {
+        "samples": sorted(json.dumps(s.to_dict(), sort_keys=True, default=str) for s in dataset),
+        "schema": sorted(dataset.get_field_schema(flat=True)),
+        "tags": dataset.count_sample_tags(),
+        "runs": sorted(dataset.list_runs()),
+        "brain_runs": sorted(dataset.list_brain_runs()),
+        "evaluations": sorted(dataset.list_evaluations()),
+        "views": sorted(dataset.list_saved_views()),
+        "info": json.dumps(dataset.info, sort_keys=True, default=str),
+        "datasets": sorted(fo.list_datasets()),
+        "files": _file_tree(*roots),
+    }
+
+
+def assert_one_error_line(err: str, message: str) -> None:
+    """``err`` is exactly one line, the error, with ``message`` in it."""
+    assert err.startswith("curate: error: ") and err.endswith("\n"), repr(err)
+    assert err.count("\n") == 1 and "\r" not in err, repr(err)
+    assert message in err, err
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_exits_2_with_one_line_and_changes_nothing(case, ws, capfd):
+    args, message = cases(ws)[case]
+    media = Path(fo.config.default_dataset_dir)
+    before = snapshot(NAME, ws, media)
+    capfd.readouterr()
+    assert main(args) == 2
+    out, err = capfd.readouterr()
+    assert_one_error_line(err, message)
+    assert out == ""
+    assert snapshot(NAME, ws, media) == before
+
+
+def test_a_real_process_prints_one_line(ws):
+    """As a user sees it: no warning, log line or progress bar around the error."""
+    args, message = cases(ws)["ingest: a label that occurs once becomes the rare class"]
+    process = curate_process(*args)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 2
+    assert_one_error_line(err.decode(), message)
+    assert out == b""
+
+
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal, so progress bars are drawn into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _screen(text: str) -> list[str]:
+    """The non-blank lines a terminal would show for ``text``: ``\n`` starts the next line,
+    ``\r`` returns to its start, ``ESC[A`` moves up a line (what tqdm writes)."""
+    rows, row, col, i = [""], 0, 0, 0
+    while i < len(text):
+        if text.startswith("\x1b[A", i):
+            row, i = max(row - 1, 0), i + 3
+            continue
+        char = text[i]
+        if char == "\n":
+            row, col = row + 1, 0
+            rows += [""] * (row + 1 - len(rows))
+        elif char == "\r":
+            col = 0
+        else:
+            line = rows[row].ljust(col)
+            rows[row], col = line[:col] + char + line[col + 1 :], col + 1
+        i += 1
+    return [line.rstrip() for line in rows if line.strip()]
+
+
+def test_progress_bars_are_erased_before_the_error_on_a_terminal(ws, monkeypatch):
+    from tqdm import tqdm
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    kept = tqdm(total=3, desc="kept bar", leave=True)  # as a bar a command leaves open
+    kept.update()
+    assert main(["ingest", "dir", str(ws / "corrupt"), "--dataset", NEW]) == 2
+    drawn = terminal.getvalue()
+    assert "checking images" in drawn and "kept bar" in drawn  # bars were drawn, then erased
+    [line] = _screen(drawn)
+    assert line.startswith("curate: error: cannot read image")
