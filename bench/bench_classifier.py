@@ -60,11 +60,12 @@ def _race(bare, ours, repeats: int) -> dict:
 def bench_embedding(name: str, run: str, batch_size: int, repeats: int) -> dict:
     import torch
 
-    from brain.classifier import card_stats, load_classifier, read_for_card
+    from brain.classifier import card_stats
     from brain.data import normalise
     from brain.models import forward_features
     from brain.training import run_network
     from curation.datasets import open_dataset, resolve_view
+    from curation.runs.predictions import load_classifier, read_for_card
 
     model, card = load_classifier(name, run)
     dataset = open_dataset(name)
@@ -109,10 +110,10 @@ def bench_training(name: str, size: int, batch_size: int, repeats: int, augment:
     import torch
     from torch import nn
 
-    from brain.data import channel_stats, decode_view, normalise
+    from brain.data import channel_stats, normalise
     from brain.models import build_model
     from brain.training import TrainSettings, train_epoch
-    from curation.datasets import open_dataset, resolve_view
+    from curation.datasets import decode_view, open_dataset, resolve_view
 
     dataset = open_dataset(name)
     classes = ["normal", "translocation"]
@@ -174,9 +175,9 @@ def main() -> int:
 
     import torch
 
-    from brain.classifier import train_classifier
     from curation.demo import make_demo_data
     from curation.ingest import ingest_csv, ingest_pool
+    from curation.runs.train import train_classifier
 
     torch.set_num_threads(args.threads)
     layout = make_demo_data(

@@ -84,7 +84,7 @@ def corrupt(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarra
 
 
 def _gbanded(rare_class: str, rng: np.random.Generator, media: Path):
-    from curation.images import read_image
+    from brain.images import read_image
     from curation.readers import Record
 
     root = SHARED / "gbanded_chromosomes"
@@ -128,7 +128,7 @@ LOADERS = {
 
 def _candidates(rare_held, other_held, read, media: Path, rng) -> dict[str, list]:
     """Candidate records per kind (written as PNG, labelled rare later)."""
-    from curation.images import write_png
+    from brain.images import write_png
     from curation.readers import Record
 
     by_kind: dict[str, list] = {kind: [] for kind in KINDS}
@@ -166,13 +166,14 @@ def _quality(dataset, key: str) -> dict:
 
 def run_dataset(name: str, embeddings: list[str], args: argparse.Namespace, workdir: Path):
     """Build the project once, then per embedding: train, embed, run every filter twice."""
-    from brain.classifier import train_classifier
-    from brain.embeddings import compute_embeddings
-    from brain.filtering import run_filter
     from brain.filters import FILTERS
-    from brain.runs import has_run, load_run
     from curation.datasets import dataset_exists, open_dataset
     from curation.ingest import ingest_records
+    from curation.runs.embed import compute_embeddings
+    from curation.runs.filter import run_filter
+    from curation.runs.records import has_run, load_run
+    from curation.runs.train import train_classifier
+    from curation.schema import set_size_policy
 
     rng = np.random.default_rng(args.seed)
     media = workdir / name
@@ -184,6 +185,8 @@ def run_dataset(name: str, embeddings: list[str], args: argparse.Namespace, work
             for record in records:
                 record.label = rare
             ingest_records(records, project, source=kind, origin="synthetic", append=True)
+    if size:  # crops of mixed sizes: padded with their border colour and resized, as
+        set_size_policy(open_dataset(project), size)  # `curate config --size` does
     rows = []
     for embedding in embeddings:
         recipe = {"epochs": args.epochs, **EMBEDDINGS[embedding]}
@@ -229,15 +232,15 @@ def run_dataset(name: str, embeddings: list[str], args: argparse.Namespace, work
                     "method": label,
                     "params": params,
                     "calibrated": bool(calibrate),
-                    "level": report["level"],
+                    "level": report.level,
                     **_quality(dataset, key),
-                    "val": report["calibration"],
+                    "val": report.to_record()["calibration"],
                     "scorecard": {
-                        kind: report["scorecard"][kind]["all"]
+                        kind: report.scorecard[kind]["all"]
                         for kind in ("real-rare", "noise")
-                        if kind in report["scorecard"]
+                        if kind in report.scorecard
                     },
-                    "reasons": report["reasons"],
+                    "reasons": report.reasons,
                 }
                 rows.append(row)
                 print(json.dumps(row, default=str), flush=True)

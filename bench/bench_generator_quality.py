@@ -32,12 +32,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from fiftyone import ViewField as F  # noqa: E402
 
-from brain.classifier import predict_proba, train_classifier  # noqa: E402
 from curation.datasets import save_view  # noqa: E402
 from curation.demo import make_demo_data  # noqa: E402
 from curation.ingest import ingest_records  # noqa: E402
 from curation.readers import read_csv, read_pool  # noqa: E402
-from generators.api import generate  # noqa: E402
+from curation.runs.generate import generate  # noqa: E402
+from curation.runs.predictions import predict_proba  # noqa: E402
+from curation.runs.train import train_classifier  # noqa: E402
 
 NAME = "bench-generators"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.images import read_array, read_image
+from brain.images import read_array, read_image
 from curation.segment import CLASSICAL, make_segmenter
 from curation.segment.base import select_plane
 from curation.segment.cellpose_backend import CPSAM, weights_available

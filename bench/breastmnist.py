@@ -43,9 +43,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-breastmnist-"))
     use_private_database(workdir)
 
-    from brain.classifier import train_classifier
     from brain.metrics import format_summary
     from curation.ingest import ingest_npz
+    from curation.runs.train import train_classifier
 
     ingest_npz(DATA, "breastmnist", class_names=["malignant", "normal_benign"], rare="malignant")
     start = time.perf_counter()
@@ -61,12 +61,12 @@ def main() -> int:
         progress=args.progress,
     )
     minutes = (time.perf_counter() - start) / 60
-    for entry in report["per_seed"]:
+    for entry in report.per_seed:
         print(
             f"seed {entry['seed']}: auc {entry['auc']:.3f} accuracy {entry['accuracy']:.3f} "
             f"f1(malignant) {entry['f1']:.3f} best epoch {entry['best_epoch']}"
         )
-    summary = report["summary"]
+    summary = report.summary
     print(f"summary: {format_summary(summary)}")
     auc, acc = summary["auc"], summary["accuracy"]
     print(

@@ -4,12 +4,11 @@ Starts a private, throw-away FiftyOne database, ingests the data from ``../share
 :func:`curation.experiment.runner.run_experiment` with ``bench/experiments/<data>.yaml`` and
 prints the report up to its figures: verdicts, tables, the paired comparisons of every arm.
 
-G-banded crops have many sizes (16-56 x 18-147 px) and generators need one square size, so
-32 x 32 copies are written to a temporary folder first (:func:`square_copy`: each crop centred
-on a white ``canvas`` square at its own scale, crops larger than the canvas shrunk to fit, then
-the canvas resized to ``size``; relative sizes of the small chromosomes are kept). To fit the
-CPU budget a seeded share of the other-class crops is kept (``--other-fraction``); every chr21
-crop is kept. Labels are binary (``21`` / ``other``), split 70/15/15 by slide group.
+G-banded crops have many sizes (16-56 x 18-147 px): they are ingested as they are and the
+dataset's size policy (``--size``, border padding) brings them to one square size, as a user's
+``curate config --size`` does. To fit the CPU budget a seeded share of the other-class crops is
+kept (``--other-fraction``); every chr21 crop is kept. Labels are binary (``21`` / ``other``,
+the chromosome number kept as ``fine_label``), split 70/15/15 by slide group.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/real_experiments.py --data breastmnist
     OMP_NUM_THREADS=1 .venv/bin/python bench/real_experiments.py --data gbanded --quick
@@ -39,65 +38,39 @@ CONFIGS = {
     name: REPO / "bench" / "experiments" / f"{name}.yaml" for name in ("gbanded", "breastmnist")
 }
 GBANDED_RARE = "21"
-WHITE = 255
 
 
-def square_copy(image: np.ndarray, canvas: int, size: int) -> np.ndarray:
-    """A ``(H, W, C)`` ``uint8`` crop centred on a white ``canvas`` square (shrunk to fit when
-    larger, aspect kept), resized to ``size x size``."""
-    from PIL import Image
-
-    height, width, channels = image.shape
-    scale = min(1.0, canvas / max(height, width))
-    if scale < 1.0:
-        new = (max(1, round(width * scale)), max(1, round(height * scale)))
-        planes = [
-            np.asarray(Image.fromarray(image[..., c]).resize(new, Image.Resampling.LANCZOS))
-            for c in range(channels)
-        ]
-        image = np.stack(planes, axis=-1)
-        height, width = image.shape[:2]
-    square = np.full((canvas, canvas, channels), WHITE, dtype=np.uint8)
-    top, left = (canvas - height) // 2, (canvas - width) // 2
-    square[top : top + height, left : left + width] = image
-    planes = [
-        np.asarray(Image.fromarray(square[..., c]).resize((size, size), Image.Resampling.LANCZOS))
-        for c in range(channels)
-    ]
-    return np.stack(planes, axis=-1)
-
-
-def prepare_gbanded(
-    out: Path, *, canvas: int, size: int, other_fraction: float, seed: int
-) -> tuple[Path, dict[str, int]]:
-    """Write square copies of the chr21 crops and a seeded share of the others, and a
-    ``labels.csv`` beside them; returns its path and the counts by label."""
-    from curation.images import read_image, write_png
-
+def prepare_gbanded(out: Path, *, other_fraction: float, seed: int) -> tuple[Path, dict[str, int]]:
+    """Write a ``labels.csv`` of every chr21 crop and a seeded share of the others (paths into
+    ../shared, nothing copied); returns its path and the counts by label."""
     with open(GBANDED / "labels.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     others = [i for i, row in enumerate(rows) if row["chrom_name"] != GBANDED_RARE]
     n_keep = round(other_fraction * len(others))
     keep = {i for i, row in enumerate(rows) if row["chrom_name"] == GBANDED_RARE}
     keep |= {others[i] for i in np.random.default_rng(seed).permutation(len(others))[:n_keep]}
-    kept = []
-    for i in sorted(keep):
-        row = rows[i]
-        copy = square_copy(read_image(GBANDED / row["file"]), canvas, size)
-        write_png(copy, out / row["file"])
-        kept.append({k: row[k] for k in ("file", "chrom_name", "group_id")})
+    out.mkdir(parents=True, exist_ok=True)
     manifest = out / "labels.csv"
     with open(manifest, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["file", "chrom_name", "group_id"])
         writer.writeheader()
-        writer.writerows(kept)
-    rare = sum(row["chrom_name"] == GBANDED_RARE for row in kept)
-    return manifest, {GBANDED_RARE: rare, "other": len(kept) - rare}
+        for i in sorted(keep):
+            row = rows[i]
+            writer.writerow(
+                {
+                    **{k: row[k] for k in ("chrom_name", "group_id")},
+                    "file": str(GBANDED / row["file"]),
+                }
+            )
+    rare = sum(rows[i]["chrom_name"] == GBANDED_RARE for i in keep)
+    return manifest, {GBANDED_RARE: rare, "other": len(keep) - rare}
 
 
 def ingest(data: str, dataset: str, workdir: Path, args: argparse.Namespace) -> str:
     """Ingest the real data into project ``dataset``; returns a one-line description."""
+    from curation.datasets import open_dataset
     from curation.ingest import ingest_csv, ingest_npz
+    from curation.schema import set_size_policy
 
     if data == "breastmnist":
         ingest_npz(
@@ -105,11 +78,7 @@ def ingest(data: str, dataset: str, workdir: Path, args: argparse.Namespace) -> 
         )
         return f"{BREASTMNIST.name}, official splits, rare = malignant"
     manifest, counts = prepare_gbanded(
-        workdir / "gbanded_copies",
-        canvas=args.canvas,
-        size=args.size,
-        other_fraction=args.other_fraction,
-        seed=args.seed,
+        workdir / "gbanded", other_fraction=args.other_fraction, seed=args.seed
     )
     ingest_csv(
         manifest,
@@ -121,8 +90,11 @@ def ingest(data: str, dataset: str, workdir: Path, args: argparse.Namespace) -> 
         binary=True,
         seed=args.seed,
     )
+    # the crops as they are (mixed sizes, grayscale): padded with their border colour and
+    # resized by the dataset's size policy, as `curate config --size` does
+    set_size_policy(open_dataset(dataset), args.size)
     return (
-        f"G-banded copies {args.size}px (canvas {args.canvas}), {counts} "
+        f"G-banded crops, size policy {args.size}px (border padding), {counts} "
         f"(other fraction {args.other_fraction}), grouped 70/15/15 split seed {args.seed}"
     )
 
@@ -145,8 +117,7 @@ def main() -> int:
     parser.add_argument("--config", type=Path, help="another experiment YAML")
     parser.add_argument("--quick", action="store_true", help="smoke-test scale")
     parser.add_argument("--out", type=Path, help="report folder (default: a temporary folder)")
-    parser.add_argument("--size", type=int, default=32, help="G-banded copy size")
-    parser.add_argument("--canvas", type=int, default=48, help="G-banded canvas before resizing")
+    parser.add_argument("--size", type=int, default=32, help="G-banded size policy")
     parser.add_argument("--other-fraction", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0, help="subsampling and split seed")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from curation.errors import CurateError
+from brain.errors import InputError
 
 WEIGHTS_FILE = "model.safetensors"
 TORCH_FILE = "model.pt"
@@ -91,18 +91,18 @@ class ModelCard:
             shapes: ``(H, W, C)`` of the images to feed.
 
         Raises:
-            CurateError: if classes, rare class, channels or (without resizing) sizes differ.
+            InputError: if classes, rare class, channels or (without resizing) sizes differ.
         """
         fine = self.label_field != "ground_truth"  # outputs are fine classes, not the task's
         if (not fine and list(classes) != list(self.classes)) or rare_class != self.rare_class:
-            raise CurateError(
+            raise InputError(
                 f"checkpoint classes {self.classes} (rare {self.rare_class!r}) do not match the "
                 f"dataset's {list(classes)} (rare {rare_class!r})"
             )
         expected = (*self.input_size, self.in_channels)
         for shape in shapes:
             if shape[2] != self.in_channels or (self.resize == "none" and shape != expected):
-                raise CurateError(
+                raise InputError(
                     f"checkpoint expects {'x'.join(map(str, expected))} images "
                     f"(resize: {self.resize}), got {'x'.join(map(str, shape))}"
                 )
@@ -124,15 +124,15 @@ def read_card(folder: Path) -> ModelCard:
     """The model card in ``folder``.
 
     Raises:
-        CurateError: if it is missing or not a model card.
+        InputError: if it is missing or not a model card.
     """
     path = Path(folder) / CARD_FILE
     if not path.is_file():
-        raise CurateError(f"no model card at {path}")
+        raise InputError(f"no model card at {path}")
     try:
         return ModelCard(**json.loads(path.read_text()))
     except (ValueError, TypeError) as error:
-        raise CurateError(f"unreadable model card {path}: {error}") from None
+        raise InputError(f"unreadable model card {path}: {error}") from None
 
 
 def _read_state(folder: Path) -> dict[str, torch.Tensor]:
@@ -142,14 +142,14 @@ def _read_state(folder: Path) -> dict[str, torch.Tensor]:
         return load_file(str(folder / WEIGHTS_FILE))
     if (folder / TORCH_FILE).is_file():
         return torch.load(folder / TORCH_FILE, map_location="cpu", weights_only=True)
-    raise CurateError(f"no {WEIGHTS_FILE} or {TORCH_FILE} in {folder}")
+    raise InputError(f"no {WEIGHTS_FILE} or {TORCH_FILE} in {folder}")
 
 
 def load_checkpoint(folder: Path) -> tuple[nn.Module, ModelCard]:
     """Rebuild the network of ``folder`` in eval mode on the CPU, with its card.
 
     Raises:
-        CurateError: if files are missing or the weights do not fit the card.
+        InputError: if files are missing or the weights do not fit the card.
     """
     from brain.models import build_model
 
@@ -165,5 +165,5 @@ def load_checkpoint(folder: Path) -> tuple[nn.Module, ModelCard]:
         model.load_state_dict(_read_state(folder), strict=True)
     except RuntimeError as error:
         first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
-        raise CurateError(f"checkpoint {folder} does not match its model card: {first}") from None
+        raise InputError(f"checkpoint {folder} does not match its model card: {first}") from None
     return model.eval(), card

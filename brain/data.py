@@ -1,7 +1,7 @@
-"""Turn a dataset view into decoded ``uint8`` image tensors and integer labels.
+"""Decoded images as ``uint8`` tensors with integer labels, and the one resize policy.
 
-Images are decoded once per process with :func:`curation.images.read_image` and kept in a
-bounded cache, so training epochs, predictions and embeddings never wait on PNG decoding.
+Images are decoded once per process with :func:`brain.images.read_image` and kept in a bounded
+cache, so training epochs, predictions and embeddings never wait on PNG decoding.
 
 Resize policy (stated once, applied everywhere):
 
@@ -26,9 +26,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from curation.errors import CurateError
-from curation.images import describe_shapes, read_image
-from curation.schema import LABEL_FIELD, ORIGIN_FIELD, SPLIT_FIELD
+from brain.errors import InputError
+from brain.images import describe_shapes, read_image
 
 NO_LABEL = -1
 CACHE_BYTES = int(os.environ.get("SYNTHCURATE_IMAGE_CACHE_MB", "2048")) * 2**20
@@ -48,7 +47,7 @@ class ImageCache:
         try:
             stat = os.stat(path)
         except OSError:
-            raise CurateError(f"image not found: {path}") from None
+            raise InputError(f"image not found: {path}") from None
         stamp = (stat.st_mtime_ns, stat.st_size)
         entry = self._entries.get(path)
         if entry is not None and entry[0] == stamp:
@@ -132,38 +131,53 @@ def check_shapes(shapes: Sequence[tuple[int, int, int]], size: int | None) -> tu
     """The ``(H, W, C)`` a set of ``(H, W, C)`` image shapes becomes under the resize policy.
 
     Raises:
-        CurateError: on mixed channel counts, or mixed sizes without ``size``.
+        InputError: on mixed channel counts, or mixed sizes without ``size``.
     """
     if not shapes:
-        raise CurateError("no images to read")
+        raise InputError("no images to read")
     channels = {s[2] for s in shapes}
     if len(channels) > 1:
-        raise CurateError(f"images have mixed channel counts ({describe_shapes(shapes)})")
+        raise InputError(f"images have mixed channel counts ({describe_shapes(shapes)})")
     if size is not None:
-        if size < 8:
-            raise CurateError(f"--size must be at least 8 pixels, got {size}")
+        check_size(size)
         return size, size, channels.pop()
     if len({s[:2] for s in shapes}) > 1:
-        raise CurateError(
-            f"images have mixed sizes ({describe_shapes(shapes)}); pass --size N to pad each "
-            "to a centred square and resize it to N x N"
+        raise InputError(
+            f"images have mixed sizes ({describe_shapes(shapes)}); pass `size`=N to pad each "
+            "to a centred square and resize it to N x N",
+            params=("size",),
         )
     return tuple(shapes[0])  # type: ignore[return-value]
 
 
 PAD_MODES = ("border", "edge", "reflect", "constant")
 DEFAULT_PAD = "border"
+MIN_SIZE, MAX_SIZE = 8, 1024
+
+
+def check_size(size: int | None) -> int | None:
+    """``size`` if it is ``None`` or within ``[MIN_SIZE, MAX_SIZE]`` pixels.
+
+    Raises:
+        InputError: a size outside that range.
+    """
+    if size is not None and not MIN_SIZE <= int(size) <= MAX_SIZE:
+        raise InputError(
+            f"`size` must lie between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}",
+            params=("size",),
+        )
+    return size
 
 
 def check_pad(pad: str) -> str:
     """``pad`` if it is a valid padding mode (``border``, ``edge``, ``reflect`` or
-    ``constant:VALUE`` with VALUE in 0..255), else a :class:`CurateError` listing them."""
+    ``constant:VALUE`` with VALUE in 0..255), else a :class:`InputError` listing them."""
     mode, _, value = str(pad).partition(":")
     valid = mode in PAD_MODES and (mode == "constant") == bool(value)
     if valid and mode == "constant":
         valid = value.isdigit() and 0 <= int(value) <= 255
     if not valid:
-        raise CurateError(
+        raise InputError(
             f"unknown padding {pad!r}; use border (the colour of the image border), edge, "
             "reflect or constant:VALUE (0-255)"
         )
@@ -250,25 +264,36 @@ class DecodedView:
         return ImageSet(list(self.ids), images, codes, list(self.splits), list(self.origins))
 
 
-def decode_view(
-    view, progress: bool = True, *, desc: str = "view", label_field: str = LABEL_FIELD
+def decode_paths(
+    ids: Sequence[str],
+    paths: Sequence[str],
+    labels: Sequence[str | None],
+    splits: Sequence[str | None],
+    origins: Sequence[str | None],
+    *,
+    progress: bool = True,
+    desc: str = "images",
 ) -> DecodedView:
-    """Decode every image of the FiftyOne collection ``view`` (through the cache); ``desc``
-    names it in the progress bar and in errors; labels come from ``label_field``.
+    """Decode the images at ``paths`` (through the cache) with their sample fields; ``desc``
+    names them in the progress bar and in errors.
 
     Raises:
-        CurateError: if the view is empty or an image is unreadable.
+        InputError: if there is no image or an image is unreadable.
     """
-    ids, paths, labels, splits, origins = view.values(
-        ["id", "filepath", f"{label_field}.label", SPLIT_FIELD, ORIGIN_FIELD]
-    )
     if not ids:
-        raise CurateError(f"no samples in {desc!r}")
+        raise InputError(f"no samples in {desc!r}")
     arrays = [
         IMAGE_CACHE.read(p)
         for p in tqdm(paths, desc=desc, unit="img", leave=False, disable=not progress)
     ]
     return DecodedView(list(ids), list(labels), list(splits), list(origins), arrays)
+
+
+def fitted_images(
+    arrays: Sequence[np.ndarray], size: int | None, pad: str = DEFAULT_PAD
+) -> np.ndarray:
+    """``arrays`` as one ``uint8`` ``(N, H, W, C)`` array under the resize policy."""
+    return stack_images(arrays, size, pad).permute(0, 2, 3, 1).numpy()
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -9,23 +9,93 @@ Two ways, neither reads the test split:
 - :func:`calibrate_level` (``calibrate="retrain"``): for every candidate level, the synthetic
   samples that pass at that level join the real train split, a classifier is trained per seed
   (the epoch kept is the one best on the validation split, as in :func:`brain.training.fit`),
-  and the level whose mean validation F1 of the rare class is highest wins.
+  and the level whose mean validation F1 of the rare class is highest wins
+  (:class:`LevelTrainer` trains on decoded images; the dataset layer decodes them).
 
-The test split is never decoded here. Nothing is written to the dataset or disk.
+Calibration is config (:class:`CalibrationSettings`) -> method (the two functions) -> typed
+results (:class:`PassRateCalibration`, :class:`RetrainCalibration`); a filter run stores the
+results in its own record and writes nothing else. The test split is never read here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from brain.data import ImageSet
+from brain.errors import InputError
 from brain.metrics import FEW_RARE
-from curation.errors import CurateError
+from brain.settings import TrainSettings
 
 CALIBRATIONS = ("val", "retrain")
+
+
+@dataclass
+class PassRateCalibration:
+    """The level at which a target share of the real rare val samples pass.
+
+    Attributes:
+        level: the chosen level; threshold: the score it asks for.
+        target: the share of rare val samples that must pass.
+        n_val_rare: rare val samples; val_rare_pass: the share of them passing;
+            val_other_pass: the share of the other class passing (NaN without one).
+        warnings: a target out of reach, or too few rare val samples.
+        method: ``"val"``.
+    """
+
+    level: float
+    threshold: float
+    target: float
+    n_val_rare: int
+    val_rare_pass: float
+    val_other_pass: float
+    warnings: list[str] = field(default_factory=list)
+    method: str = "val"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The calibration as stored in a filter run's record."""
+        return asdict(self)
+
+
+@dataclass
+class RetrainCalibration:
+    """The level whose retrained classifiers score best on val.
+
+    Attributes:
+        level: the chosen level.
+        sweep: per level: ``level``, ``n_pass``, ``val_f1`` (per seed), ``val_f1_mean``,
+            ``val_f1_std`` (see :func:`sweep_levels`).
+        real_only: the same without synthetic samples (``None`` unless asked for).
+        settings: the sweep's settings (:meth:`CalibrationSettings.as_dict`).
+        method: ``"retrain"``.
+    """
+
+    level: float
+    sweep: list[dict[str, Any]]
+    real_only: dict[str, Any] | None
+    settings: dict[str, Any]
+    method: str = "retrain"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The calibration as stored in a filter run's record."""
+        return asdict(self)
+
+
+def calibration_from_record(data: dict[str, Any] | None):
+    """A stored calibration as :class:`PassRateCalibration` or :class:`RetrainCalibration`
+    (``None`` for none)."""
+    if not data:
+        return None
+    if data.get("method") == "val":
+        return PassRateCalibration(**data)
+    return RetrainCalibration(**{**data, "method": "retrain"})
+
+
+#: The lowest threshold a calibration sets: a score of 0 or below never passes.
+MIN_THRESHOLD = 1e-12
 
 
 def calibrate_pass_rate(
@@ -34,7 +104,7 @@ def calibrate_pass_rate(
     val_rare: np.ndarray,
     *,
     target: float = 0.95,
-) -> dict[str, Any]:
+) -> PassRateCalibration:
     """The level of the fitted filter ``flt`` at which ``target`` of the real rare val samples
     pass.
 
@@ -44,53 +114,59 @@ def calibrate_pass_rate(
         val_rare: rare-class mask of those samples.
         target: the share of rare val samples that must pass, in ``(0, 1)``.
 
-    Returns:
-        ``method`` ("val"), ``level``, ``threshold``, ``target``, ``n_val_rare``,
-        ``val_rare_pass`` (the share reached), ``val_other_pass`` (share of the other class
-        passing at that level, NaN without one) and ``warnings``.
-
     Raises:
-        CurateError: a target outside (0, 1) or no rare val sample.
+        InputError: a target outside (0, 1) or no rare val sample.
     """
-    if not 0.0 < float(target) < 1.0:
-        raise CurateError(f"the calibration target must lie strictly between 0 and 1, got {target}")
+    check_target(target)
     scores = np.asarray(val_scores, dtype=np.float64)
     rare = np.asarray(val_rare, dtype=bool)
     n_rare = int(rare.sum())
     if n_rare == 0:
-        raise CurateError("the real val split has no rare-class sample to calibrate on")
+        raise InputError("the real val split has no rare-class sample to calibrate on")
     ordered = np.sort(scores[rare])[::-1]
     needed = max(int(np.ceil(target * n_rare - 1e-9)), 1)
+    # rare val samples that fail at every level (a score of 0 or below: e.g. classified as the
+    # other class) cannot be reached by opening the level further; aim at those that can pass,
+    # so that an unreachable target does not open the gate to everything else
+    passable = int((ordered >= MIN_THRESHOLD).sum())
+    needed = min(needed, passable) if passable else needed
     # the threshold lies in the middle of the gap below the last sample that must pass (not on
-    # it), so that new samples scored just under it, or ties at a saturated score, still pass
+    # it), so that new samples scored just under it, or ties at a saturated score, still pass;
+    # the gap ends at 0 (a score of 0 or below never passes)
     last = float(ordered[needed - 1])
     below = ordered[ordered < last]
-    threshold = max((last + float(below[0])) / 2 if len(below) else last, 1e-12)
+    floor = max(float(below[0]), 0.0) if len(below) else last  # no passing score is <= 0
+    threshold = max((last + floor) / 2, MIN_THRESHOLD)
     level = _nearest_valid_level(flt, flt.level_for_threshold(threshold))
     passed = flt.decide_scores(scores, level)
     warnings = []
     reached = float(passed[rare].mean())
     if reached < target:
         warnings.append(
-            f"only {reached:.0%} of the real rare val samples pass at the filter's most "
-            f"permissive level, short of the {target:.0%} target (the filter's score cannot "
-            "tell them apart from the rest)"
+            f"only {reached:.0%} of the real rare val samples can pass at any level, short of "
+            f"the {target:.0%} target (the filter rejects the others whatever the level: see "
+            "their reasons); the level passes those that can"
         )
     if n_rare < FEW_RARE:
         warnings.append(
             f"the level rests on {n_rare} real rare val sample(s): fewer than {FEW_RARE}, "
             "so the pass rate it aims at is a rough guess"
         )
-    return {
-        "method": "val",
-        "level": level,
-        "threshold": float(flt.threshold(level)),
-        "target": float(target),
-        "n_val_rare": n_rare,
-        "val_rare_pass": reached,
-        "val_other_pass": float(passed[~rare].mean()) if (~rare).any() else float("nan"),
-        "warnings": warnings,
-    }
+    return PassRateCalibration(
+        level=level,
+        threshold=float(flt.threshold(level)),
+        target=float(target),
+        n_val_rare=n_rare,
+        val_rare_pass=reached,
+        val_other_pass=float(passed[~rare].mean()) if (~rare).any() else float("nan"),
+        warnings=warnings,
+    )
+
+
+def check_target(target: float) -> None:
+    """Raise an :class:`InputError` unless the pass-rate ``target`` lies in (0, 1)."""
+    if not 0.0 < float(target) < 1.0:
+        raise InputError(f"the calibration target must lie strictly between 0 and 1, got {target}")
 
 
 def _nearest_valid_level(flt, level: float) -> float:
@@ -98,9 +174,9 @@ def _nearest_valid_level(flt, level: float) -> float:
     for candidate in (level, 1.0 - 1e-9 if level >= 1.0 else 1e-9):
         try:
             return flt.resolve_level(candidate)
-        except CurateError:
+        except InputError:
             continue
-    raise CurateError(f"no valid level near {level} for this filter")
+    raise InputError(f"no valid level near {level} for this filter")
 
 
 @dataclass(frozen=True)
@@ -108,14 +184,12 @@ class CalibrationSettings:
     """How the level sweep trains.
 
     Attributes:
-        levels: candidate levels; ``None`` = ``n_levels`` from the filter's :meth:`level_grid`.
+        levels: candidate levels; ``None`` = ``n_levels`` from the filter's ``level_grid``.
         n_levels: grid size when ``levels`` is ``None``.
         seeds: classifier seeds per level (``seed``, ``seed + 1``, ...).
         seed: the first seed.
-        epochs, arch, batch_size, lr, augment, class_weighted, select, schedule: the
-            training settings (see :class:`brain.training.TrainSettings`).
-        size: pad images to a square and resize to ``size`` (needed for mixed sizes).
-        device: ``auto``, ``cpu`` or ``cuda``.
+        train: how each classifier is trained (10 epochs by default; ``subset`` is not used:
+            the sweep trains on the whole real train split).
         num_threads: torch CPU threads.
         real_only: also train without synthetic samples, as a reference row in the sweep.
     """
@@ -124,24 +198,32 @@ class CalibrationSettings:
     n_levels: int = 7
     seeds: int = 1
     seed: int = 0
-    epochs: int = 10
-    arch: str = "resnet18"
-    batch_size: int = 32
-    lr: float = 1e-3
-    augment: bool = False
-    class_weighted: bool = False
-    select: str = "f1"
-    schedule: str = "constant"
-    size: int | None = None
-    device: str = "auto"
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(epochs=10))
     num_threads: int | None = None
     real_only: bool = True
 
+    def check(self) -> CalibrationSettings:
+        """``self`` if the settings are in range.
+
+        Raises:
+            InputError: no seed, or training settings out of range.
+        """
+        if self.seeds < 1:
+            raise InputError(f"calibration needs at least one seed, got {self.seeds}")
+        self.train.check()
+        return self
+
     def as_dict(self) -> dict[str, Any]:
-        """The settings as a JSON-able dict."""
-        values = asdict(self)
-        values["levels"] = list(self.levels) if self.levels is not None else None
-        return values
+        """The settings as a JSON-able dict (the training settings inline)."""
+        return {
+            "levels": list(self.levels) if self.levels is not None else None,
+            "n_levels": self.n_levels,
+            "seeds": self.seeds,
+            "seed": self.seed,
+            **self.train.as_dict(),
+            "num_threads": self.num_threads,
+            "real_only": self.real_only,
+        }
 
 
 def sweep_levels(
@@ -176,54 +258,51 @@ def choose_level(sweep: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The sweep entry with the best mean validation F1 (then the smaller spread, then the
     lower level)."""
     if not sweep:
-        raise CurateError("no levels to calibrate")
+        raise InputError("no levels to calibrate")
     return max(sweep, key=lambda e: (e["val_f1_mean"], -e["val_f1_std"], -e["level"]))
 
 
-class _Trainer:
-    """Decoded real train / val and synthetic images, and a per-seed validation F1."""
+class LevelTrainer:
+    """Trains a classifier per seed on real train plus a chosen part of the synthetic samples
+    and reports its best val F1 of the rare class.
 
-    def __init__(self, dataset, synthetic_ids: Sequence[str], settings: CalibrationSettings):
-        from brain.data import channel_stats, check_shapes, decode_view
-        from brain.training import TrainSettings, resolve_device, shared_settings
-        from curation.datasets import builtin_views, labelled
-        from curation.schema import project_info, rare_class
+    Args:
+        train: real train images (labels as class indices).
+        val: real val images (at least one of the rare class).
+        synthetic: the scored synthetic images, in score order.
+        num_classes: classes of the task.
+        rare_index: the rare class's index.
+        settings: the sweep's settings (``settings.train.device`` resolved by the trainer).
 
-        self.classes = list(project_info(dataset).get("classes", []))
-        rare = rare_class(dataset)
-        if rare not in self.classes:
-            raise CurateError(f"dataset {dataset.name!r} records no rare class among its classes")
-        self.rare_index = self.classes.index(rare)
-        views = builtin_views(dataset)
-        decoded = {
-            "train": decode_view(labelled(views["real-train"]), progress=False),
-            "val": decode_view(labelled(views["real-val"]), progress=False),
-            "synthetic": decode_view(
-                dataset.select(list(synthetic_ids), ordered=True), progress=False
-            ),
-        }
-        unknown = sum(label not in self.classes for label in decoded["synthetic"].labels)
-        if unknown:
-            raise CurateError(
-                f"{unknown} synthetic samples have no known class label; calibration trains on them"
-            )
-        check_shapes([s for part in decoded.values() for s in part.shapes], settings.size)
-        sets = {name: part.to_set(self.classes, settings.size) for name, part in decoded.items()}
-        self.train, self.val, self.synthetic = sets["train"], sets["val"], sets["synthetic"]
-        if self.rare_index not in set(self.val.labels.tolist()):
-            raise CurateError("the real val split has no rare-class sample to calibrate on")
-        self.mean, self.std = channel_stats(self.train.images)
+    Raises:
+        InputError: no rare-class sample in ``val``.
+    """
+
+    def __init__(
+        self,
+        train: ImageSet,
+        val: ImageSet,
+        synthetic: ImageSet,
+        *,
+        num_classes: int,
+        rare_index: int,
+        settings: CalibrationSettings,
+    ) -> None:
+        from brain.data import channel_stats
+        from brain.devices import resolve_device
+
+        if rare_index not in set(val.labels.tolist()):
+            raise InputError("the real val split has no rare-class sample to calibrate on")
+        self.train, self.val, self.synthetic = train, val, synthetic
+        self.num_classes, self.rare_index = num_classes, rare_index
+        self.mean, self.std = channel_stats(train.images)
         self.settings = settings
-        self.train_settings = TrainSettings(
-            **{
-                **shared_settings(settings, TrainSettings),
-                "device": resolve_device(settings.device),
-            }
-        )
+        self.train_settings = settings.train.replace(device=resolve_device(settings.train.device))
 
     def val_f1(self, passed: np.ndarray) -> list[float]:
-        from brain.data import ImageSet
-        from brain.training import fit, torch_threads
+        """Per seed, the best val F1 of a classifier trained with the ``passed`` samples."""
+        from brain.devices import torch_threads
+        from brain.training import fit
 
         train = ImageSet.concat([self.train, self.synthetic.subset(np.flatnonzero(passed))])
         scores = []
@@ -232,7 +311,7 @@ class _Trainer:
                 result = fit(
                     train,
                     self.val,
-                    num_classes=len(self.classes),
+                    num_classes=self.num_classes,
                     rare_index=self.rare_index,
                     mean=self.mean,
                     std=self.std,
@@ -244,31 +323,12 @@ class _Trainer:
         return scores
 
 
-def calibrate_level(
-    dataset,
-    flt,
-    synthetic_ids: Sequence[str],
-    scores: np.ndarray,
-    settings: CalibrationSettings,
-) -> dict[str, Any]:
-    """Sweep levels of the fitted filter ``flt`` on a dataset and pick the best one.
-
-    Args:
-        dataset: the FiftyOne dataset.
-        flt: a fitted filter.
-        synthetic_ids: ids of the scored synthetic samples.
-        scores: their scores under ``flt``.
-        settings: the sweep's settings.
-
-    Returns:
-        ``level`` (chosen), ``sweep`` (one entry per level, see :func:`sweep_levels`),
-        ``real_only`` (the no-synthetic reference entry or ``None``) and ``settings``.
+def sweep_grid(flt, settings: CalibrationSettings) -> list[float]:
+    """The levels a sweep tries: ``settings.levels``, else the filter's grid.
 
     Raises:
-        CurateError: bad settings or data the classifier cannot train on.
+        InputError: a level outside the filter's range.
     """
-    if settings.seeds < 1 or settings.epochs < 1:
-        raise CurateError("calibration needs at least one seed and one epoch")
     levels = (
         list(settings.levels)
         if settings.levels is not None
@@ -276,7 +336,27 @@ def calibrate_level(
     )
     for level in levels:
         flt.resolve_level(level)  # raises for levels outside the filter's range
-    trainer = _Trainer(dataset, synthetic_ids, settings)
+    return levels
+
+
+def calibrate_level(
+    flt,
+    scores: np.ndarray,
+    trainer: LevelTrainer,
+    settings: CalibrationSettings,
+) -> RetrainCalibration:
+    """Sweep levels of the fitted filter ``flt`` and pick the best one.
+
+    Args:
+        flt: a fitted filter.
+        scores: its scores of the synthetic samples ``trainer`` holds.
+        trainer: trains and validates a classifier per seed for a pass mask.
+        settings: the sweep's settings.
+
+    Raises:
+        InputError: a level outside the filter's range.
+    """
+    levels = sweep_grid(flt, settings)
     sweep = sweep_levels(levels, lambda lv: flt.decide_scores(scores, lv), trainer.val_f1)
     real_only = None
     if settings.real_only:
@@ -285,9 +365,4 @@ def calibrate_level(
         )
         real_only = {k: v for k, v in real_only[0].items() if k != "level"}
     best = choose_level(sweep)
-    return {
-        "level": best["level"],
-        "sweep": sweep,
-        "real_only": real_only,
-        "settings": settings.as_dict(),
-    }
+    return RetrainCalibration(best["level"], sweep, real_only, settings.as_dict())

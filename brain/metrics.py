@@ -28,8 +28,9 @@ def rare_class_metrics(
     Returns:
         ``precision``, ``recall``, ``f1`` of the rare class (0 where undefined), ``auc`` (ROC-AUC
         of the rare-class probability; ``None`` when the labels hold one class only),
-        ``accuracy`` over all classes, ``confusion`` (``K x K``, rows true, columns predicted)
-        and ``support`` (rare samples).
+        ``accuracy`` of the rare-against-the-rest decision (for a network trained on fine
+        labels, the task's accuracy, not the fine classes'), ``confusion`` (``K x K``, rows
+        true, columns predicted) and ``support`` (rare samples).
     """
     from sklearn.metrics import confusion_matrix, roc_auc_score
 
@@ -51,7 +52,7 @@ def rare_class_metrics(
         "recall": float(recall),
         "f1": float(f1),
         "auc": auc,
-        "accuracy": float(np.mean(predicted == labels)) if len(labels) else 0.0,
+        "accuracy": float(np.mean(truth == guess)) if len(labels) else 0.0,
         "confusion": confusion.tolist(),
         "support": int(truth.sum()),
     }

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from curation.errors import CurateError
-from curation.registry import Registry
+from brain.errors import InputError
+from brain.registry import Registry
 
 if TYPE_CHECKING:  # torch is imported where used, so the CLI can list choices without it
     import torch
@@ -45,9 +45,10 @@ def _load_pretrained(model: nn.Module, arch: str) -> None:
 
     path = pretrained_path(arch)
     if not path.is_file():
-        raise CurateError(
-            f"--pretrained: no local {arch} weights at {path}; copy them there "
-            "(synthcurate never downloads) or leave out --pretrained"
+        raise InputError(
+            f"`pretrained`: no local {arch} weights at {path}; copy them there "
+            "(synthcurate never downloads) or leave out `pretrained`",
+            params=("pretrained",),
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
     own = model.state_dict()
@@ -79,7 +80,7 @@ def build_model(
             small stem and the final layer, keep their random initialisation).
 
     Raises:
-        CurateError: for an unknown ``arch`` or missing pretrained weights.
+        InputError: for an unknown ``arch`` or missing pretrained weights.
     """
     import torchvision
     from torch import nn

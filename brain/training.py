@@ -10,9 +10,9 @@ initialisation (``torch.manual_seed``), batch order and augmentation draws (one
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,34 +21,12 @@ from tqdm.auto import tqdm
 
 from brain.augment import augment_batch
 from brain.data import ImageSet, normalise
+from brain.devices import resolve_device
 from brain.metrics import rare_class_metrics
 from brain.models import build_model, forward_features
+from brain.settings import SCHEDULES, SELECTION, TrainSettings
 
 INFERENCE_BATCH = 256
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How one network is trained (shared by every seed of a run)."""
-
-    arch: str = "resnet18"
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 1e-3
-    augment: bool = False
-    class_weighted: bool = False
-    pretrained: bool = False
-    patience: int | None = None
-    select: str = "f1"
-    schedule: str = "constant"
-    device: str = "cpu"
-
-
-def shared_settings(source: Any, cls: type) -> dict[str, Any]:
-    """The values of ``source`` (a dataclass) for every field of dataclass ``cls`` of the same
-    name, e.g. the :class:`TrainSettings` part of an experiment's classifier config."""
-    names = {f.name for f in fields(source)}
-    return {f.name: getattr(source, f.name) for f in fields(cls) if f.name in names}
 
 
 @dataclass
@@ -74,25 +52,6 @@ def deterministic() -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
-
-
-@contextlib.contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Use ``count`` intra-op threads while the block runs (``None``: leave as is)."""
-    previous = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` becomes ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -203,10 +162,6 @@ def validate(
     return rare_class_metrics(val.labels, proba, rare_index), loss
 
 
-SELECTION = ("f1", "auc", "loss")
-SCHEDULES = ("constant", "cosine")
-
-
 def make_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings):
     """``None`` for a constant learning rate; ``cosine`` decays it to 0 over ``epochs`` (stepped
     once per epoch)."""
@@ -257,6 +212,7 @@ def fit(
         seed: seeds weights, batch order and augmentation.
         progress: show progress bars on epochs and batches.
     """
+    settings = dataclasses.replace(settings, device=resolve_device(settings.device))
     device = settings.device
     with deterministic():
         torch.manual_seed(seed)

@@ -24,7 +24,7 @@ def check_port_free(address: str, port: int) -> None:
 
 def latest_filter_key(dataset) -> str | None:
     """The key of the most recent filter run on ``dataset``, if any."""
-    from brain.runs import latest_run
+    from curation.runs.records import latest_run
 
     return latest_run(dataset, "filter")
 

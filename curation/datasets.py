@@ -1,9 +1,10 @@
-"""Access to project datasets: open, list, delete, media folders and named views."""
+"""Access to project datasets: open, list, delete, media folders, named views and their images."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fiftyone as fo
 from fiftyone import ViewField as F
@@ -19,7 +20,13 @@ from curation.schema import (
     SPLITS,
     SYNTHETIC,
     rare_class,
+    size_policy,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from brain.data import DecodedView
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -47,6 +54,16 @@ def open_dataset(name: str) -> fo.Dataset:
     if not fo.dataset_exists(name):
         raise CurateError(f"dataset {name!r} does not exist (see `curate list`)")
     return fo.load_dataset(name)
+
+
+def as_dataset(dataset: fo.Dataset | str) -> fo.Dataset:
+    """``dataset`` itself, or the project dataset of that name (opened once, at the top of a
+    public function, then passed down).
+
+    Raises:
+        CurateError: a name of no dataset.
+    """
+    return open_dataset(dataset) if isinstance(dataset, str) else dataset
 
 
 def list_projects() -> list[str]:
@@ -145,3 +162,33 @@ def save_view(dataset: fo.Dataset, name: str, view: fo.DatasetView, description:
 def labelled(view: fo.DatasetView) -> fo.DatasetView:
     """The samples of ``view`` that carry a label."""
     return view.exists(f"{LABEL_FIELD}.label")
+
+
+def decode_view(
+    view: fo.DatasetView,
+    progress: bool = True,
+    *,
+    desc: str = "view",
+    label_field: str = LABEL_FIELD,
+) -> DecodedView:
+    """Decode every image of ``view`` (through :data:`brain.data.IMAGE_CACHE`) with its id,
+    label (from ``label_field``), split and origin; ``desc`` names it in progress and errors.
+
+    Raises:
+        InputError: if the view is empty or an image is unreadable.
+    """
+    from brain.data import decode_paths
+
+    ids, paths, labels, splits, origins = view.values(
+        ["id", "filepath", f"{label_field}.label", SPLIT_FIELD, ORIGIN_FIELD]
+    )
+    return decode_paths(ids, paths, labels, splits, origins, progress=progress, desc=desc)
+
+
+def view_images(dataset: fo.Dataset, view: fo.DatasetView, *, desc: str = "view") -> np.ndarray:
+    """The images of ``view`` as one ``uint8`` ``(N, H, W, C)`` array under ``dataset``'s size
+    policy (see :func:`curation.schema.size_policy`)."""
+    from brain.data import fitted_images
+
+    size, pad = size_policy(dataset)
+    return fitted_images(decode_view(view, progress=False, desc=desc).arrays, size, pad)

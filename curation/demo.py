@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from brain.images import write_png
 from curation.errors import CurateError
-from curation.images import write_png
 
 NORMAL, TRANSLOCATION = "normal", "translocation"
 PAINTS = {"red": (1.0, 0.0), "green": (0.0, 1.0), "yellow": (1.0, 1.0)}  # (red, green) weights

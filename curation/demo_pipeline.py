@@ -1,8 +1,8 @@
 """The demo behind ``curate demo``: the whole product on built-in SIMULATED data.
 
-Simulated FISH crops -> ingest -> ResNet on real train -> BBDM and CycleGAN from the DAPI pool ->
-embeddings -> UMAP + Gaussian-mixture filter -> retraining with and without the filtered samples
--> SSIM -> report. The study is ``demo_experiment.yaml`` beside this module. A rerun continues
+Simulated FISH crops -> ingest -> ResNet on real train -> BBDM from the DAPI pool -> embeddings
+-> UMAP + Gaussian-mixture filter -> SSIM and leakage -> every arm of the study (real,
+class-weighted, all, filtered, random-matched, oversampled) -> verdicts -> report. The study is ``demo_experiment.yaml`` beside this module. A rerun continues
 the finished steps (``fresh=True`` starts over).
 """
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import fiftyone as fo
 from fiftyone import ViewField as F
 
-from brain.runs import list_runs
 from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
 from curation.leftovers import clean_folder_leftovers, replace_folder, temp_folder
+from curation.runs.records import list_runs
 from curation.schema import (
     GROUP_FIELD,
     LABEL_FIELD,
@@ -145,7 +145,10 @@ def _write(view: fo.DatasetView, folder: Path, fmt: str) -> None:
     else:
         _write_csv(view, folder)
         return
-    view.export(export_dir=str(folder), export_media=True, progress=False, **options)
+    # the staging folder is ours and empty: overwrite=True keeps FiftyOne from warning about it
+    view.export(
+        export_dir=str(folder), export_media=True, progress=False, overwrite=True, **options
+    )
 
 
 def export_samples(

@@ -35,7 +35,7 @@ def list_stored_runs(dataset) -> dict[str, list[str]]:
 def filter_summaries(dataset) -> dict[str, dict[str, Any]]:
     """Per filter run: method, level, calibration, live pass / reject / manual counts (from the
     tags, so re-tagging in the App shows), reasons, scorecard and warnings."""
-    from brain.runs import list_runs, load_run
+    from curation.runs.records import list_runs, load_run
     from curation.tags import MANUAL_FIELD, pass_tag, reject_tag
 
     tags = dataset.count_sample_tags()

@@ -18,9 +18,11 @@ import fiftyone as fo
 import numpy as np
 from tqdm.auto import tqdm
 
+from brain.errors import InputError
+from brain.images import check_min_side, read_image, to_uint8, write_png
+from brain.splits import DEFAULT_FRACTIONS, check_fractions, stratified_group_split
 from curation.datasets import check_name, dataset_exists, open_dataset
 from curation.errors import CurateError
-from curation.images import check_min_side, read_image, to_uint8, write_png
 from curation.ingest_checks import check_ingested
 from curation.leftovers import clean_leftovers, pending_append, temp_dataset_name
 from curation.readers import Record
@@ -41,7 +43,6 @@ from curation.schema import (
     project_info,
     set_project_info,
 )
-from curation.splits import DEFAULT_FRACTIONS, check_fractions, stratified_group_split
 
 
 @dataclass
@@ -115,7 +116,7 @@ def _decode_all(records: list[Record], skip_bad: bool) -> tuple[list[Record], li
             else:
                 shape = read_image(record.filepath).shape
             check_min_side(shape, record.filepath)
-        except CurateError as error:
+        except InputError as error:
             if not skip_bad:
                 extra = "; use --skip-bad to skip unreadable images" if record.array is None else ""
                 raise CurateError(f"{error}{extra}") from None

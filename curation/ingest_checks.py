@@ -5,7 +5,7 @@ a split, so that what would make a later command fail is said at ingest.
   refuses otherwise. Another label missing from a split is only warned about (often a typo).
 - Images need one channel count: ``curate train`` refuses mixed counts.
 - Mixed image sizes are warned about: ``curate train`` then needs ``--size``.
-- Images whose alpha channel the loader drops are counted (see :mod:`curation.images`).
+- Images whose alpha channel the loader drops are counted (see :mod:`brain.images`).
 
 For a new (or replaced) dataset, mixed channel counts are an error, and so is a rare class
 missing from a split that synthcurate made (add samples of it or choose another rare class).
@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 
 import fiftyone as fo
 
+from brain.images import describe_shapes, has_alpha
 from curation.errors import CurateError
-from curation.images import describe_shapes, has_alpha
 from curation.readers import Record
 from curation.schema import (
     LABEL_FIELD,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brain.images import is_image_file
 from curation.errors import CurateError
-from curation.images import is_image_file
 from curation.schema import SPLITS
 
 

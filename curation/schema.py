@@ -26,6 +26,8 @@ from typing import Any
 
 import fiftyone as fo
 
+from brain.splits import LABELLED_SPLITS
+
 LABEL_FIELD = "ground_truth"
 SPLIT_FIELD = "split"
 ORIGIN_FIELD = "origin"
@@ -33,8 +35,7 @@ GROUP_FIELD = "group"
 LINEAGE_FIELD = "lineage"
 FINE_LABEL_FIELD = "fine_label"
 
-SPLITS = ("train", "val", "test", "pool")
-LABELLED_SPLITS = ("train", "val", "test")
+SPLITS = (*LABELLED_SPLITS, "pool")
 ORIGINS = ("real", "synthetic")
 REAL, SYNTHETIC = ORIGINS
 OTHER_LABEL = "other"
@@ -112,9 +113,6 @@ def rare_class(dataset: fo.Dataset) -> str | None:
     return project_info(dataset).get("rare_class")
 
 
-MIN_SIZE, MAX_SIZE = 8, 1024
-
-
 def size_policy(dataset: fo.Dataset) -> tuple[int | None, str]:
     """The dataset's size policy ``(size, pad)``: every image is padded to a centred square with
     ``pad`` and resized to ``size x size`` wherever images are fed to a network, a generator, the
@@ -124,23 +122,13 @@ def size_policy(dataset: fo.Dataset) -> tuple[int | None, str]:
     return policy.get("size"), policy.get("pad", "border")
 
 
-def check_size(size: int | None) -> int | None:
-    """``size`` if it is ``None`` or within ``[MIN_SIZE, MAX_SIZE]`` pixels, else a
-    :class:`CurateError`."""
-    from curation.errors import CurateError
-
-    if size is not None and not MIN_SIZE <= int(size) <= MAX_SIZE:
-        raise CurateError(f"size must lie between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}")
-    return size
-
-
 def set_size_policy(dataset: fo.Dataset, size: int | None, pad: str = "border") -> None:
     """Record the size policy (see :func:`size_policy`); ``size=None`` removes it.
 
     Raises:
-        CurateError: a size outside ``[MIN_SIZE, MAX_SIZE]`` or an unknown padding mode.
+        InputError: a size outside 8-1024 pixels or an unknown padding mode.
     """
-    from brain.data import check_pad
+    from brain.data import check_pad, check_size
 
     check_size(size)
     check_pad(pad)

@@ -14,6 +14,8 @@ A generator is an estimator on arrays (``uint8``, ``(N, H, W, C)``):
   channels, condition, parameters, digest) and ``weights.safetensors`` (no pickle);
   ``Generator.load(path)`` rebuilds the generator (checking method and shape).
 - ``checkpoint_digest``: sha256 of the weights used for generation (names, dtypes, shapes, bytes).
+- ``capabilities()``: what the configured generator needs and can do (its checked condition,
+  masks, default budgets), read by callers instead of its internals.
 
 Importing this module (and the method modules) does not import torch: the CLI can list methods
 quickly. Torch is imported where a network is built or run.
@@ -21,118 +23,69 @@ quickly. Torch is imported where a network is built or run.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import inspect
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from curation.errors import CurateError
-from curation.registry import Registry
+from brain.errors import InputError
+from brain.registry import Registry
+from generators.arrays import check_images, check_seeds, seeded_rng, to_float
+from generators.cards import (
+    CARD_FILE,
+    CARD_VERSION,
+    WEIGHTS_FILE,
+    read_card,
+    training_data_digest,
+    weights_digest,
+    write_json,
+)
 from generators.conditions import Condition, check_masks, condition_options, make_condition
 
-CARD_FILE = "generator.json"
-WEIGHTS_FILE = "weights.safetensors"
-CARD_VERSION = 1
-
-
-def to_float(images: np.ndarray) -> np.ndarray:
-    """``uint8`` images to float32 in ``[-1, 1]``."""
-    return (np.asarray(images, dtype=np.float32) / 127.5 - 1.0).astype(np.float32)
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Float images in ``[-1, 1]`` (clipped) to ``uint8``."""
-    return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-
-
-def check_images(
-    images: Any, what: str, *, image_size: int | None = None, channels: int | None = None
-) -> np.ndarray:
-    """Validate a non-empty ``uint8`` batch ``(N, H, W, C)`` of square images of the given shape.
-
-    Raises:
-        CurateError: naming ``what`` and the problem.
-    """
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise CurateError(f"{what} must be a batch (N, H, W, C), got shape {images.shape}")
-    if images.shape[0] == 0:
-        raise CurateError(f"{what} is empty")
-    if images.dtype != np.uint8:
-        raise CurateError(f"{what} must be uint8 images, got {images.dtype}")
-    height, width, depth = images.shape[1:]
-    if image_size is not None and (height, width) != (image_size, image_size):
-        raise CurateError(f"{what} are {height}x{width} but the generator works at {image_size}px")
-    if height != width:
-        raise CurateError(f"{what} must be square, got {height}x{width}")
-    if channels is not None and depth != channels:
-        raise CurateError(f"{what} have {depth} channels but the generator expects {channels}")
-    return images
-
-
-def check_seeds(seeds: Sequence[int], n: int) -> list[int]:
-    """Validate one non-negative integer seed per source."""
-    seeds = [int(s) for s in seeds]
-    if len(seeds) != n:
-        raise CurateError(f"need one seed per source image: {len(seeds)} seeds for {n} sources")
-    if any(s < 0 or s >= 2**63 for s in seeds):
-        raise CurateError("seeds must be integers in [0, 2**63)")
-    return seeds
-
-
-def weights_digest(weights: Mapping[str, np.ndarray]) -> str:
-    """sha256 over the weights' names, dtypes, shapes and bytes, in name order."""
-    digest = hashlib.sha256()
-    for name in sorted(weights):
-        array = np.ascontiguousarray(weights[name])
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-def training_data_digest(
-    targets: np.ndarray, sources: np.ndarray | None, masks: np.ndarray | None
-) -> str:
-    """sha256 of the arrays a generator is fitted on (shapes and bytes; ``None`` counts)."""
-    digest = hashlib.sha256()
-    for array in (targets, sources, masks):
-        digest.update(b"none" if array is None else repr(array.shape).encode())
-        if array is not None:
-            digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
-def write_json(data: Any, path: Path) -> None:
-    """Write JSON atomically (a temporary file, then a rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def read_card(path: str | os.PathLike) -> dict[str, Any]:
-    """The card of a saved generator folder.
-
-    Raises:
-        CurateError: if the folder holds no readable card.
-    """
-    card_path = Path(path) / CARD_FILE
-    if not card_path.is_file():
-        raise CurateError(f"no saved generator in {path} (missing {CARD_FILE})")
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, ValueError) as error:
-        raise CurateError(f"cannot read {card_path}: {error}") from None
-    if not isinstance(card, dict) or "method" not in card or "params" not in card:
-        raise CurateError(f"{card_path} is not a generator card")
-    return card
-
-
 GENERATORS: Registry[type[Generator]] = Registry("generator")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a configured generator needs and can do (see :meth:`Generator.capabilities`).
+
+    Attributes:
+        method: the registry name.
+        condition: the checked condition spec (``channel:2``, ``masked``, ...).
+        uses_masks: whether ``generate`` takes masks of the sources.
+        fits_masks: whether ``fit`` takes masks of the rare-class images.
+        trains: whether ``fit`` trains a network for a number of steps.
+        train_steps: the default number of training steps (``None``: does not train).
+        samples_in_steps: whether ``generate`` takes a number of sampling steps.
+        sampling_steps: the default number of sampling steps (``None``: none).
+        finite_outputs: whether a source gives a finite set of images over seeds.
+        fit_sources: what ``fit`` takes as ``sources`` (see :attr:`Generator.fit_sources`).
+        default_source: the source view used when none is named.
+        min_train_images: the fewest rare-class images ``fit`` accepts.
+    """
+
+    method: str
+    condition: str
+    uses_masks: bool
+    fits_masks: bool
+    trains: bool
+    train_steps: int | None
+    samples_in_steps: bool
+    sampling_steps: int | None
+    finite_outputs: bool
+    fit_sources: str | None
+    default_source: str
+    min_train_images: int
+
+    def replace(self, **changes: Any) -> Capabilities:
+        """A copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
 
 
 class Generator:
@@ -160,8 +113,12 @@ class Generator:
     #: What ``fit`` gets as ``sources`` in a dataset: ``None``, ``"source-domain"`` (the source
     #: view's train/pool images) or ``"other-class"`` (the real train images of the other class).
     fit_sources: ClassVar[str | None] = None
-    #: The source view used when none is named (see ``generators.api``).
+    #: The source view used when none is named.
     default_source: ClassVar[str] = "rare-train"
+    #: Whether ``fit`` takes masks of the rare-class images (with a mask condition).
+    fits_masks: ClassVar[bool] = False
+    #: Where networks run (``auto``, ``cpu``, ``cuda``); see :meth:`set_device`.
+    device: str = "auto"
 
     image_size: int
     channels: int
@@ -169,6 +126,8 @@ class Generator:
     seed: int
     #: sha256 of the arrays ``fit`` saw (see :meth:`trained_on`); ``None`` before ``fit``.
     data_digest_: str | None = None
+    #: Share of the run each fitted rare image should source (ADASYN), else ``None``.
+    source_weights_: np.ndarray | None = None
 
     def __init__(
         self, image_size: int, channels: int, *, condition: str | Condition, seed: int
@@ -180,13 +139,14 @@ class Generator:
 
     # -- parameters -------------------------------------------------------------------------
     @classmethod
-    def _param_names(cls) -> list[str]:
+    def param_names(cls) -> list[str]:
+        """The constructor's parameter names (what :meth:`get_params` returns)."""
         signature = inspect.signature(cls.__init__)
         return [name for name in signature.parameters if name != "self"]
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters, as given (the condition as its spec string)."""
-        params = {name: getattr(self, name) for name in self._param_names()}
+        params = {name: getattr(self, name) for name in self.param_names()}
         if isinstance(params.get("condition"), Condition):
             params["condition"] = params["condition"].spec()
         return params
@@ -212,7 +172,7 @@ class Generator:
         when it does)."""
         try:
             condition.validate(channels)
-        except CurateError as error:
+        except InputError as error:
             return str(error)
         return None
 
@@ -223,32 +183,63 @@ class Generator:
         options = condition_options(channels)
         return [c.usage() for c in options if cls.condition_problem(c, channels) is None]
 
-    def _condition(self) -> Condition:
+    def checked_condition(self) -> Condition:
         """The condition, checked against the method and the channel count.
 
         Raises:
-            CurateError: naming the problem and the conditions that would work.
+            InputError: naming the problem and the conditions that would work.
         """
         channels = int(self.channels)
         try:
             condition = make_condition(self.condition)
             problem = self.condition_problem(condition, channels)
-        except CurateError as error:
+        except InputError as error:
             condition, problem = None, str(error)
         if problem is not None:
             valid = ", ".join(self.valid_conditions(channels))
-            raise CurateError(
+            raise InputError(
                 f"{problem}; valid for {self.method} on {channels}-channel images: {valid}"
             )
         return condition
 
-    def _validate_params(self) -> None:
-        """Check the constructor parameters (called by ``fit`` and ``load``)."""
+    def check_params(self) -> None:
+        """Check the constructor parameters (``fit`` and ``load`` call it).
+
+        Raises:
+            InputError: naming the first parameter out of range, or a condition that does not
+                fit the method and the channel count.
+        """
         if int(self.image_size) < 4:
-            raise CurateError(f"image_size must be at least 4, got {self.image_size}")
+            raise InputError(f"image_size must be at least 4, got {self.image_size}")
         if int(self.channels) < 1:
-            raise CurateError(f"channels must be at least 1, got {self.channels}")
-        self._condition()
+            raise InputError(f"channels must be at least 1, got {self.channels}")
+        self.checked_condition()
+
+    def capabilities(self) -> Capabilities:
+        """What this configured generator needs and can do (the condition is checked).
+
+        Raises:
+            InputError: a condition that does not fit the method and the channel count.
+        """
+        condition = self.checked_condition()
+        return Capabilities(
+            method=self.method,
+            condition=condition.spec(),
+            uses_masks=self.uses_masks(),
+            fits_masks=self.fits_masks and condition.uses_masks,
+            trains=self.trains,
+            train_steps=None,
+            samples_in_steps=self.samples_in_steps,
+            sampling_steps=None,
+            finite_outputs=self.finite_outputs,
+            fit_sources=self.fit_sources,
+            default_source=self.default_source,
+            min_train_images=int(self.min_train_images),
+        )
+
+    def training_warnings(self, n_images: int) -> list[str]:
+        """Warnings about fitting on ``n_images`` rare-class images (none by default)."""
+        return []
 
     # -- fit / generate ---------------------------------------------------------------------
     def fit(
@@ -282,15 +273,15 @@ class Generator:
             self
 
         Raises:
-            CurateError: on too few images, a wrong shape, a bad condition or mask, or a
+            InputError: on too few images, a wrong shape, a bad condition or mask, or a
                 checkpoint that does not match.
         """
-        self._validate_params()
+        self.check_params()
         targets, sources, masks = self._training_arrays(targets, sources, masks)
         if steps is not None and int(steps) < 1:
-            raise CurateError(f"steps must be at least 1, got {steps}")
+            raise InputError(f"steps must be at least 1, got {steps}")
         if checkpoint_every is not None and int(checkpoint_every) < 1:
-            raise CurateError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+            raise InputError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
         self.data_digest_ = training_data_digest(targets, sources, masks)
         self._fit(
             targets,
@@ -313,7 +304,7 @@ class Generator:
             targets, "rare-class images", image_size=self.image_size, channels=self.channels
         )
         if len(targets) < self.min_train_images:
-            raise CurateError(
+            raise InputError(
                 f"{self.method} needs at least {self.min_train_images} rare-class images to "
                 f"train, got {len(targets)}"
             )
@@ -322,7 +313,7 @@ class Generator:
                 sources, "source images", image_size=self.image_size, channels=self.channels
             )
         elif self.requires_fit_sources:
-            raise CurateError(f"{self.method} needs images of the other class to fit")
+            raise InputError(f"{self.method} needs images of the other class to fit")
         if masks is not None:
             masks = check_masks(masks, len(targets), self.image_size)
         return targets, sources, masks
@@ -362,7 +353,7 @@ class Generator:
             progress: show a progress bar.
 
         Raises:
-            CurateError: on a wrong shape, seeds or masks.
+            InputError: on a wrong shape, seeds or masks.
         """
         self._check_fitted()
         sources = check_images(
@@ -370,8 +361,8 @@ class Generator:
         )
         seeds = check_seeds(seeds, len(sources))
         if masks is not None:
-            if not self._uses_masks():
-                raise CurateError(f"{self.method} with this condition does not use masks")
+            if not self.uses_masks():
+                raise InputError(f"{self.method} with this condition does not use masks")
             masks = check_masks(masks, len(sources), self.image_size)
         if steps is not None:
             self.check_sampling_steps(int(steps))
@@ -439,30 +430,30 @@ class Generator:
         ``image_size`` / ``channels``, when given, must match the saved ones.
 
         Raises:
-            CurateError: on a missing or foreign checkpoint, or a method or shape mismatch.
+            InputError: on a missing or foreign checkpoint, or a method or shape mismatch.
         """
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
         card = read_card(path)
         if cls.method and card["method"] != cls.method:
-            raise CurateError(
+            raise InputError(
                 f"checkpoint in {path} is from method {card['method']!r}, not {cls.method!r}"
             )
         for name, wanted in (("image_size", image_size), ("channels", channels)):
             if wanted is not None and int(card.get(name, -1)) != int(wanted):
-                raise CurateError(
+                raise InputError(
                     f"checkpoint in {path} has {name} {card.get(name)}, but {wanted} is needed"
                 )
         method_cls = GENERATORS.get(card["method"])
         generator = method_cls(**card["params"])
-        generator._validate_params()
+        generator.check_params()
         try:
             weights = load_file(str(Path(path) / WEIGHTS_FILE))
         except (OSError, SafetensorError) as error:
-            raise CurateError(f"cannot read the weights in {path}: {error}") from None
+            raise InputError(f"cannot read the weights in {path}: {error}") from None
         if weights_digest(weights) != card.get("digest"):
-            raise CurateError(f"the weights in {path} do not match the digest of their card")
+            raise InputError(f"the weights in {path} do not match the digest of their card")
         generator._set_weights(weights)
         generator.data_digest_ = card.get("data_digest")
         history = Path(path) / "loss_history.json"
@@ -474,23 +465,24 @@ class Generator:
         return self
 
     def check_sampling_steps(self, steps: int) -> None:
-        """Raise :class:`CurateError` if ``steps`` sampling steps are not possible."""
+        """Raise :class:`InputError` if ``steps`` sampling steps are not possible."""
         if steps < 1:
-            raise CurateError(f"sampling steps must be at least 1, got {steps}")
+            raise InputError(f"sampling steps must be at least 1, got {steps}")
 
     # -- hooks ------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "loss_history_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit or load first")
 
-    def _uses_masks(self) -> bool:
+    def uses_masks(self) -> bool:
+        """Whether ``generate`` takes masks of the sources (with this condition)."""
         return make_condition(self.condition).uses_masks
 
     def _condition_sources(
         self, sources: np.ndarray, seeds: list[int], masks: np.ndarray | None
     ) -> np.ndarray:
         """``y = c(source)`` as floats, each source conditioned with the randomness of its seed."""
-        condition = self._condition()
+        condition = self.checked_condition()
         x = to_float(sources)
         return np.concatenate(
             [
@@ -543,8 +535,3 @@ class Generator:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
-
-
-def seeded_rng(seed: int, *salt: int) -> np.random.Generator:
-    """A numpy generator for one ``(seed, salt...)``: independent streams per sample."""
-    return np.random.default_rng([int(seed), *map(int, salt)])

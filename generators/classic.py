@@ -25,8 +25,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from curation.errors import CurateError
-from generators.base import GENERATORS, Generator, seeded_rng
+from brain.errors import InputError
+from generators.arrays import seeded_rng
+from generators.base import GENERATORS, Generator
 
 
 class _StoredImagesGenerator(Generator):
@@ -46,7 +47,7 @@ class _StoredImagesGenerator(Generator):
 
     def _fit(self, targets, sources, *, masks, **kwargs) -> None:
         if masks is not None:
-            raise CurateError(f"{self.method} does not use masks")
+            raise InputError(f"{self.method} does not use masks")
         self.targets_ = targets.copy()
         if self.stores_sources:
             self.sources_ = sources.copy()
@@ -68,7 +69,7 @@ class _StoredImagesGenerator(Generator):
             self.sources_ = np.asarray(weights["sources"])
         self._after_fit()
 
-    def _uses_masks(self) -> bool:
+    def uses_masks(self) -> bool:
         return False
 
     def _generate(self, sources, seeds, masks, steps) -> np.ndarray:
@@ -124,14 +125,14 @@ class RandomErasingGenerator(_StoredImagesGenerator):
         self.n_patches = n_patches
         self.fill = fill
 
-    def _validate_params(self) -> None:
-        super()._validate_params()
+    def check_params(self) -> None:
+        super().check_params()
         if not 1 <= int(self.patch_size) <= int(self.image_size):
-            raise CurateError(
+            raise InputError(
                 f"erasing patch size must be in [1, {self.image_size}], got {self.patch_size}"
             )
         if int(self.n_patches) < 1 or not 0 <= int(self.fill) <= 255:
-            raise CurateError("erasing needs n_patches >= 1 and a fill value in [0, 255]")
+            raise InputError("erasing needs n_patches >= 1 and a fill value in [0, 255]")
 
     def _after_fit(self) -> None:
         self.targets_ = self.targets_[:0]
@@ -177,10 +178,10 @@ class InterpolationGenerator(_StoredImagesGenerator):
         super().__init__(image_size, channels, condition=condition, seed=seed)
         self.weight = weight
 
-    def _validate_params(self) -> None:
-        super()._validate_params()
+    def check_params(self) -> None:
+        super().check_params()
         if not 0.5 < float(self.weight) < 1.0:
-            raise CurateError(
+            raise InputError(
                 f"interpolation weight must lie strictly between 0.5 and 1, got {self.weight}"
             )
 
@@ -203,7 +204,7 @@ class InterpolationGenerator(_StoredImagesGenerator):
     def _one(self, source, seed):
         mixes = self.mixes(source)
         if len(mixes) == 0:
-            raise CurateError("interpolation needs a rare-class image that differs from the source")
+            raise InputError("interpolation needs a rare-class image that differs from the source")
         return mixes[int(seed) % len(mixes)]
 
 
@@ -241,10 +242,10 @@ class _SmoteGenerator(_StoredImagesGenerator):
     def min_train_images(self) -> int:  # type: ignore[override]
         return int(self.k_neighbors) + 1
 
-    def _validate_params(self) -> None:
-        super()._validate_params()
+    def check_params(self) -> None:
+        super().check_params()
         if int(self.k_neighbors) < 1:
-            raise CurateError(f"k_neighbors must be at least 1, got {self.k_neighbors}")
+            raise InputError(f"k_neighbors must be at least 1, got {self.k_neighbors}")
 
     def _after_fit(self) -> None:
         from imblearn.utils import check_neighbors_object
@@ -261,7 +262,7 @@ class _SmoteGenerator(_StoredImagesGenerator):
         for row_distances, row_index in zip(distances, index, strict=True):
             row = row_index[row_distances > 0][:k]
             if len(row) == 0:
-                raise CurateError(
+                raise InputError(
                     f"{self.method} found no rare-class neighbour that differs from the source"
                 )
             neighbours.append(self.rare_pixels_[row])

@@ -23,8 +23,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from curation.errors import CurateError
-from curation.registry import Registry
+from brain.errors import InputError
+from brain.registry import Registry
 
 CONDITIONS: Registry[type[Condition]] = Registry("condition")
 
@@ -53,17 +53,17 @@ def check_masks(masks: np.ndarray, n: int, image_size: int) -> np.ndarray:
     """Validate user masks: ``(n, S, S)`` (or ``(n, S, S, 1)``), any dtype, nonzero = region.
 
     Raises:
-        CurateError: on a wrong count or size.
+        InputError: on a wrong count or size.
     """
     masks = np.asarray(masks)
     if masks.ndim == 4 and masks.shape[-1] == 1:
         masks = masks[..., 0]
     if masks.ndim != 3 or masks.shape[0] != n:
-        raise CurateError(
+        raise InputError(
             f"expected {n} masks of {image_size}x{image_size}, got shape {masks.shape}"
         )
     if masks.shape[1:] != (image_size, image_size):
-        raise CurateError(
+        raise InputError(
             f"masks are {masks.shape[1]}x{masks.shape[2]} but images are {image_size}x{image_size}"
         )
     return masks != 0
@@ -87,7 +87,7 @@ class Condition:
         return [cls()]
 
     def validate(self, channels: int) -> None:
-        """Raise :class:`CurateError` if the condition cannot apply to ``channels`` channels."""
+        """Raise :class:`InputError` if the condition cannot apply to ``channels`` channels."""
 
     def is_identity(self, channels: int) -> bool:
         """Whether ``y = x`` on ``channels``-channel images (nothing to learn from the pair)."""
@@ -137,7 +137,7 @@ class ChannelCondition(Condition):
 
     def validate(self, channels: int) -> None:
         if not 0 <= self.channel < channels:
-            raise CurateError(
+            raise InputError(
                 f"channel index {self.channel} is out of range for {channels}-channel images"
             )
 
@@ -170,7 +170,7 @@ class BlurCondition(Condition):
 
     def validate(self, channels: int) -> None:
         if not self.sigma > 0:
-            raise CurateError(f"blur sigma must be positive, got {self.sigma}")
+            raise InputError(f"blur sigma must be positive, got {self.sigma}")
 
     def usage(self) -> str:
         return f"{self.name}:SIGMA"
@@ -207,7 +207,7 @@ def make_condition(spec: str | Condition) -> Condition:
     """Build a condition from a spec such as ``"channel:2"`` (or return a condition unchanged).
 
     Raises:
-        CurateError: on an unknown name or a parameter that does not parse.
+        InputError: on an unknown name or a parameter that does not parse.
     """
     if isinstance(spec, Condition):
         return spec
@@ -216,13 +216,13 @@ def make_condition(spec: str | Condition) -> Condition:
     if not value:
         return cls()
     if cls.param is None:
-        raise CurateError(f"condition {name!r} takes no parameter, got {spec!r}")
+        raise InputError(f"condition {name!r} takes no parameter, got {spec!r}")
     try:
         number = float(value)
     except ValueError:
-        raise CurateError(f"cannot parse the parameter of condition {spec!r}") from None
+        raise InputError(f"cannot parse the parameter of condition {spec!r}") from None
     if cls.param == "channel":
         if not number.is_integer():
-            raise CurateError(f"channel index must be an integer, got {spec!r}")
+            raise InputError(f"channel index must be an integer, got {spec!r}")
         return cls(int(number))
     return cls(number)

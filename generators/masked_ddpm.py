@@ -7,20 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from curation.errors import CurateError
-from generators.base import GENERATORS, seeded_rng, to_float, to_uint8
+from brain.errors import InputError
+from generators.arrays import from_float, seeded_rng, to_float
+from generators.base import GENERATORS
+from generators.batches import TrainingData, draw_batch
 from generators.conditions import Condition, random_boxes
-from generators.training import (
-    MIN_TRAIN_IMAGES,
-    DiffusionGenerator,
-    TrainingData,
-    draw_batch,
+from generators.tensors import (
     ema_update,
     in_fixed_chunks,
     nhwc_to_tensor,
     seeded_generators,
     tensor_to_nhwc,
 )
+from generators.training import MIN_TRAIN_IMAGES, DiffusionGenerator
 
 
 @GENERATORS.register("masked_ddpm")
@@ -99,14 +98,14 @@ class MaskedDDPMGenerator(DiffusionGenerator):
             problem = f"masked_ddpm needs the 'masked' condition, got {condition.spec()!r}"
         return problem
 
-    def _validate_params(self) -> None:
+    def check_params(self) -> None:
         from generators.bbdm.model import check_preset
 
-        super()._validate_params()
+        super().check_params()
         check_preset(self.preset, int(self.image_size))
         for name in ("num_timesteps", "sampling_steps", "jump_length", "jump_n_sample"):
             if int(getattr(self, name)) < 1:
-                raise CurateError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     def _make_unet(self) -> Any:
         from generators.bbdm.model import make_unet
@@ -115,9 +114,7 @@ class MaskedDDPMGenerator(DiffusionGenerator):
 
     def _fit(self, targets, sources, *, masks, **kwargs) -> None:
         if masks is not None:
-            raise CurateError(
-                "masked_ddpm learns whole rare-class images; masks are for generation"
-            )
+            raise InputError("masked_ddpm learns whole rare-class images; masks are for generation")
         super()._fit(targets, sources, masks=masks, **kwargs)
 
     # -- training -----------------------------------------------------------------------------
@@ -150,7 +147,7 @@ class MaskedDDPMGenerator(DiffusionGenerator):
         ema_update(self.ema_unet_, self.unet_, self.ema_decay if self.step_ > 1 else 0.0)
 
     # -- generation ---------------------------------------------------------------------------
-    def _uses_masks(self) -> bool:
+    def uses_masks(self) -> bool:
         return True
 
     def _generate(self, sources, seeds, masks, steps) -> np.ndarray:
@@ -191,4 +188,4 @@ class MaskedDDPMGenerator(DiffusionGenerator):
                 else:  # a resampling jump: x_{t-1} -> x_t
                     image = scheduler.undo_step(image, t_last, generator=generators)
                 t_last = t
-        return to_uint8(tensor_to_nhwc(image))
+        return from_float(tensor_to_nhwc(image))

@@ -13,12 +13,8 @@ It owns what makes training resumable and reproducible:
   same weights as training ``N`` steps at once (same thread count, same machine).
 
 Small rare classes: a method trains on as few as ``min_train_images`` rare-class images (a
-parameter, default and floor :data:`MIN_TRAIN_IMAGES` = 2). Below :data:`FEW_TRAIN_IMAGES` (8)
-images, augmentation is heavier (flips, right-angle rotations and shifts of up to a sixteenth of
-the side, see :func:`draw_batch`) and :func:`few_images_warning` says so.
-
-Generation runs networks on chunks of a fixed number of images (:func:`in_fixed_chunks`), so
-the image made for a ``(source, seed)`` pair does not depend on what is generated with it.
+parameter, default and floor :data:`MIN_TRAIN_IMAGES` = 2); :mod:`generators.batches` draws the
+batches (heavier augmentation below 8 images).
 
 :class:`DiffusionGenerator` adds what BBDM and the masked DDPM share: a UNet trained with Adam
 whose exponential moving average generates.
@@ -28,15 +24,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from curation.errors import CurateError
-from generators.base import CARD_FILE, Generator, read_card, to_float
+from brain.devices import resolve_device
+from brain.errors import InputError
+from generators.base import Capabilities, Generator
+from generators.batches import TrainingData, few_images_warning
+from generators.cards import CARD_FILE, read_card
+from generators.tensors import load_module_weights, module_weights
 
 if TYPE_CHECKING:
     import torch
@@ -44,193 +42,6 @@ if TYPE_CHECKING:
 TRAIN_STATE_FILE = "training_state.pt"
 #: The fewest rare-class images a network is trained on (the floor of ``min_train_images``).
 MIN_TRAIN_IMAGES = 2
-#: Below this many training images, augmentation is heavier and a warning is given.
-FEW_TRAIN_IMAGES = 8
-#: Networks generate on chunks of exactly this many images (see :func:`in_fixed_chunks`).
-GENERATION_CHUNK = 8
-
-
-@dataclass
-class TrainingData:
-    """The arrays a training run draws batches from (validated by ``Generator.fit``)."""
-
-    targets: np.ndarray
-    sources: np.ndarray | None
-    masks: np.ndarray | None
-
-
-def random_flips(batch: np.ndarray, rng: np.random.Generator, masks: np.ndarray | None = None):
-    """Flip each image (and its mask) horizontally and vertically with probability 1/2 each."""
-    flips = rng.random((len(batch), 2)) < 0.5
-    batch = batch.copy()
-    masks = None if masks is None else masks.copy()
-    for i, (horizontal, vertical) in enumerate(flips):
-        for flip, axis in ((horizontal, 1), (vertical, 0)):
-            if flip:
-                batch[i] = np.flip(batch[i], axis=axis)
-                if masks is not None:
-                    masks[i] = np.flip(masks[i], axis=axis)
-    return batch, masks
-
-
-def shift_image(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``image`` (``(H, W, ...)``) moved down ``dy`` and right ``dx`` pixels (negative: up, left),
-    the uncovered border filled by repeating the edge pixels (no black frame)."""
-    height, width = image.shape[:2]
-    ay, ax = abs(dy), abs(dx)
-    widths = ((ay, ay), (ax, ax)) + ((0, 0),) * (image.ndim - 2)
-    padded = np.pad(image, widths, mode="edge")
-    return padded[ay - dy : ay - dy + height, ax - dx : ax - dx + width]
-
-
-def random_turns_and_shifts(
-    batch: np.ndarray, rng: np.random.Generator, masks: np.ndarray | None = None
-):
-    """Rotate each square image (and its mask) by a random multiple of 90 degrees and shift it
-    by up to ``max(1, S // 16)`` pixels each way (see :func:`shift_image`)."""
-    count, size = len(batch), batch.shape[1]
-    turns = rng.integers(0, 4, size=count)
-    limit = max(1, size // 16)
-    shifts = rng.integers(-limit, limit + 1, size=(count, 2))
-    batch = batch.copy()
-    masks = None if masks is None else masks.copy()
-    for i, (k, (dy, dx)) in enumerate(zip(turns, shifts, strict=True)):
-        batch[i] = shift_image(np.rot90(batch[i], k), dy, dx)
-        if masks is not None:
-            masks[i] = shift_image(np.rot90(masks[i], k), dy, dx)
-    return batch, masks
-
-
-def draw_batch(
-    images: np.ndarray,
-    rng: np.random.Generator,
-    batch_size: int,
-    *,
-    flip: bool,
-    masks: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``batch_size`` images drawn with replacement (with their masks), as floats in ``[-1, 1]``.
-
-    With ``flip``, each image is flipped at random (:func:`random_flips`); when ``images`` holds
-    fewer than :data:`FEW_TRAIN_IMAGES`, each is also turned and shifted at random
-    (:func:`random_turns_and_shifts`). ``flip=False`` leaves the images as they are.
-    """
-    index = rng.integers(0, len(images), size=batch_size)
-    batch = to_float(images[index])
-    masks = None if masks is None else masks[index]
-    if flip:
-        batch, masks = random_flips(batch, rng, masks)
-        if len(images) < FEW_TRAIN_IMAGES:
-            batch, masks = random_turns_and_shifts(batch, rng, masks)
-    return batch, masks
-
-
-def few_images_warning(method: str, count: int, flip: bool) -> str | None:
-    """The warning for a network trained on ``count`` rare-class images (``None`` from
-    :data:`FEW_TRAIN_IMAGES` on)."""
-    if count >= FEW_TRAIN_IMAGES:
-        return None
-    augmented = (
-        "heavier augmentation is used (flips, right-angle rotations, small shifts)"
-        if flip
-        else "augmentation is off (flip=false)"
-    )
-    return (
-        f"{method} trains on only {count} rare-class images (fewer than {FEW_TRAIN_IMAGES}): "
-        f"{augmented}; expect outputs close to those images"
-    )
-
-
-def in_fixed_chunks(
-    network: Callable[..., torch.Tensor], *inputs: torch.Tensor, chunk: int = GENERATION_CHUNK
-) -> torch.Tensor:
-    """``network(*inputs)`` evaluated on chunks of exactly ``chunk`` rows (the last one padded
-    with zeros), concatenated.
-
-    Matrix products give slightly different floats for different batch shapes (BLAS picks its
-    kernels by size), enough to change a rounded pixel: with one fixed shape, each output row
-    depends on its own input rows only, whatever else is generated with it.
-    """
-    import torch
-
-    count = len(inputs[0])
-    pad = -count % chunk
-    if pad:
-        inputs = tuple(torch.cat([x, x.new_zeros((pad, *x.shape[1:]))]) for x in inputs)
-    outputs = [
-        network(*(x[start : start + chunk] for x in inputs))
-        for start in range(0, count + pad, chunk)
-    ]
-    return torch.cat(outputs)[:count]
-
-
-def seeded_generators(seeds: list[int]) -> list[torch.Generator]:
-    """One CPU torch generator per seed: per-sample noise, the same on any device."""
-    import torch
-
-    return [torch.Generator().manual_seed(seed) for seed in seeds]
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda[:i]"``."""
-    import torch
-
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise CurateError("device 'cuda' was asked for but torch sees no CUDA device")
-    return torch.device(spec)
-
-
-def nhwc_to_tensor(images: np.ndarray, device: torch.device | None = None) -> torch.Tensor:
-    """Float ``(N, H, W, C)`` array to a float32 ``(N, C, H, W)`` tensor (on ``device``)."""
-    import torch
-
-    tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32))
-    return tensor if device is None else tensor.to(device)
-
-
-def tensor_to_nhwc(tensor: torch.Tensor) -> np.ndarray:
-    """``(N, C, H, W)`` tensor to a float32 ``(N, H, W, C)`` array."""
-    return tensor.detach().cpu().float().numpy().transpose(0, 2, 3, 1)
-
-
-def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """``ema = decay * ema + (1 - decay) * model`` for parameters; ``decay = 0`` copies exactly."""
-    import torch
-
-    with torch.no_grad():
-        for averaged, current in zip(ema.parameters(), model.parameters(), strict=True):
-            if decay == 0.0:
-                averaged.copy_(current)
-            else:
-                averaged.lerp_(current, 1.0 - decay)
-        for averaged, current in zip(ema.buffers(), model.buffers(), strict=True):
-            averaged.copy_(current)
-
-
-def module_weights(module: torch.nn.Module, prefix: str = "") -> dict[str, np.ndarray]:
-    """A module's state dict as numpy arrays (names prefixed)."""
-    return {
-        f"{prefix}{name}": value.detach().cpu().numpy().copy()
-        for name, value in module.state_dict().items()
-    }
-
-
-def load_module_weights(module: torch.nn.Module, weights: dict[str, np.ndarray], prefix: str = ""):
-    """Load numpy weights (names prefixed) into a module; a mismatch raises CurateError."""
-    import torch
-
-    state = {
-        name[len(prefix) :]: torch.from_numpy(np.array(value))
-        for name, value in weights.items()
-        if name.startswith(prefix)
-    }
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise CurateError(f"the saved weights do not fit this network: {first}") from None
 
 
 def _normalised(params: dict[str, Any]) -> dict[str, Any]:
@@ -261,6 +72,9 @@ class TorchGenerator(Generator):
     #: Random numbers are always drawn on the CPU, so seeds give the same noise on any device.
     device: str = "auto"
 
+    #: Random augmentation of training batches (every network generator takes ``flip``).
+    flip: bool
+
     nets_: dict[str, torch.nn.Module]
     optimizers_: dict[str, Any]
     lr_schedulers_: dict[str, Any]
@@ -277,12 +91,21 @@ class TorchGenerator(Generator):
         super().__init__(image_size, channels, condition=condition, seed=seed)
         self.min_train_images = min_train_images
 
-    def _validate_params(self) -> None:
-        super()._validate_params()
+    def check_params(self) -> None:
+        super().check_params()
         if int(self.min_train_images) < MIN_TRAIN_IMAGES:
-            raise CurateError(
+            raise InputError(
                 f"min_train_images must be at least {MIN_TRAIN_IMAGES}, got {self.min_train_images}"
             )
+
+    def capabilities(self) -> Capabilities:
+        """The base capabilities with the default number of training steps."""
+        return super().capabilities().replace(train_steps=self.default_train_steps)
+
+    def training_warnings(self, n_images: int) -> list[str]:
+        """A warning when the network trains on fewer than 8 rare-class images."""
+        warning = few_images_warning(self.method, n_images, bool(self.flip))
+        return [] if warning is None else [warning]
 
     def _build(self, total_steps: int) -> None:
         raise NotImplementedError
@@ -301,7 +124,9 @@ class TorchGenerator(Generator):
         """Restore what ``_extra_state`` returned."""
 
     def _device(self) -> torch.device:
-        return resolve_device(self.device)
+        import torch
+
+        return torch.device(resolve_device(self.device))
 
     def set_device(self, device: str) -> TorchGenerator:
         """Run on ``device`` from now on (moves the networks already built); returns self."""
@@ -327,12 +152,12 @@ class TorchGenerator(Generator):
         if (directory / CARD_FILE).is_file():
             card = read_card(directory)
             if card["method"] != self.method:
-                raise CurateError(
+                raise InputError(
                     f"{directory} holds a {card['method']!r} checkpoint, not {self.method!r}"
                 )
             shape = (card.get("image_size"), card.get("channels"))
             if shape != (self.image_size, self.channels):
-                raise CurateError(
+                raise InputError(
                     f"{directory} holds a checkpoint for {shape[0]}px {shape[1]}-channel "
                     f"images, not {self.image_size}px {self.channels}-channel"
                 )
@@ -438,18 +263,18 @@ class TorchGenerator(Generator):
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
         except Exception as error:  # a corrupt or foreign file
-            raise CurateError(f"cannot read training state {state_path}: {error}") from None
+            raise InputError(f"cannot read training state {state_path}: {error}") from None
         if state.get("method") != self.method:
-            raise CurateError(f"{state_path} is from method {state.get('method')!r}")
+            raise InputError(f"{state_path} is from method {state.get('method')!r}")
         saved = _normalised({**self.default_params(), **json.loads(state["params"])})
         current = _normalised(self.get_params())
         if saved != current:
             changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-            raise CurateError(
+            raise InputError(
                 f"cannot resume from {state_path.parent}: parameters differ ({', '.join(changed)})"
             )
         if state["data_digest"] != data_digest:
-            raise CurateError(
+            raise InputError(
                 f"cannot resume from {state_path.parent}: it was trained on other images"
             )
         for name, net in self.nets_.items():
@@ -475,6 +300,11 @@ class DiffusionGenerator(TorchGenerator):
 
     samples_in_steps = True
     lr: float
+    sampling_steps: int
+
+    def capabilities(self) -> Capabilities:
+        """With the default number of sampling steps."""
+        return super().capabilities().replace(sampling_steps=int(self.sampling_steps))
 
     def _make_unet(self) -> torch.nn.Module:
         raise NotImplementedError

@@ -73,7 +73,7 @@ def name() -> str:
 def one_torch_thread():
     """Torch on one intra-op thread for a whole test module (restored after); use it with
     ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
-    from brain.training import torch_threads
+    from brain.devices import torch_threads
 
     with torch_threads(1):
         yield

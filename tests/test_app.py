@@ -21,7 +21,7 @@ from curation.plugins import enable_plugins, operator_uri
 from curation.tags import apply_filter_decisions, pass_tag, reject_tag
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-OPERATORS = ("run_filter", "tag_selected", "filter_summary", "export_curated")
+OPERATORS = ("run_filter", "tag_selected", "filter_summary", "export_curated", "delete_run")
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +214,20 @@ def test_run_filter_operator_lists_every_filter_and_checks_the_level(workbench):
     assert not getattr(inputs(method="knn_precision", level=1.5)["level"], "invalid", False)
     bad = inputs(method="confidence", level=1.5)["level"]
     assert bad.invalid and "[0, 1]" in bad.error_message
+
+
+def test_delete_run_operator_removes_the_run_and_what_it_wrote(workbench):
+    from curation.runs.ssim import compute_max_ssim
+
+    compute_max_ssim(workbench, threshold=0.5, run="app", progress=False)
+    dataset = fo.load_dataset(workbench)
+    assert dataset.has_sample_field("max_ssim") and dataset.has_saved_view("near-copies")
+    result = _execute(workbench, "delete_run", params={"key": "ssim_app"})
+    assert result.error is None and result.result["key"] == "ssim_app"
+    assert result.result["fields"] == 2 and result.result["views"] == 1  # no embed run: no link
+    dataset.reload()
+    assert "ssim_app" not in dataset.list_runs()
+    assert not dataset.has_sample_field("max_ssim") and not dataset.has_saved_view("near-copies")
+    assert "near-copy" not in dataset.distinct("tags")
+    with pytest.raises(ExecutionError, match="no synthcurate run 'ssim_app'"):
+        _execute(workbench, "delete_run", params={"key": "ssim_app"})

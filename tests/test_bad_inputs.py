@@ -16,11 +16,11 @@ import pytest
 import yaml
 from conftest import curate_process
 
-from brain.classifier import train_classifier
-from brain.embeddings import compute_embeddings
+from brain.images import write_png
 from curation.cli import main
-from curation.images import write_png
 from curation.ingest import ingest_dir
+from curation.runs.embed import compute_embeddings
+from curation.runs.train import train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

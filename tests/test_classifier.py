@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from brain.classifier import field_names, load_classifier, predict_proba, train_classifier
-from brain.embeddings import compute_embeddings
-from brain.runs import list_runs, load_run
+from brain.errors import InputError
+from brain.images import write_png
 from curation.cli import main
 from curation.datasets import media_root, resolve_view, save_view
 from curation.demo import make_crop, make_demo_data
-from curation.errors import CurateError
-from curation.images import write_png
 from curation.ingest import ingest_csv, ingest_dir, ingest_pool, ingest_records
 from curation.readers import Record
+from curation.runs.embed import compute_embeddings
+from curation.runs.predictions import load_classifier, predict_proba
+from curation.runs.records import list_runs, load_run
+from curation.runs.train import field_names, train_classifier
 
 # one thread: faster than oversubscribed threads on a shared 2-core runner
 FAST = {"size": 16, "progress": False, "num_threads": 1}
@@ -38,7 +39,7 @@ def easy(session_dir: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(easy: str) -> dict:
+def trained(easy: str):
     return train_classifier(easy, "base", epochs=6, **FAST)
 
 
@@ -55,22 +56,22 @@ def test_training_learns_well_above_a_constant_predictor(easy, trained):
     test_labels = resolve_view(fo.load_dataset(easy), "real-test").values("ground_truth.label")
     prevalence = np.mean([label == "translocation" for label in test_labels])
     constant_f1 = 2 * prevalence / (1 + prevalence)  # always answering "translocation"
-    summary = trained["summary"]
+    summary = trained.summary
     # seed 0 reaches F1 0.75 / AUC 0.86 here (constant: F1 0.53, AUC 0.5); seeds 1-3 of the
     # same run reach F1 0.65-0.79 / AUC 0.74-0.92, so these bounds hold with a margin
     assert summary["f1"]["mean"] >= constant_f1 + 0.1, (summary, constant_f1)
     assert summary["auc"]["mean"] >= 0.7, summary
     assert set(summary) >= {"precision", "recall", "f1", "auc", "accuracy"}
-    seed = trained["per_seed"][0]
+    seed = trained.per_seed[0]
     assert 1 <= seed["best_epoch"] <= 6 and np.sum(seed["confusion"]) == len(test_labels)
 
 
 def test_predictions_evaluation_checkpoints_and_record_are_stored(easy, trained):
     dataset = fo.load_dataset(easy)
     pred_field, eval_key = field_names("base")
-    assert (trained["predictions_field"], trained["eval_key"]) == (pred_field, eval_key)
+    assert (trained.predictions_field, trained.eval_key) == (pred_field, eval_key)
     test = resolve_view(dataset, "real-test")
-    assert len(dataset.exists(pred_field)) == len(test) == trained["n_test"]
+    assert len(dataset.exists(pred_field)) == len(test) == trained.n_test
     labels, confidences = test.values([f"{pred_field}.label", f"{pred_field}.confidence"])
     assert set(labels) <= {"normal", "translocation"}
     assert all(0.5 <= c <= 1.0 for c in confidences)
@@ -91,7 +92,7 @@ def test_predictions_evaluation_checkpoints_and_record_are_stored(easy, trained)
     assert config["arch"] == "resnet18" and config["seeds"] == [0] and config["epochs"] == 6
     assert config["input_shape"] == [16, 16, 3] and config["resize"] == "pad-resize"
     assert len(config["split_digest"]) == 16 and len(config["data_digest"]) == 16
-    assert results["summary"] == trained["summary"]
+    assert results["summary"] == trained.summary
     folder = Path(results["checkpoints"][0])
     assert folder.parent == media_root(easy) / "runs" / "base"
     card = json.loads((folder / "model.json").read_text())
@@ -113,13 +114,13 @@ def test_info_lists_the_run(easy, trained, capsys):
 def test_same_seed_rerun_gives_identical_metrics_and_weights(easy):
     options = {"seeds": 2, "epochs": 2, "subset": 64, "augment": True, "class_weighted": True}
     first = train_classifier(easy, "det", **options, **FAST)
-    weights = [load_file(str(Path(p) / "model.safetensors")) for p in first["checkpoints"]]
+    weights = [load_file(str(Path(p) / "model.safetensors")) for p in first.checkpoints]
     second = train_classifier(easy, "det", **options, **FAST)
-    assert [s["seed"] for s in second["per_seed"]] == [0, 1]
-    assert first["per_seed"] == second["per_seed"]
-    assert first["summary"] == second["summary"]
-    assert second["summary"]["f1"]["n"] == 2
-    for old, path in zip(weights, second["checkpoints"], strict=True):
+    assert [s["seed"] for s in second.per_seed] == [0, 1]
+    assert first.per_seed == second.per_seed
+    assert first.summary == second.summary
+    assert second.summary["f1"]["n"] == 2
+    for old, path in zip(weights, second.checkpoints, strict=True):
         new = load_file(str(Path(path) / "model.safetensors"))
         assert all(np.array_equal(old[k].numpy(), new[k].numpy()) for k in old)
     assert not np.array_equal(weights[0]["fc.weight"].numpy(), weights[1]["fc.weight"].numpy())
@@ -129,11 +130,11 @@ def test_with_view_adds_synthetic_samples_and_refuses_held_out_ones(easy, name, 
     fo.load_dataset(easy).clone(name, persistent=True)
     dataset = fo.load_dataset(name)
     save_view(dataset, "leak", resolve_view(dataset, "real-val"))
-    with pytest.raises(CurateError, match="val/test samples"):
+    with pytest.raises(InputError, match="val/test samples"):
         train_classifier(name, "leaky", with_view="leak", **FAST)
-    with pytest.raises(CurateError, match="without a known class label"):
+    with pytest.raises(InputError, match="without a known class label"):
         train_classifier(name, "pooled", with_view="pool", **FAST)
-    with pytest.raises(CurateError, match="no view 'nope'"):
+    with pytest.raises(InputError, match="no view 'nope'"):
         train_classifier(name, "x", with_view="nope", **FAST)
     assert not set(list_runs(dataset, "train")) & {"leaky", "pooled", "x"}
 
@@ -144,9 +145,9 @@ def test_with_view_adds_synthetic_samples_and_refuses_held_out_ones(easy, name, 
         records.append(Record(str(path), "translocation"))
     ingest_records(records, name, source="test-synthetic", origin="synthetic", append=True)
     report = train_classifier(name, "curated", with_view="synthetic", epochs=1, **FAST)
-    assert report["n_train_synthetic"] == 12
+    assert report.n_train_synthetic == 12
     n_real = len(resolve_view(dataset, "real-train"))
-    assert report["n_train"] == report["n_train_available"] == n_real + 12
+    assert report.n_train == report.n_train_available == n_real + 12
     config, _ = load_run(fo.load_dataset(name), "train", "curated")
     assert config["with_view"] == "synthetic"
 
@@ -195,27 +196,30 @@ def test_bad_label_layouts_fail_and_store_nothing(case, name, tmp_path):
     (train, val, test), message = BAD_TREES[case]
     rare = None if case == "single class" else "r"
     ingest_dir(_split_tree(tmp_path / "tree", train, val, test), name, rare=rare)
-    with pytest.raises(CurateError, match=message):
+    with pytest.raises(InputError, match=message):
         train_classifier(name, "bad", epochs=1, progress=False, num_threads=1)
     _nothing_stored(name)
 
 
-def test_mixed_sizes_need_a_size_then_train(name, tmp_path):
+def test_mixed_sizes_need_a_size_then_train(name, tmp_path, capsys):
     sizes = [(12, 12), (12, 12), (16, 10), (12, 12)]
     root = _tree(
         tmp_path / "tree",
         {s: {"a": sizes, "r": sizes} for s in ("train", "val", "test")},
     )
     ingest_dir(root, name, rare="r")
-    with pytest.raises(CurateError, match=r"mixed sizes \(12x12x3: \d+, 16x10x3: \d+\).*--size"):
+    with pytest.raises(
+        InputError, match=r"mixed sizes \(12x12x3: \d+, 16x10x3: \d+\); pass size=N"
+    ):
         train_classifier(name, "mixed", epochs=1, progress=False, num_threads=1)
     _nothing_stored(name)
+    capsys.readouterr()
     code = main(["train", name, "--run", "mixed", "--epochs", "1"])
-    assert code == 2
+    assert code == 2 and "; pass --size=N" in capsys.readouterr().err
     _nothing_stored(name)
     report = train_classifier(name, "mixed", epochs=1, size=12, progress=False, num_threads=1)
     assert load_run(fo.load_dataset(name), "train", "mixed")[0]["resize"] == "pad-resize"
-    assert report["n_train"] == 8
+    assert report.n_train == 8
 
 
 def test_checkpoint_that_does_not_fit_the_data_is_refused(name, tmp_path):
@@ -230,33 +234,33 @@ def test_checkpoint_that_does_not_fit_the_data_is_refused(name, tmp_path):
     ingest_records(
         [Record(str(wrong_size), "r")], name, source="t", origin="synthetic", append=True
     )
-    with pytest.raises(CurateError, match=r"expects 12x12x3 images.*got 20x20x3"):
+    with pytest.raises(InputError, match=r"expects 12x12x3 images.*got 20x20x3"):
         compute_embeddings(name, "tiny", view="synthetic", progress=False, num_threads=1)
-    with pytest.raises(CurateError, match="expects 12x12x3"):
+    with pytest.raises(InputError, match="expects 12x12x3"):
         predict_proba(name, "tiny", "synthetic")
     assert not fo.load_dataset(name).has_sample_field("emb_tiny")
 
     new_class = tmp_path / "c.png"
     write_png(np.zeros((12, 12, 3), np.uint8), new_class)
     ingest_records([Record(str(new_class), "c", "train")], name, source="t", append=True)
-    with pytest.raises(CurateError, match="checkpoint classes"):
+    with pytest.raises(InputError, match="checkpoint classes"):
         load_classifier(name, "tiny")
-    with pytest.raises(CurateError, match="no seed index 3"):
+    with pytest.raises(InputError, match="no seed index 3"):
         load_classifier(name, "tiny", seed_index=3)
 
 
 def test_run_names_and_options_are_checked(easy, name):
-    with pytest.raises(CurateError, match="invalid run name"):
+    with pytest.raises(InputError, match="invalid run name"):
         train_classifier(easy, "bad name!", epochs=1, progress=False, num_threads=1)
-    with pytest.raises(CurateError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         train_classifier(name, "r", epochs=1, progress=False, num_threads=1)
-    with pytest.raises(CurateError, match="unknown --select 'acc'"):
+    with pytest.raises(InputError, match="unknown select 'acc'"):
         train_classifier(easy, "r", select="acc", progress=False)
-    with pytest.raises(CurateError, match="unknown --schedule 'step'"):
+    with pytest.raises(InputError, match="unknown schedule 'step'"):
         train_classifier(easy, "r", schedule="step", progress=False)
-    with pytest.raises(CurateError, match="--seeds and --epochs"):
+    with pytest.raises(InputError, match="epochs must be at least 1"):
         train_classifier(easy, "r", epochs=0, progress=False, num_threads=1)
-    with pytest.raises(CurateError, match="no train run 'missing'"):
+    with pytest.raises(InputError, match="no train run 'missing'"):
         predict_proba(easy, "missing")
     assert main(["train", easy]) == 2  # --run is required
     assert main(["embed", easy, "--run", "missing"]) == 2

@@ -12,6 +12,8 @@ import torch
 from brain.augment import augment_batch, random_crop, random_flips, random_right_angles
 from brain.checkpoints import ModelCard, load_checkpoint, save_checkpoint
 from brain.data import ImageCache, check_shapes, pad_to_square, stack_images
+from brain.errors import InputError
+from brain.images import write_png
 from brain.metrics import mean_std, rare_class_metrics, summarise
 from brain.models import build_model, feature_dim, forward_features, pretrained_path
 from brain.training import (
@@ -21,8 +23,6 @@ from brain.training import (
     make_scheduler,
     selection_key,
 )
-from curation.errors import CurateError
-from curation.images import write_png
 
 
 def test_rare_class_metrics_against_hand_counts():
@@ -39,6 +39,17 @@ def test_rare_class_metrics_against_hand_counts():
     # AUC: 16 positive/negative pairs; only (pos 0.4, neg 0.6) is misordered
     assert m["auc"] == pytest.approx(15 / 16)
     assert m["support"] == 4
+
+
+def test_rare_class_metrics_of_a_fine_label_network_are_the_task_s():
+    """Classes 2 and 3 make up the rare class: a rare sample predicted as the other rare fine
+    class is a hit, and accuracy is that of the rare-against-the-rest decision."""
+    labels = np.array([0, 1, 2, 3, 2, 0])
+    predicted = np.array([1, 0, 3, 2, 0, 0])  # fine classes right only for the last sample
+    proba = np.eye(4)[predicted] * 0.7 + 0.075
+    m = rare_class_metrics(labels, proba, rare_index=[2, 3])
+    assert (m["precision"], m["recall"], m["support"]) == (1.0, pytest.approx(2 / 3), 3)
+    assert m["accuracy"] == pytest.approx(5 / 6)  # fine-class accuracy would be 1 / 6
 
 
 def test_rare_class_metrics_degenerate_cases():
@@ -58,9 +69,9 @@ def test_summary_mean_and_sample_std():
 
 def test_resize_policy():
     assert check_shapes([(8, 8, 3), (8, 8, 3)], None) == (8, 8, 3)
-    with pytest.raises(CurateError, match=r"mixed sizes.*--size"):
+    with pytest.raises(InputError, match=r"mixed sizes.*pass size=N"):
         check_shapes([(8, 8, 3), (10, 8, 3)], None)
-    with pytest.raises(CurateError, match="mixed channel counts"):
+    with pytest.raises(InputError, match="mixed channel counts"):
         check_shapes([(8, 8, 3), (8, 8, 1)], 8)
     square = pad_to_square(torch.ones(1, 2, 4, dtype=torch.uint8), "constant:0")
     assert square.shape == (1, 4, 4)
@@ -78,7 +89,7 @@ def test_resize_policy():
     assert pad_to_square(tall, "reflect")[0, 0].tolist() == [0, 0, 1, 1, 0]
     assert pad_to_square(tall, "constant:9")[0, :, 0].tolist() == [9] * 5
     for bad in ("black", "constant", "constant:300", "edge:1"):
-        with pytest.raises(CurateError, match="unknown padding"):
+        with pytest.raises(InputError, match="unknown padding"):
             pad_to_square(tall, bad)
 
 
@@ -90,7 +101,7 @@ def test_image_cache_reuses_and_notices_changes(tmp_path):
     assert cache.read(str(path)) is first
     write_png(np.full((5, 5, 3), 7, np.uint8), path)
     assert cache.read(str(path)).shape == (5, 5, 3)
-    with pytest.raises(CurateError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         cache.read(str(tmp_path / "missing.png"))
     small = ImageCache(max_bytes=100)
     small.read(str(path))
@@ -166,11 +177,11 @@ def test_model_factory_stem_channels_and_features(size, small_stem):
 
 
 def test_unknown_architecture_and_absent_pretrained_weights(monkeypatch, tmp_path):
-    with pytest.raises(CurateError, match=r"unknown architecture 'vgg'.*resnet18"):
+    with pytest.raises(InputError, match=r"unknown architecture 'vgg'.*resnet18"):
         build_model("vgg", 2, in_channels=3, input_size=(32, 32))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert pretrained_path("resnet50").parent == tmp_path / "checkpoints"
-    with pytest.raises(CurateError, match="no local resnet18 weights"):
+    with pytest.raises(InputError, match="no local resnet18 weights"):
         build_model("resnet18", 2, in_channels=3, input_size=(32, 32), pretrained=True)
 
 
@@ -222,11 +233,11 @@ def test_checkpoint_round_trip_and_mismatches(tmp_path):
         assert torch.equal(value, loaded.state_dict()[key])
     assert json.loads((tmp_path / "ck" / "model.json").read_text())["classes"] == ["a", "b"]
     card.check_data(["a", "b"], "b", [(16, 16, 3)])
-    with pytest.raises(CurateError, match="classes"):
+    with pytest.raises(InputError, match="classes"):
         card.check_data(["a", "b", "c"], "b", [])
-    with pytest.raises(CurateError, match="expects 16x16x3"):
+    with pytest.raises(InputError, match="expects 16x16x3"):
         card.check_data(["a", "b"], "b", [(20, 20, 3)])
-    with pytest.raises(CurateError, match="expects 16x16x3"):
+    with pytest.raises(InputError, match="expects 16x16x3"):
         _card(resize="pad-resize").check_data(["a", "b"], "b", [(20, 20, 1)])
     _card(resize="pad-resize").check_data(["a", "b"], "b", [(20, 20, 3)])
 
@@ -237,5 +248,5 @@ def test_checkpoint_round_trip_and_mismatches(tmp_path):
     # weights that do not fit the card are refused
     card_path = tmp_path / "ck" / "model.json"
     card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "classes": ["a"] * 3}))
-    with pytest.raises(CurateError, match="does not match its model card"):
+    with pytest.raises(InputError, match="does not match its model card"):
         load_checkpoint(tmp_path / "ck")

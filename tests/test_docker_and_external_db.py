@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from curation.images import write_png
+from brain.images import write_png
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,16 +9,17 @@ import fiftyone as fo
 import numpy as np
 import pytest
 
-from brain.classifier import train_classifier
-from brain.embeddings import compute_embeddings, find_similar
-from brain.runs import load_run
+from brain.errors import InputError
+from brain.images import write_png
 from curation.cli import main
 from curation.datasets import media_root
 from curation.demo import make_crop
 from curation.errors import CurateError
-from curation.images import write_png
 from curation.ingest import ingest_records
 from curation.readers import Record
+from curation.runs.embed import compute_embeddings, find_similar
+from curation.runs.records import load_run
+from curation.runs.train import train_classifier
 from curation.schema import ORIGIN_FIELD
 
 N_SYNTHETIC = 6
@@ -72,11 +73,11 @@ def test_similar_returns_the_nearest_real_samples(embedded, origin):
     query = dataset.match(fo.ViewField(ORIGIN_FIELD) == origin).first()
     neighbours = find_similar(embedded, query.id, k=5)
     assert len(neighbours) == 5
-    assert all(n["origin"] == "real" and n["id"] != query.id for n in neighbours)
-    distances = [n["distance"] for n in neighbours]
+    assert all(n.origin == "real" and n.id != query.id for n in neighbours)
+    distances = [n.distance for n in neighbours]
     assert distances == sorted(distances)
-    assert [n["id"] for n in neighbours] == _brute_force(dataset, "emb_r", query.id, 5)
-    first = np.asarray(dataset[neighbours[0]["id"]]["emb_r"])
+    assert [n.id for n in neighbours] == _brute_force(dataset, "emb_r", query.id, 5)
+    first = np.asarray(dataset[neighbours[0].id]["emb_r"])
     assert distances[0] == pytest.approx(np.linalg.norm(first - query["emb_r"]), rel=1e-4)
 
 
@@ -85,20 +86,20 @@ def test_lancedb_backend_on_disk_gives_the_same_neighbours(embedded):
     report = compute_embeddings(
         embedded, "r", name="lance", backend="lancedb", progress=False, num_threads=1
     )
-    assert report["backend"] == "lancedb" and report["field"] == "emb_lance"
+    assert report.backend == "lancedb" and report.field == "emb_lance"
     config, _ = load_run(fo.load_dataset(embedded), "embed", "lance")
     assert Path(config["url"]) == media_root(embedded) / "lancedb"
     assert any((media_root(embedded) / "lancedb").iterdir())
     query = fo.load_dataset(embedded).first().id
     lance = find_similar(embedded, query, k=4, name="lance")
     sklearn = find_similar(embedded, query, k=4, name="r")
-    assert [n["id"] for n in lance] == [n["id"] for n in sklearn]
+    assert [n.id for n in lance] == [n.id for n in sklearn]
     for a, b in zip(lance, sklearn, strict=True):  # LanceDB's squared L2 is reported as L2
-        assert a["distance"] == pytest.approx(b["distance"], rel=1e-4)
+        assert a.distance == pytest.approx(b.distance, rel=1e-4)
 
 
 def test_bad_embedding_and_query_input(embedded):
-    with pytest.raises(CurateError, match=r"unknown similarity backend 'faiss'.*sklearn"):
+    with pytest.raises(InputError, match=r"unknown similarity backend 'faiss'.*sklearn"):
         compute_embeddings(embedded, "r", backend="faiss", progress=False)
     with pytest.raises(CurateError, match="unknown metric 'dot'"):
         compute_embeddings(embedded, "r", metric="dot", progress=False)
@@ -136,7 +137,7 @@ def test_sample_without_embedding_and_dataset_without_embed_runs(embedded, demo_
         find_similar(embedded, train_id, name="pool-only")
     pool_id = dataset.match(fo.ViewField("split") == "pool").first().id
     neighbours = find_similar(embedded, pool_id, k=3, name="pool-only")
-    assert len(neighbours) == 3 and {n["split"] for n in neighbours} == {"pool"}  # index = view
+    assert len(neighbours) == 3 and {n.split for n in neighbours} == {"pool"}  # index = view
     fo.load_dataset(demo_dataset).clone(name, persistent=True)
     with pytest.raises(CurateError, match="no embeddings; run `curate embed` first"):
         find_similar(name, pool_id)

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import yaml
 from test_ingest import assert_one_line_error
+from test_runs import snapshot
 
-from brain.runs import has_run
 from curation.cli import main
 from curation.demo import make_demo_data
 from curation.ingest import ingest_csv, ingest_pool
+from curation.runs.records import has_run
 
 DATASET = "study"
 
@@ -29,6 +30,7 @@ def study(tmp_path_factory):
     )
     ingest_csv(data.labels_csv, DATASET, rare="translocation")
     ingest_pool(data.pool_dir, DATASET, append=True)
+    before = snapshot(DATASET)
     config = {
         "dataset": DATASET,
         "name": "tiny",
@@ -44,7 +46,7 @@ def study(tmp_path_factory):
     out = root / "report"
     code = main(["experiment", str(path), "--out", str(out), "--json"])
     assert code == 0
-    return {"root": root, "config": path, "out": out}
+    return {"root": root, "config": path, "out": out, "before": before}
 
 
 def test_tables_figures_and_report(study, capsys):
@@ -78,7 +80,7 @@ def test_tables_figures_and_report(study, capsys):
     for name in ("roc_pr.png", "ssim_density.png", "umap.png", "density.png"):
         assert (figures / name).stat().st_size > 1000, name
     text = (study["out"] / "report.md").read_text()
-    assert "| real + copies (filtered) |" in text and "+-" in text
+    assert "| real, augmented + copies (filtered) |" in text and "+-" in text
     assert "## Verdicts" in text and "detectable" in text
     dataset = fo.load_dataset(DATASET)
     assert has_run(dataset, "experiment", "tiny")
@@ -122,7 +124,7 @@ def _checkpoint_digest(folder: Path) -> str:
 
 def test_test_split_never_shapes_training(study):
     """Scrambling every test label and image path must not change what training produces."""
-    from brain.classifier import run_folder, train_classifier
+    from curation.runs.train import run_folder, train_classifier
 
     kwargs = {"seeds": 1, "epochs": 2, "progress": False, "with_view": "tiny-copies-pass"}
     first = train_classifier(DATASET, "leak-a", **kwargs)
@@ -135,13 +137,13 @@ def test_test_split_never_shapes_training(study):
         second = train_classifier(DATASET, "leak-b", **kwargs)
     finally:
         test.set_values("ground_truth.label", labels)
-    assert first["per_seed"][0]["best_epoch"] == second["per_seed"][0]["best_epoch"]
-    assert first["per_seed"][0]["val_f1"] == second["per_seed"][0]["val_f1"]
+    assert first.per_seed[0]["best_epoch"] == second.per_seed[0]["best_epoch"]
+    assert first.per_seed[0]["val_f1"] == second.per_seed[0]["val_f1"]
     digest_a = _checkpoint_digest(run_folder(DATASET, "leak-a"))
     assert digest_a == _checkpoint_digest(run_folder(DATASET, "leak-b"))
     assert (
-        first["per_seed"][0]["f1"] != second["per_seed"][0]["f1"]
-        or first["per_seed"][0]["confusion"] != second["per_seed"][0]["confusion"]
+        first.per_seed[0]["f1"] != second.per_seed[0]["f1"]
+        or first.per_seed[0]["confusion"] != second.per_seed[0]["confusion"]
     )  # the test metrics did see the flipped labels
 
 
@@ -152,13 +154,16 @@ def test_test_split_never_shapes_training(study):
         ({"generators": [{"method": "stylegan"}]}, "unknown generator 'stylegan'"),
         ({"filter": {"method": "magic"}}, "unknown filter 'magic'"),
         ({"classifier": {"schedule": "step"}}, "unknown --schedule 'step'"),
-        ({"classifier": {"epochs": 0}}, "--seeds and --epochs must be at least 1"),
+        ({"classifier": {"epochs": 0}}, "--epochs must be at least 1"),
         ({"dataset": "nope"}, "dataset 'nope' does not exist"),
         ({"generators": [{"method": "existing", "name": "elsewhere"}]}, "no synthetic samples"),
         ({"arms": ["all", "filtered"]}, "arms must include real"),
         ({"arms": ["real", "random-matched"]}, "add filtered to arms"),
         ({"arms": ["real", "sideways"]}, "unknown arm(s) sideways"),
-        ({"arms": ["real", "random-matched"], "generators": []}, "configure a generator"),
+        (
+            {"arms": ["real", "filtered", "random-matched"], "generators": []},
+            "configure a generator",
+        ),
         ({"leakage": {"threshold": 0}}, "leakage threshold must lie in (0, 1]"),
         ({"seeds": 1}, "seeds must be an integer >= 2"),
         ({"cv": 1}, "cv must be an integer >= 2"),
@@ -181,7 +186,7 @@ def test_bad_configs_exit_2_and_change_nothing(study, tmp_path, capsys, change, 
 
 def test_an_empty_filtered_view_trains_on_real_data_only(study, tmp_path, capsys):
     """When the filter passes nothing, the filtered cell is the real baseline, said in the log."""
-    from brain.runs import load_run
+    from curation.runs.records import load_run
 
     config = {
         "dataset": DATASET,
@@ -243,7 +248,7 @@ def test_calibrated_filter_level_is_reported_with_its_val_sweep(study, tmp_path)
 
 def test_random_matched_views_match_the_filtered_count_per_seed(study):
     from curation.experiment import load_config
-    from curation.experiment.runner import _save_generator_views
+    from curation.experiment.views import save_generator_views
 
     dataset = fo.load_dataset(DATASET)
     n_pass = len(dataset.load_saved_view("tiny-copies-pass"))
@@ -255,13 +260,15 @@ def test_random_matched_views_match_the_filtered_count_per_seed(study):
     assert all(len(ids) == n_pass for ids in drawn)
     if 0 < n_pass < 16:
         assert drawn[0] != drawn[1]  # each seed draws its own subset
-    _save_generator_views(load_config(study["config"]))  # drawn again: the same subsets
+    save_generator_views(dataset, load_config(study["config"]))  # drawn again: the same subsets
     assert [drawn_ids(0), drawn_ids(1)] == drawn
 
 
 def test_a_planted_copy_of_a_test_image_is_caught_and_kept_out(study, tmp_path):
     from curation.experiment import load_config
-    from curation.experiment.runner import _leakage, _save_generator_views, embed_name
+    from curation.experiment.cells import embed_name
+    from curation.experiment.leakage import check_leakage
+    from curation.experiment.views import save_generator_views
     from curation.ingest import ingest_records
     from curation.readers import Record
 
@@ -280,17 +287,17 @@ def test_a_planted_copy_of_a_test_image_is_caught_and_kept_out(study, tmp_path):
         append=True,
     )
     clone.reload()
-    field = f"emb_{embed_name(config).replace('-', '_')}"
+    field = f"emb_{embed_name(config.name).replace('-', '_')}"
     sample = clone.match({"filepath": str(planted)}).first()
     sample[field] = test_sample[field]
     sample.save()
     config.dataset = name
-    report = _leakage(config, embed_name(config), echo=lambda _: None)
+    report = check_leakage(clone, config, embed_name(config.name), echo=lambda _: None)
     assert report["n_leaks"] >= 1 and report["by_generator"]["copies"] >= 1
     clone.reload()
     sample = clone[sample.id]
     assert "leak" in sample.tags and sample["leak_of"] == test_sample.id
-    counts = _save_generator_views(config)
+    counts = save_generator_views(clone, config)
     assert counts["copies"]["leaks"] >= 1
     for view in ("tiny-copies-all", "tiny-copies-pass", "tiny-copies-random-s0"):
         assert sample.id not in clone.load_saved_view(view).values("id"), view
@@ -310,3 +317,25 @@ def test_verdicts_follow_the_confidence_interval():
     shaky = detectable_difference([0.8, 0.6, 0.75, 0.55, 0.7], [0.7, 0.7, 0.7, 0.7, 0.7])
     assert 0 < steady < shaky
     assert np.isnan(detectable_difference([0.8], [0.7]))
+
+
+def test_deleting_the_studies_leaves_nothing(study, capsys):
+    """Runs last: every study of this module deleted (with the runs, views, samples, fields,
+    tags and files it made), and the two train runs made outside a study, leave the dataset
+    and its media folder as ingested."""
+    from curation.runs import delete_run, list_run_keys
+
+    for key, _, run in list_run_keys(DATASET, "train"):
+        if run.startswith("leak-"):
+            delete_run(DATASET, key)
+    studies = [key for key, _, _ in list_run_keys(DATASET, "experiment")]
+    assert "experiment_tiny" in studies and "experiment_strict" in studies
+    capsys.readouterr()
+    assert main(["runs", "delete", DATASET, "experiment_tiny"]) == 0, capsys.readouterr().err
+    assert "deleted experiment_tiny; removed:" in capsys.readouterr().out
+    for key in studies:
+        if key != "experiment_tiny":
+            delete_run(DATASET, key)
+    assert list_run_keys(DATASET) == []
+    assert snapshot(DATASET) == study["before"]
+    assert not study["out"].exists()

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from conftest import REPO, shared_data
 
-from brain.classifier import train_classifier
-from brain.embeddings import compute_embeddings
-from brain.filtering import run_filter
 from brain.filters.quality import filter_quality
-from curation.images import read_image, write_png
+from brain.images import read_image, write_png
 from curation.ingest import ingest_records
 from curation.readers import Record
+from curation.runs.embed import compute_embeddings
+from curation.runs.filter import run_filter
+from curation.runs.train import train_classifier
 from curation.schema import set_size_policy
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -83,16 +83,19 @@ def test_combined_filter_separates_real_chromosome_21_from_the_rest(tmp_path):
     passed = np.array(["comb:pass" in t for t in tags])
     quality = filter_quality(np.array(scores), kinds == "real-rare", passed)
     rates = {kind: float(passed[kinds == kind].mean()) for kind in KINDS}
-    print(f"AUROC {quality['auroc']:.3f}, pass rates {rates}, level {report['level']:.3g}")
-    # floors measured at this budget (see bench/RESULTS.md for the full-size bench)
-    assert quality["auroc"] >= 0.9
-    assert rates["real-rare"] >= 0.7
+    print(f"AUROC {quality['auroc']:.3f}, pass rates {rates}, level {report.level:.3g}")
+    # Floors a sample or two below what this test measured on 2026-12-03 (27 candidates of each
+    # kind, seed 0, one torch thread; level 0.92 calibrated on val): AUROC 0.970; passed: real
+    # rare 25/27, real other 2/27, noise 0, blur 0, invert 0, shuffle 1/27.
+    # bench/RESULTS.md has the full-size bench.
+    assert quality["auroc"] >= 0.95
+    assert rates["real-rare"] >= 0.85
     for kind in ("noise", "blur", "invert", "shuffle"):
-        assert rates[kind] <= 0.15, kind
-    assert rates["real-other"] <= 0.3
-    assert report["calibration"]["method"] == "val"
-    assert set(report["scorecard"]) == set(KINDS)
+        assert rates[kind] <= 0.1, kind
+    assert rates["real-other"] <= 0.15
+    assert report.calibration.method == "val"
+    assert set(report.scorecard) == set(KINDS)
     assert (
-        report["scorecard"]["real-rare"]["all"]["precision"]
-        > (report["scorecard"]["noise"]["all"]["precision"])
+        report.scorecard["real-rare"]["all"]["precision"]
+        > (report.scorecard["noise"]["all"]["precision"])
     )

@@ -9,14 +9,15 @@ import fiftyone as fo
 import numpy as np
 import pytest
 
-from brain.filtering import run_filter
-from brain.runs import list_runs, load_run, store_run
+from brain.errors import InputError
+from brain.images import write_png
 from curation.cli import main
 from curation.demo import make_crop
 from curation.errors import CurateError
-from curation.images import write_png
 from curation.ingest import ingest_records
 from curation.readers import Record
+from curation.runs.filter import run_filter
+from curation.runs.records import list_runs, load_run, store_run
 from curation.schema import LABEL_FIELD, ORIGIN_FIELD, SPLIT_FIELD
 
 N_NEAR, N_FAR, DIM = 20, 20, 8
@@ -75,9 +76,9 @@ def test_gmm_full_run_scores_tags_views_and_record(blobs_dataset):
     report = run_filter(blobs_dataset, "gmm_full", "full", params={"pca_components": 3})
     dataset = fo.load_dataset(blobs_dataset)
     synthetic = _synthetic(dataset)
-    assert report["n_synthetic"] == N_NEAR + N_FAR
-    assert report["n_pass"] + report["n_reject"] == N_NEAR + N_FAR
-    assert report["level"] == pytest.approx(report["default_level"])
+    assert report.n_synthetic == N_NEAR + N_FAR
+    assert report.n_pass + report.n_reject == N_NEAR + N_FAR
+    assert report.level == pytest.approx(report.default_level)
     near = _near_mask(synthetic)
     tags = synthetic.values("tags")
     passed = np.array(["full:pass" in t for t in tags])
@@ -90,31 +91,31 @@ def test_gmm_full_run_scores_tags_views_and_record(blobs_dataset):
     assert not any(t for tags in real.values("tags") for t in tags if t.startswith("full:"))
     for view in ("real-train", "full-pass", "full-reject"):
         assert dataset.has_saved_view(view)
-    assert len(dataset.load_saved_view("full-pass")) == report["n_pass"]
+    assert len(dataset.load_saved_view("full-pass")) == report.n_pass
     assert all(s == "train" for s in dataset.load_saved_view("real-train").values(SPLIT_FIELD))
     config, results = load_run(dataset, "filter", "full")
     assert config["method"] == "gmm_full" and config["params"]["pca_components"] == 3
     assert config["embed_run"] == "blobs" and config["field"] == FIELD
-    assert results["n_pass"] == report["n_pass"] and results["level"] == report["level"]
-    brain = dataset.load_brain_results(report["brain_key"])
+    assert results["n_pass"] == report.n_pass and results["level"] == report.level
+    brain = dataset.load_brain_results(report.brain_key)
     n_real_train = len(dataset.load_saved_view("real-train").exists(f"{LABEL_FIELD}.label"))
     assert brain.points.shape == (n_real_train + N_NEAR + N_FAR, 2)
-    assert all(Path(p).is_file() for p in report["plots"])
+    assert all(Path(p).is_file() for p in report.plots)
 
 
 def test_rerun_replaces_tags_and_runs_coexist(blobs_dataset):
     first = run_filter(blobs_dataset, "knn_precision", "knn", visualize=False)
-    assert first["brain_key"] is None and all(Path(p).is_file() for p in first["plots"])
+    assert first.brain_key is None and all(Path(p).is_file() for p in first.plots)
     again = run_filter(blobs_dataset, "knn_precision", "knn", level=0.5, plots=False)
     dataset = fo.load_dataset(blobs_dataset)
     tags = _synthetic(dataset).values("tags")
-    assert sum("knn:pass" in t for t in tags) == again["n_pass"]
+    assert sum("knn:pass" in t for t in tags) == again.n_pass
     assert all(sum(tag.startswith("knn:") for tag in t) == 1 for t in tags)
     assert all(len(t) == len(set(t)) for t in tags)
     umap = run_filter(
         blobs_dataset, "umap_gmm", "um", level=0.99, params={"n_epochs": 50}, plots=True
     )
-    assert umap["brain_key"] == "um_umap"
+    assert umap.brain_key == "um_umap"
     assert {"knn", "um"} <= set(list_runs(dataset, "filter"))
     near = _near_mask(_synthetic(dataset))
     passed = np.array(["um:pass" in t for t in _synthetic(dataset).values("tags")])
@@ -137,34 +138,34 @@ def test_bad_input_changes_nothing(blobs_dataset):
     dataset = fo.load_dataset(blobs_dataset)
     run_filter(blobs_dataset, "gmm_full", "keep", params={"pca_components": 3}, plots=False)
     before = _snapshot(dataset)
-    with pytest.raises(CurateError, match="at least one component"):
+    with pytest.raises(InputError, match="at least one component"):
         run_filter(blobs_dataset, "gmm_full", "keep", params={"gmm_components": 0})
-    with pytest.raises(CurateError, match="calibration target"):
+    with pytest.raises(InputError, match="calibration target"):
         run_filter(blobs_dataset, "combined", "keep", calibrate="val", target=1.0)
-    with pytest.raises(CurateError, match="unknown calibration"):
+    with pytest.raises(InputError, match="unknown calibration"):
         run_filter(blobs_dataset, "combined", "keep", calibrate="test")
-    with pytest.raises(CurateError, match="invalid filter key"):
+    with pytest.raises(InputError, match="invalid filter key"):
         run_filter(blobs_dataset, "gmm_full", "bad key")
-    with pytest.raises(CurateError, match="either a level or a calibration"):
+    with pytest.raises(InputError, match="either a level or a calibration"):
         run_filter(blobs_dataset, "gmm_full", "keep", level=0.5, calibrate=True)
-    with pytest.raises(CurateError, match="between 0 and 1"):
+    with pytest.raises(InputError, match="between 0 and 1"):
         run_filter(blobs_dataset, "gmm_full", "keep", level=1.5)
-    with pytest.raises(CurateError, match="unknown filter"):
+    with pytest.raises(InputError, match="unknown filter"):
         run_filter(blobs_dataset, "nope", "keep")
     one = _synthetic(dataset).first()
     original = one[FIELD]
     try:
         one[FIELD] = None
         one.save()
-        with pytest.raises(CurateError, match="1 of 40 synthetic samples have no embedding"):
+        with pytest.raises(InputError, match="1 of 40 synthetic samples have no embedding"):
             run_filter(blobs_dataset, "gmm_full", "keep")
         one[FIELD] = np.r_[original, 1.0]
         one.save()
-        with pytest.raises(CurateError, match="different runs mixed"):
+        with pytest.raises(InputError, match="different runs mixed"):
             run_filter(blobs_dataset, "gmm_full", "keep")
         one[FIELD] = np.full(DIM, np.nan)
         one.save()
-        with pytest.raises(CurateError, match="NaN"):
+        with pytest.raises(InputError, match="NaN"):
             run_filter(blobs_dataset, "gmm_full", "keep")
     finally:
         one[FIELD] = original
@@ -211,8 +212,8 @@ def test_cli_json(blobs_dataset, capsys):
 @pytest.fixture(scope="module")
 def trained_dataset(demo_dataset: str, session_dir: Path) -> str:
     """A clone of the demo dataset plus 12 synthetic crops, a tiny train run and its embeddings."""
-    from brain.classifier import train_classifier
-    from brain.embeddings import compute_embeddings
+    from curation.runs.embed import compute_embeddings
+    from curation.runs.train import train_classifier
 
     name = "filter-trained"
     fo.load_dataset(demo_dataset).clone(name, persistent=True)
@@ -228,32 +229,34 @@ def trained_dataset(demo_dataset: str, session_dir: Path) -> str:
 
 
 def test_confidence_filter_uses_the_embed_runs_classifier(trained_dataset):
-    from brain.classifier import predict_proba
+    from curation.runs.predictions import predict_proba
 
     report = run_filter(trained_dataset, "confidence", "conf", level=0.5, visualize=False)
     dataset = fo.load_dataset(trained_dataset)
     ids, proba = predict_proba(trained_dataset, "r", "synthetic")
     scores = dict(zip(*_synthetic(dataset).values(["id", "conf_score"]), strict=True))
     np.testing.assert_allclose([scores[i] for i in ids], proba, rtol=1e-6)
-    assert report["n_pass"] == int((proba >= 0.5).sum())
+    assert report.n_pass == int((proba >= 0.5).sum())
     config, _ = load_run(dataset, "filter", "conf")
     assert config["classifier_run"] == "r" and config["embed_run"] == "r"
 
 
 def test_calibration_sweeps_levels_without_the_test_split(trained_dataset, monkeypatch):
-    import brain.data
+    import curation.runs.calibrate
     from brain.filter_calibration import CalibrationSettings
+    from brain.settings import TrainSettings
 
     seen_splits = set()
-    original = brain.data.decode_view
+    original = curation.runs.calibrate.decode_view
 
     def spy(view, **kwargs):
         decoded = original(view, **kwargs)
         seen_splits.update(decoded.splits)
         return decoded
 
-    monkeypatch.setattr(brain.data, "decode_view", spy)
-    settings = CalibrationSettings(levels=(0.2, 0.95), epochs=1, size=16, num_threads=1)
+    monkeypatch.setattr(curation.runs.calibrate, "decode_view", spy)
+    train = TrainSettings(epochs=1, size=16)
+    settings = CalibrationSettings(levels=(0.2, 0.95), train=train, num_threads=1)
     report = run_filter(
         trained_dataset,
         "gmm_full",
@@ -265,12 +268,12 @@ def test_calibration_sweeps_levels_without_the_test_split(trained_dataset, monke
         plots=False,
     )
     assert "test" not in seen_splits and "val" in seen_splits
-    sweep = report["calibration"]["sweep"]
+    sweep = report.calibration.sweep
     assert [entry["level"] for entry in sweep] == [0.2, 0.95]
     assert sweep[0]["n_pass"] <= sweep[1]["n_pass"]
     best = max(sweep, key=lambda e: e["val_f1_mean"])
-    assert report["level"] == best["level"]
-    assert report["calibration"]["real_only"]["n_pass"] == 0
+    assert report.level == best["level"]
+    assert report.calibration.real_only["n_pass"] == 0
     _, results = load_run(fo.load_dataset(trained_dataset), "filter", "cal")
     assert results["calibration"]["sweep"] == sweep
 
@@ -288,22 +291,22 @@ def test_combined_run_stores_reasons_parts_scorecard_and_grid(blobs_dataset, cap
     assert set(reasons[near]) <= {"pass", "unrealistic"}
     assert set(reasons[~near]) <= {"other-class", "unrealistic"}
     assert (reasons[~near] == "other-class").mean() >= 0.75
-    assert report["reasons"] == dict(zip(*np.unique(reasons, return_counts=True), strict=True))
+    assert report.reasons == dict(zip(*np.unique(reasons, return_counts=True), strict=True))
     for part in ("realism", "rare_prob", "copy_ratio"):
-        assert f"comb_{part}" in report["fields"]
+        assert f"comb_{part}" in report.fields
         assert None not in synthetic.values(f"comb_{part}")
     assert np.array(synthetic.values("comb_rare_prob"))[~near].max() < 0.5
-    calibration = report["calibration"]
-    assert calibration["method"] == "val" and calibration["val_rare_pass"] >= 0.95
-    assert calibration["target"] == 0.95 and report["level"] == calibration["level"]
-    card = report["scorecard"]["test"]  # the synthetic samples' lineage run
-    assert set(card) == {"all", "pass"} and card["pass"]["n_synthetic"] == report["n_pass"]
+    calibration = report.calibration
+    assert calibration.method == "val" and calibration.val_rare_pass >= 0.95
+    assert calibration.target == 0.95 and report.level == calibration.level
+    card = report.scorecard["test"]  # the synthetic samples' lineage run
+    assert set(card) == {"all", "pass"} and card["pass"]["n_synthetic"] == report.n_pass
     assert card["pass"]["precision"] >= card["all"]["precision"]
-    assert {Path(p).name for p in report["plots"]} == {"umap.png", "density.png", "grid.png"}
+    assert {Path(p).name for p in report.plots} == {"umap.png", "density.png", "grid.png"}
     assert main(["info", blobs_dataset]) == 0
     out = capsys.readouterr().out
-    assert f"filter comb (combined, level {report['level']:.4g}, calibrated: val)" in out
-    assert f"{report['n_pass']} pass" in out and "scorecard test:" in out
+    assert f"filter comb (combined, level {report.level:.4g}, calibrated: val)" in out
+    assert f"{report.n_pass} pass" in out and "scorecard test:" in out
 
 
 def test_duplicates_are_tagged_rejected_and_exported_once(blobs_dataset, session_dir, tmp_path):
@@ -322,7 +325,7 @@ def test_duplicates_are_tagged_rejected_and_exported_once(blobs_dataset, session
     report = run_filter(name, "combined", "dd", plots=False, visualize=False)
     dataset.reload()
     twin, original = dataset[twin.id], dataset[original.id]
-    assert report["n_duplicates"] == 1 and twin["duplicate_of"] == original.id
+    assert report.n_duplicates == 1 and twin["duplicate_of"] == original.id
     assert (
         "duplicate" in twin.tags and "dd:reject" in twin.tags and twin["dd_reason"] == "duplicate"
     )

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from _filter_blobs import make_blobs
 
+from brain.errors import InputError
 from brain.filters import FILTERS, GmmFullFilter, NotFittedError, make_filter
 from brain.filters.base import (
     as_float_matrix,
@@ -13,7 +14,6 @@ from brain.filters.base import (
     as_rare_mask,
     check_covariance,
 )
-from curation.errors import CurateError
 
 
 def test_registry_lists_the_filters_and_rejects_unknown_names():
@@ -26,9 +26,9 @@ def test_registry_lists_the_filters_and_rejects_unknown_names():
         "realism",
         "umap_gmm",
     ]
-    with pytest.raises(CurateError, match="known: class_posterior, combined, confidence"):
+    with pytest.raises(InputError, match="known: class_posterior, combined, confidence"):
         make_filter("nope")
-    with pytest.raises(CurateError, match="unknown parameter"):
+    with pytest.raises(InputError, match="unknown parameter"):
         make_filter("gmm_full", colour="red")
     flt = make_filter("gmm_full", pca_components=4)
     assert isinstance(flt, GmmFullFilter) and flt.get_params()["pca_components"] == 4
@@ -58,29 +58,29 @@ def test_input_kinds():
     ],
 )
 def test_bad_embeddings_raise(value, message):
-    with pytest.raises(CurateError, match=message):
+    with pytest.raises(InputError, match=message):
         as_float_matrix(np.array(value, dtype=object) if value is not None else value)
 
 
 def test_probabilities_and_labels_validation():
     assert as_probability_column([0.1, 0.9]).shape == (2, 1)
     assert as_probability_column(np.array([[0.5]])).shape == (1, 1)
-    with pytest.raises(CurateError, match=r"\[0, 1\]"):
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
         as_probability_column([0.5, 1.5])
-    with pytest.raises(CurateError, match="NaN"):
+    with pytest.raises(InputError, match="NaN"):
         as_probability_column([0.5, np.nan])
     assert as_rare_mask([0, 1, 1], 3).tolist() == [False, True, True]
-    with pytest.raises(CurateError, match="0/1"):
+    with pytest.raises(InputError, match="0/1"):
         as_rare_mask([0, 2, 1], 3)
-    with pytest.raises(CurateError, match="one value per sample"):
+    with pytest.raises(InputError, match="one value per sample"):
         as_rare_mask([0, 1], 3)
 
 
 def test_check_covariance():
     check_covariance(np.diag([1.0, 0.5]))
-    with pytest.raises(CurateError, match="degenerate"):
+    with pytest.raises(InputError, match="degenerate"):
         check_covariance(np.array([[1.0, 1.0], [1.0, 1.0]]))
-    with pytest.raises(CurateError, match="degenerate"):
+    with pytest.raises(InputError, match="degenerate"):
         check_covariance(np.zeros((2, 2)))
 
 
@@ -90,11 +90,11 @@ def test_unfitted_filter_and_bad_scoring_input():
     with pytest.raises(NotFittedError):
         flt.score(blobs.near)
     flt.fit(blobs.real, blobs.rare)
-    with pytest.raises(CurateError, match="different runs"):
+    with pytest.raises(InputError, match="different runs"):
         flt.score(blobs.near[:, :5])
-    with pytest.raises(CurateError, match="no samples to score"):
+    with pytest.raises(InputError, match="no samples to score"):
         flt.score(np.empty((0, blobs.real.shape[1])))
-    with pytest.raises(CurateError, match="NaN"):
+    with pytest.raises(InputError, match="NaN"):
         flt.score(np.where(np.arange(blobs.near.size).reshape(blobs.near.shape) == 3, np.nan, 0))
-    with pytest.raises(CurateError, match="between 0 and 1"):
+    with pytest.raises(InputError, match="between 0 and 1"):
         flt.decide(blobs.near, level=1.5)

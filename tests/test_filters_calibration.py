@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from brain.errors import InputError
 from brain.filter_calibration import CalibrationSettings, choose_level, sweep_levels
-from curation.errors import CurateError
 
 
 def test_sweep_and_choice():
@@ -32,7 +32,7 @@ def test_ties_prefer_less_spread_then_lower_level():
         {"level": 0.7, "val_f1_mean": 0.8, "val_f1_std": 0.0},
     ]
     assert choose_level(sweep)["level"] == 0.7
-    with pytest.raises(CurateError):
+    with pytest.raises(InputError, match="no levels to calibrate"):
         choose_level([])
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from _filter_blobs import make_blobs
 
+from brain.errors import InputError
 from brain.filters import GmmFullFilter, UmapGmmFilter
-from curation.errors import CurateError
 
 BLOBS = make_blobs()
 
@@ -118,15 +118,15 @@ def test_bad_input_raises(cls):
     real, rare = BLOBS.real, BLOBS.rare
     one_rare = np.zeros_like(rare)
     one_rare[np.flatnonzero(rare)[0]] = True
-    with pytest.raises(CurateError, match="need at least 2"):
+    with pytest.raises(InputError, match="need at least 2"):
         cls().fit(real, one_rare)
     same = real.copy()
     same[rare] = real[rare][0]
-    with pytest.raises(CurateError, match="degenerate covariance"):
+    with pytest.raises(InputError, match="degenerate covariance"):
         cls().fit(same, rare)
-    with pytest.raises(CurateError, match="NaN"):
+    with pytest.raises(InputError, match="NaN"):
         cls().fit(np.where(np.eye(*real.shape, dtype=bool), np.nan, real), rare)
-    with pytest.raises(CurateError, match="missing"):
+    with pytest.raises(InputError, match="missing"):
         cls().fit([*list(real[:-1]), None], rare)
 
 
@@ -134,14 +134,14 @@ def test_collinear_rare_points_are_degenerate_in_full_space():
     rng = np.random.default_rng(0)
     line = rng.normal(size=(50, 1)) * np.ones((1, 3))
     other = rng.normal(size=(50, 3)) + 10
-    with pytest.raises(CurateError, match="degenerate covariance"):
+    with pytest.raises(InputError, match="degenerate covariance"):
         GmmFullFilter(pca_components=None).fit(np.vstack([line, other]), np.r_[[1] * 50, [0] * 50])
 
 
 def test_unknown_options_raise():
-    with pytest.raises(CurateError, match="unknown UMAP backend"):
+    with pytest.raises(InputError, match="unknown UMAP backend"):
         UmapGmmFilter(backend="gpu").fit(BLOBS.real, BLOBS.rare)
-    with pytest.raises(CurateError, match="unknown covariance type"):
+    with pytest.raises(InputError, match="unknown covariance type"):
         GmmFullFilter(gmm_covariance="banana").fit(BLOBS.real, BLOBS.rare)
-    with pytest.raises(CurateError, match="more than n_neighbors"):
+    with pytest.raises(InputError, match="more than n_neighbors"):
         UmapGmmFilter().fit(BLOBS.real[:10], np.r_[[1] * 5, [0] * 5])

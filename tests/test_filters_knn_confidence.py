@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from _filter_blobs import make_blobs
 
+from brain.errors import InputError
 from brain.filters import ConfidenceFilter, KnnPrecisionFilter
-from curation.errors import CurateError
 
 BLOBS = make_blobs()
 
@@ -35,7 +35,7 @@ def test_knn_level_scales_the_balls():
         assert (passed >= previous).all()
         previous = passed
     assert flt.decide_scores(scores, 0.25).sum() < flt.decide_scores(scores, 4.0).sum()
-    with pytest.raises(CurateError, match="positive"):
+    with pytest.raises(InputError, match="positive"):
         flt.decide(probes, level=0.0)
 
 
@@ -53,14 +53,14 @@ def test_knn_bad_input():
     assert fallback.notes_ == ["3 real rare samples: k lowered from 3 to 2"]
     one = np.zeros_like(BLOBS.rare)
     one[np.flatnonzero(BLOBS.rare)[0]] = True
-    with pytest.raises(CurateError, match="need at least 2"):
+    with pytest.raises(InputError, match="need at least 2"):
         KnnPrecisionFilter(k=3).fit(BLOBS.real, one)
     same = BLOBS.real.copy()
     same[BLOBS.rare] = same[BLOBS.rare][0]
-    with pytest.raises(CurateError, match="degenerate"):
+    with pytest.raises(InputError, match="degenerate"):
         KnnPrecisionFilter().fit(same, BLOBS.rare)
     flt = KnnPrecisionFilter().fit(BLOBS.real, BLOBS.rare)
-    with pytest.raises(CurateError, match="different runs"):
+    with pytest.raises(InputError, match="different runs"):
         flt.score(np.ones((2, 3)))
 
 
@@ -83,16 +83,16 @@ def test_confidence_threshold():
 
 
 def test_confidence_bad_input():
-    with pytest.raises(CurateError, match=r"\[0, 1\]"):
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
         ConfidenceFilter().fit([0.5, 1.2], [1, 0])
-    with pytest.raises(CurateError, match="NaN"):
+    with pytest.raises(InputError, match="NaN"):
         ConfidenceFilter().fit([0.5, np.nan], [1, 0])
-    with pytest.raises(CurateError, match="need at least 1"):
+    with pytest.raises(InputError, match="need at least 1"):
         ConfidenceFilter().fit([0.5, 0.2], [0, 0])
     flt = ConfidenceFilter().fit([0.5, 0.2], [1, 0])
-    with pytest.raises(CurateError, match="no samples"):
+    with pytest.raises(InputError, match="no samples"):
         flt.score([])
-    with pytest.raises(CurateError, match="one number per sample"):
+    with pytest.raises(InputError, match="one number per sample"):
         flt.score(np.ones((3, 2)))
-    with pytest.raises(CurateError, match=r"\[0, 1\]"):
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
         flt.decide([0.5], level=2.0)

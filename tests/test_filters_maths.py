@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import mahalanobis
 
+from brain.errors import InputError
 from brain.filters.maths import (
     chi2_radius_sq,
     chi2_tail,
@@ -18,7 +19,6 @@ from brain.filters.maths import (
     realism_scores,
 )
 from brain.filters.quality import filter_quality
-from curation.errors import CurateError
 
 
 def test_mahalanobis_matches_scipy():
@@ -84,9 +84,9 @@ def test_filter_quality():
     assert result["pass_precision"] == 0.5 and result["pass_recall"] == 0.5
     assert result["reject_precision"] == 0.5 and result["reject_recall"] == 0.5
     assert filter_quality(np.array([1.0, 0.0]), np.array([True, False]))["auroc"] == 1.0
-    with pytest.raises(CurateError, match="should pass and ones"):
+    with pytest.raises(InputError, match="should pass and ones"):
         filter_quality(np.ones(3), np.ones(3, bool))
-    with pytest.raises(CurateError, match="must be equal"):
+    with pytest.raises(InputError, match="must be equal"):
         filter_quality(np.ones(3), np.array([True, False]))
 
 

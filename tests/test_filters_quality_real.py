@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from conftest import shared_data
 
-from brain.classifier import train_classifier
-from brain.embeddings import compute_embeddings
-from brain.filtering import run_filter
 from brain.filters.quality import filter_quality
-from curation.images import write_png
+from brain.images import write_png
 from curation.ingest import ingest_records
 from curation.readers import Record, read_npz
+from curation.runs.embed import compute_embeddings
+from curation.runs.filter import run_filter
+from curation.runs.train import train_classifier
 from curation.schema import ORIGIN_FIELD
 
 

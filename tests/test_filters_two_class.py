@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from _filter_blobs import make_blobs
 
+from brain.errors import InputError
 from brain.filter_calibration import calibrate_pass_rate
 from brain.filters import (
     ClassPosteriorFilter,
@@ -17,7 +18,6 @@ from brain.filters import (
 )
 from brain.filters.gaussians import cluster_labels, fit_tied_gaussians
 from brain.filters.scorecard import fidelity_scorecard
-from curation.errors import CurateError
 
 BLOBS = make_blobs()
 RNG = np.random.default_rng(5)
@@ -77,9 +77,9 @@ def test_class_posterior_level_is_a_probability_threshold():
     scores = flt.score(np.vstack([BLOBS.near, BLOBS.far]))
     assert ((scores >= 0) & (scores <= 1)).all()
     assert flt.decide_scores(scores, 0.9).sum() <= flt.decide_scores(scores, 0.1).sum()
-    with pytest.raises(CurateError, match=r"\[0, 1\]"):
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
         flt.decide(BLOBS.near, level=1.5)
-    with pytest.raises(CurateError, match="unknown estimator"):
+    with pytest.raises(InputError, match="unknown estimator"):
         ClassPosteriorFilter(estimator="svm").fit(BLOBS.real, BLOBS.rare)
 
 
@@ -87,9 +87,9 @@ def test_fine_labels_make_one_cluster_each():
     fine = np.where(BLOBS.rare, "r", np.where(BLOBS.real[:, 1] > 0, "a", "b"))
     flt = ClassPosteriorFilter(pca_components=None).fit(BLOBS.real, BLOBS.rare, fine_labels=fine)
     assert flt.n_clusters_ == (1, 2)
-    with pytest.raises(CurateError, match="single class"):
+    with pytest.raises(InputError, match="single class"):
         ClassPosteriorFilter().fit(BLOBS.real, BLOBS.rare, fine_labels=["x"] * len(BLOBS.real))
-    with pytest.raises(CurateError, match="one value per sample"):
+    with pytest.raises(InputError, match="one value per sample"):
         ClassPosteriorFilter().fit(BLOBS.real, BLOBS.rare, fine_labels=["x", "y"])
 
 
@@ -129,14 +129,14 @@ def test_combined_gives_a_reason_for_every_rejection():
 
 
 def test_combined_bad_parameters():
-    with pytest.raises(CurateError, match="min_posterior"):
+    with pytest.raises(InputError, match="min_posterior"):
         CombinedFilter(min_posterior=1.0).fit(BLOBS.real, BLOBS.rare)
-    with pytest.raises(CurateError, match="pass image_features"):
+    with pytest.raises(InputError, match="pass image_features"):
         CombinedFilter().fit(BLOBS.real, BLOBS.rare)
-    with pytest.raises(CurateError, match="unknown realism"):
+    with pytest.raises(InputError, match="unknown realism"):
         CombinedFilter(realism="pixels").fit(BLOBS.real, BLOBS.rare)
     flt = CombinedFilter(realism="embedding").fit(BLOBS.real, BLOBS.rare)
-    with pytest.raises(CurateError, match="between 0 and 1"):
+    with pytest.raises(InputError, match="between 0 and 1"):
         flt.decide(BLOBS.near, level=1.0)
 
 
@@ -150,9 +150,9 @@ def test_combined_judges_image_realism_on_image_statistics():
     parts = flt.parts(BLOBS.near, image_features=damaged)
     reasons = flt.reasons(flt.score(BLOBS.near, image_features=damaged), parts)
     assert set(reasons) == {"unrealistic"}
-    with pytest.raises(CurateError, match="score them too"):
+    with pytest.raises(InputError, match="score them too"):
         flt.score(BLOBS.near)
-    with pytest.raises(CurateError, match="columns"):
+    with pytest.raises(InputError, match="columns"):
         flt.score(BLOBS.near, image_features=plausible[:, :3])
     both = CombinedFilter(realism="both").fit(BLOBS.real, BLOBS.rare, image_features=stats)
     assert set(both.realism_) == {"image", "embedding"}
@@ -167,7 +167,7 @@ def test_few_rare_samples_still_fit():
         assert np.isfinite(flt.score(BLOBS.near)).all()
     one = np.zeros_like(BLOBS.rare)
     one[np.flatnonzero(BLOBS.rare)[0]] = True
-    with pytest.raises(CurateError, match="need at least 2"):
+    with pytest.raises(InputError, match="need at least 2"):
         ClassPosteriorFilter().fit(BLOBS.real, one)
 
 
@@ -194,7 +194,7 @@ def test_scorecard_on_known_cases():
     assert shifted["precision"] < 0.05 and shifted["density"] < 0.05
     copies = fidelity_scorecard(real, real[:100] + 1e-6)
     assert copies["authenticity"] == 0.0
-    with pytest.raises(CurateError, match="more than k"):
+    with pytest.raises(InputError, match="more than k"):
         fidelity_scorecard(real[:3], real)
 
 
@@ -203,17 +203,57 @@ def test_val_calibration_reaches_the_target_share():
     val = np.vstack([BLOBS.near + 0.5 * RNG.normal(size=BLOBS.near.shape), BLOBS.far])
     val_rare = np.r_[np.ones(40, bool), np.zeros(40, bool)]
     report = calibrate_pass_rate(flt, flt.score(val), val_rare, target=0.95)
-    assert report["val_rare_pass"] >= 0.95 and report["val_other_pass"] == 0.0
-    assert report["n_val_rare"] == 40 and not report["warnings"]
-    passed = flt.decide(val, level=report["level"])
-    assert passed[val_rare].mean() == report["val_rare_pass"]
+    assert report.val_rare_pass >= 0.95 and report.val_other_pass == 0.0
+    assert report.n_val_rare == 40 and not report.warnings
+    passed = flt.decide(val, level=report.level)
+    assert passed[val_rare].mean() == report.val_rare_pass
     few = calibrate_pass_rate(flt, flt.score(val[:3]), np.ones(3, bool))
-    assert few["warnings"] and "3 real rare val" in few["warnings"][0]
+    assert few.warnings and "3 real rare val" in few.warnings[0]
     for target in (0.0, 1.0, 1.5):
-        with pytest.raises(CurateError, match="target"):
+        with pytest.raises(InputError, match="target"):
             calibrate_pass_rate(flt, flt.score(val), val_rare, target=target)
-    with pytest.raises(CurateError, match="no rare-class sample"):
+    with pytest.raises(InputError, match="no rare-class sample"):
         calibrate_pass_rate(flt, flt.score(val), np.zeros(80, bool))
+
+
+def test_unreachable_target_does_not_open_the_gate_to_everything():
+    """Rare val samples that no level passes (scored 0 or below) are not aimed at: the level
+    passes those that can pass, and a sample scored under all of them still fails."""
+    flt = CombinedFilter(realism="embedding").fit(BLOBS.real, BLOBS.rare)
+    scores = np.r_[np.linspace(0.5, 0.9, 16), -0.4, -0.2, -0.1, -0.3]  # 4 of 20 cannot pass
+    rare = np.ones(20, bool)
+    report = calibrate_pass_rate(flt, scores, rare, target=0.95)
+    assert report.val_rare_pass == 0.8 and "can pass at any level" in report.warnings[0]
+    # midway between the lowest passable score (0.5) and 0 (the next below, -0.1, can never
+    # pass), not at the most permissive level (a threshold of ~0, where 0.1 would pass)
+    assert report.threshold == pytest.approx(0.25)
+    assert list(flt.decide_scores(np.array([0.1, 0.5]), report.level)) == [False, True]
+
+
+def test_realism_ranked_against_the_rare_class_passes_its_level_of_it():
+    """A rare class more spread than the common one is less typical of the data as a whole:
+    ranked against all real samples, far fewer than the level's share of new rare samples pass;
+    ranked against the rare ones (as the combined filter does), about that share does."""
+    from brain.filters import RealismFilter
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(400, 4)), rng.normal(size=(60, 4)) * 3 + 10])
+    rare = np.r_[np.zeros(400, bool), np.ones(60, bool)]
+    new_rare, far = rng.normal(size=(200, 4)) * 3 + 10, rng.normal(size=(200, 4)) * 3 + 40
+    passed = {}
+    for reference in ("all", "rare"):
+        flt = RealismFilter(level=0.95, pca_components=None, rank_against=reference)
+        flt.fit(X, rare)
+        passed[reference] = flt.decide(new_rare).mean()
+        assert not flt.decide(far).any()
+    assert passed["rare"] >= 0.9 and passed["all"] <= passed["rare"] - 0.2
+    few = rare & (np.cumsum(rare) <= 4)
+    flt = RealismFilter(pca_components=None, rank_against="rare").fit(X, few)
+    assert "only 4 rare" in flt.notes_[0]
+    from brain.errors import InputError
+
+    with pytest.raises(InputError, match="rank_against"):
+        RealismFilter(rank_against="val").fit(X, rare)
 
 
 def test_ellipse_filters_fall_back_to_what_few_rare_points_support():

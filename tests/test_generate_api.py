@@ -1,4 +1,4 @@
-"""``generators.api.generate`` and ``curate generate`` on a real FiftyOne dataset (demo data)."""
+"""``curation.runs.generate.generate`` and ``curate generate`` on a real dataset (demo data)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ import pytest
 from conftest import curate_process, kill_when
 from fiftyone import ViewField as F
 
-from brain.runs import load_run
+from brain.errors import InputError
+from brain.images import read_image, write_png
 from curation.cli import main as cli_main
 from curation.datasets import media_root
-from curation.errors import CurateError
-from curation.images import read_image, write_png
-from generators.api import existing_pairs, generate, plan_pairs
+from curation.runs.generate import generate
+from curation.runs.generate_data import existing_pairs
+from curation.runs.records import load_run
+from generators.planning import plan_pairs
 
 TINY = {"preset": "tiny", "num_timesteps": 50, "batch_size": 4}
 FAST = {"params": TINY, "train_steps": 4, "steps": 3, "progress": False}
@@ -124,7 +126,7 @@ def _count(project: str) -> int:
 def test_bad_options_add_nothing(project, options, message):
     before = _count(project)
     kwargs = {**FAST, **options}
-    with pytest.raises(CurateError, match=message):
+    with pytest.raises(InputError, match=message):
         generate(project, "bbdm", "bad", n=2, **kwargs)
     assert _count(project) == before and not (media_root(project) / "generate").exists()
 
@@ -136,13 +138,13 @@ def test_bad_data_adds_nothing(project, tmp_path):
     for sample in dataset.match(F("split") == "pool"):
         sample["region"] = fo.Segmentation(mask=np.ones((8, 8), np.uint8))
         sample.save()
-    with pytest.raises(CurateError, match="masks in 'region' are 8x8"):
+    with pytest.raises(InputError, match="masks in 'region' are 8x8"):
         generate(project, "bbdm", "bad", condition="masked", mask_field="region", n=2, **FAST)
     # a source view with another image size
     small = tmp_path / "small.png"
     write_png(np.zeros((32, 32, 3), np.uint8), small)
     dataset.add_sample(fo.Sample(filepath=str(small), split="pool", origin="real"))
-    with pytest.raises(CurateError, match="different shapes"):
+    with pytest.raises(InputError, match="different shapes"):
         generate(project, "bbdm", "bad", n=2, **FAST)
     # too few rare-class training images
     rare_train = dataset.match(
@@ -150,7 +152,7 @@ def test_bad_data_adds_nothing(project, tmp_path):
     )
     dataset.delete_samples(rare_train.skip(1))
     before = len(dataset)
-    with pytest.raises(CurateError, match=r"at least 2 rare-class images to train; .* has 1"):
+    with pytest.raises(InputError, match=r"at least 2 rare-class images to train; .* has 1"):
         generate(project, "bbdm", "bad", source_view="common-train", n=2, **FAST)
     assert len(dataset) == before and not (media_root(project) / "generate").exists()
 
@@ -159,9 +161,9 @@ def test_checkpoint_of_another_method_or_run_reuse(project, capsys):
     generate(project, "bbdm", "r1", n=1, **FAST)
     ckpt = media_root(project) / "generate" / "r1" / "checkpoint"
     before = _count(project)
-    with pytest.raises(CurateError, match="from method 'bbdm', not 'cyclegan'"):
+    with pytest.raises(InputError, match="from method 'bbdm', not 'cyclegan'"):
         generate(project, "cyclegan", "c1", checkpoint=str(ckpt), n=1, progress=False)
-    with pytest.raises(CurateError, match="exists with another generator"):
+    with pytest.raises(InputError, match="exists with another generator"):
         generate(project, "masked_ddpm", "r1", n=1, **FAST)
     code = cli_main(
         [
@@ -180,14 +182,14 @@ def test_checkpoint_of_another_method_or_run_reuse(project, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("curate: error:") and err.count("\n") == 1
     assert _count(project) == before
-    with pytest.raises(CurateError, match=r"another params \(num_timesteps: 50\)"):
+    with pytest.raises(InputError, match=r"another params \(num_timesteps: 50\)"):
         generate(project, "bbdm", "r1", n=2, **{**FAST, "params": {**TINY, "num_timesteps": 40}})
     # the rare-class train images changed (here a label): the finished checkpoint is not reused
     dataset = fo.load_dataset(project)
     sample = dataset.match({"split": "train", "ground_truth.label": "translocation"}).first()
     sample.ground_truth.label = "normal"
     sample.save()
-    with pytest.raises(CurateError, match="trained on other images"):
+    with pytest.raises(InputError, match="trained on other images"):
         generate(project, "bbdm", "r1", n=2, **FAST)
     assert _count(project) == before
 

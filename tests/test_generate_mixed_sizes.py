@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from fiftyone import ViewField as F
 
-from brain.runs import load_run
+from brain.errors import InputError
+from brain.images import read_image, write_png
 from curation.cli import main as cli_main
 from curation.datasets import media_root
-from curation.errors import CurateError
-from curation.images import read_image, write_png
 from curation.ingest import ingest_dir
-from generators.api import generate
+from curation.runs.generate import generate
+from curation.runs.records import load_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -186,7 +186,7 @@ def test_two_rare_images_train_with_a_stored_warning(project):
     _, results = load_run(fo.load_dataset(project), "generate", "two")
     assert results["warnings"] == report.warnings
     # a condition that does not fit one channel: the error lists those that do
-    with pytest.raises(CurateError, match="valid for bbdm on 1-channel images: blur:SIGMA, masked"):
+    with pytest.raises(InputError, match="valid for bbdm on 1-channel images: blur:SIGMA, masked"):
         generate(project, "bbdm", "bad", condition="channel:2", size=16, progress=False)
-    with pytest.raises(CurateError, match="leaves 1-channel images unchanged"):
+    with pytest.raises(InputError, match="leaves 1-channel images unchanged"):
         generate(project, "bbdm", "bad", condition="grayscale", size=16, progress=False)

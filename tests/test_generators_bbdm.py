@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from curation.errors import CurateError
+from brain.errors import InputError
 from generators import GENERATORS, Generator
 from generators.bbdm import BBDMGenerator, scaled_schedule
 from generators.bbdm.model import make_unet
@@ -131,7 +131,7 @@ def test_registry_and_params():
     assert GENERATORS.get("bbdm") is BBDMGenerator
     params = tiny().get_params()
     assert params["preset"] == "tiny" and params["condition"] == "channel:2"
-    with pytest.raises(CurateError, match="known"):
+    with pytest.raises(InputError, match="known"):
         GENERATORS.get("nope")
 
 
@@ -145,11 +145,11 @@ def test_save_load_roundtrip(fitted, tmp_path):
     np.testing.assert_array_equal(
         loaded.generate(sources, [0, 1]), fitted.generate(sources, [0, 1])
     )
-    with pytest.raises(CurateError, match="method 'bbdm'"):
+    with pytest.raises(InputError, match="method 'bbdm'"):
         CycleGANGenerator.load(tmp_path / "g")
-    with pytest.raises(CurateError, match="image_size"):
+    with pytest.raises(InputError, match="image_size"):
         BBDMGenerator.load(tmp_path / "g", image_size=32)
-    with pytest.raises(CurateError, match="no saved generator"):
+    with pytest.raises(InputError, match="no saved generator"):
         Generator.load(tmp_path / "missing")
 
 
@@ -185,17 +185,17 @@ def test_resume_continues_exactly(tmp_path):
 def test_resume_refuses_other_params_or_data(tmp_path):
     data = fish_like(8, seed=2)
     tiny().fit(data, steps=2, checkpoint_dir=tmp_path, progress=False)
-    with pytest.raises(CurateError, match="parameters differ"):
+    with pytest.raises(InputError, match="parameters differ"):
         tiny(lr=5e-4).fit(data, steps=4, checkpoint_dir=tmp_path, resume=True, progress=False)
-    with pytest.raises(CurateError, match="other images"):
+    with pytest.raises(InputError, match="other images"):
         tiny().fit(
             fish_like(8, seed=3), steps=4, checkpoint_dir=tmp_path, resume=True, progress=False
         )
-    with pytest.raises(CurateError, match="not 'cyclegan'"):
+    with pytest.raises(InputError, match="not 'cyclegan'"):
         CycleGANGenerator(SIZE, 3, ngf=4, ndf=4).fit(
             data, steps=1, checkpoint_dir=tmp_path, progress=False
         )
-    with pytest.raises(CurateError, match="32px"):
+    with pytest.raises(InputError, match="32px"):
         BBDMGenerator(32, 3, preset="tiny").fit(
             fish_like(8, 32), steps=1, checkpoint_dir=tmp_path, progress=False
         )
@@ -205,39 +205,39 @@ def test_resume_refuses_other_params_or_data(tmp_path):
 def test_bad_inputs_write_nothing(fitted, tmp_path):
     out = tmp_path / "ckpt"
     # the minimum is a parameter (default 2, never below 2), no longer a wall of 8 images
-    with pytest.raises(CurateError, match="at least 2 rare-class images to train, got 1"):
+    with pytest.raises(InputError, match="at least 2 rare-class images to train, got 1"):
         tiny().fit(fish_like(1), checkpoint_dir=out, progress=False)
-    with pytest.raises(CurateError, match="at least 4 rare-class images to train, got 3"):
+    with pytest.raises(InputError, match="at least 4 rare-class images to train, got 3"):
         tiny(min_train_images=4).fit(fish_like(3), checkpoint_dir=out, progress=False)
-    with pytest.raises(CurateError, match="min_train_images must be at least 2, got 1"):
+    with pytest.raises(InputError, match="min_train_images must be at least 2, got 1"):
         tiny(min_train_images=1).fit(fish_like(3), checkpoint_dir=out, progress=False)
-    with pytest.raises(CurateError, match="channel index 5 is out of range"):
+    with pytest.raises(InputError, match="channel index 5 is out of range"):
         tiny(condition="channel:5").fit(fish_like(8), checkpoint_dir=out, progress=False)
-    with pytest.raises(CurateError, match="masks are 8x8"):
+    with pytest.raises(InputError, match="masks are 8x8"):
         tiny(condition="masked").fit(fish_like(8), masks=np.ones((8, 8, 8)), checkpoint_dir=out)
-    with pytest.raises(CurateError, match="channels"):
+    with pytest.raises(InputError, match="channels"):
         tiny().fit(fish_like(8)[..., :2], checkpoint_dir=out)
-    with pytest.raises(CurateError, match="divisible"):
+    with pytest.raises(InputError, match="divisible"):
         BBDMGenerator(18, 3, preset="cpu").fit(
             np.zeros((8, 18, 18, 3), np.uint8), checkpoint_dir=out
         )
     assert not out.exists()
-    with pytest.raises(CurateError, match="empty"):
+    with pytest.raises(InputError, match="empty"):
         fitted.generate(np.zeros((0, SIZE, SIZE, 3), np.uint8), [])
-    with pytest.raises(CurateError, match="32x32"):
+    with pytest.raises(InputError, match="32x32"):
         fitted.generate(fish_like(1, 32), [0])
-    with pytest.raises(CurateError, match="channels"):
+    with pytest.raises(InputError, match="channels"):
         fitted.generate(fish_like(1)[..., :1], [0])
-    with pytest.raises(CurateError, match="one seed per source"):
+    with pytest.raises(InputError, match="one seed per source"):
         fitted.generate(fish_like(2), [0])
-    with pytest.raises(CurateError, match="does not use masks"):
+    with pytest.raises(InputError, match="does not use masks"):
         fitted.generate(fish_like(1), [0], masks=np.ones((1, SIZE, SIZE)))
 
 
 def test_masked_condition_trains_and_respects_masks():
     data = fish_like(8, seed=4)
     generator = tiny(condition="masked").fit(data, steps=3, progress=False)
-    with pytest.raises(CurateError, match="masks are 4x4"):
+    with pytest.raises(InputError, match="masks are 4x4"):
         generator.generate(data[:1], [0], masks=np.ones((1, 4, 4)))
     out = generator.generate(data[:2], [0, 1], masks=np.ones((2, SIZE, SIZE)))
     assert out.shape == (2, SIZE, SIZE, 3)

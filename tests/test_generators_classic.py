@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation.errors import CurateError
+from brain.errors import InputError
 from generators import CONDITIONS, GENERATORS, Generator, make_condition
 from generators.conditions import check_masks, random_boxes
 from generators.plots import smooth, write_loss_curve
@@ -33,13 +33,13 @@ def test_conditions():
     masked = make_condition("masked")(x, rng, masks)
     assert np.array_equal(masked[~masks], x[~masks]) and not np.allclose(masked[masks], x[masks])
     assert make_condition("channel:0").spec() == "channel:0"
-    with pytest.raises(CurateError, match="out of range"):
+    with pytest.raises(InputError, match="out of range"):
         make_condition("channel:3").validate(3)
-    with pytest.raises(CurateError, match="integer"):
+    with pytest.raises(InputError, match="integer"):
         make_condition("channel:1.5")
-    with pytest.raises(CurateError, match="unknown condition"):
+    with pytest.raises(InputError, match="unknown condition"):
         make_condition("sepia")
-    with pytest.raises(CurateError, match="takes no parameter"):
+    with pytest.raises(InputError, match="takes no parameter"):
         make_condition("grayscale:2")
 
 
@@ -47,9 +47,9 @@ def test_masks():
     boxes = random_boxes(5, 32, np.random.default_rng(1))
     assert boxes.shape == (5, 32, 32) and all(8 * 8 <= b.sum() <= 16 * 16 for b in boxes)
     assert check_masks(np.ones((2, 4, 4, 1)), 2, 4).dtype == bool
-    with pytest.raises(CurateError, match="masks are 4x4 but images are 8x8"):
+    with pytest.raises(InputError, match="masks are 4x4 but images are 8x8"):
         check_masks(np.ones((2, 4, 4)), 2, 8)
-    with pytest.raises(CurateError, match="expected 3 masks"):
+    with pytest.raises(InputError, match="expected 3 masks"):
         check_masks(np.ones((2, 8, 8)), 3, 8)
 
 
@@ -67,7 +67,7 @@ def test_copies_and_erasing():
     assert ((out == 0).all(-1).sum(axis=(1, 2)) >= 16).all()  # one 4x4 black patch each
     assert not np.array_equal(out[0], out[1])  # positions from the seed
     np.testing.assert_array_equal(erasing.generate(rare[:1], [1])[0], out[1])
-    with pytest.raises(CurateError, match="patch size"):
+    with pytest.raises(InputError, match="patch size"):
         make("erasing", patch_size=16).fit(rare)
 
 
@@ -77,7 +77,7 @@ def test_interpolation():
     out = generator.generate(rare[:1], [5])[0].astype(float)
     partners = [0.9 * rare[0] + 0.1 * other for other in rare[1:]]
     assert min(np.abs(out - p).max() for p in partners) <= 0.5 + 1e-9
-    with pytest.raises(CurateError, match="at least 2"):
+    with pytest.raises(InputError, match="at least 2"):
         make("interpolation").fit(rare[:1])
 
 
@@ -110,13 +110,13 @@ def test_smote_follows_imbalanced_learn_rule():
     X_res, _ = SMOTE(k_neighbors=3, random_state=0).fit_resample(X, y)
     assert all(on_a_smote_segment(s, rare, 3, 1e-6) for s in X_res[38:43])
     np.testing.assert_array_equal(generator.generate(rare[3:4], [3])[0], out[3])
-    with pytest.raises(CurateError, match="at least 4 rare-class images"):
+    with pytest.raises(InputError, match="at least 4 rare-class images"):
         make("smote", k_neighbors=3).fit(rare[:3])
 
 
 def test_adasyn_and_smote_tomek():
     rare, other = images(8, 0), images(20, 1, offset=20)
-    with pytest.raises(CurateError, match="other class"):
+    with pytest.raises(InputError, match="other class"):
         make("adasyn", k_neighbors=3).fit(rare)
     adasyn = make("adasyn", k_neighbors=3).fit(rare, other)
     weights = adasyn.source_weights_
@@ -149,10 +149,10 @@ def test_classic_save_load(tmp_path):
         np.testing.assert_array_equal(
             loaded.generate(rare[:2], [4, 5]), generator.generate(rare[:2], [4, 5])
         )
-    with pytest.raises(CurateError, match="from method 'smote'"):
+    with pytest.raises(InputError, match="from method 'smote'"):
         GENERATORS.get("adasyn").load(tmp_path / "smote")
     (tmp_path / "smote" / "weights.safetensors").write_bytes(b"junk")
-    with pytest.raises(CurateError, match="weights"):
+    with pytest.raises(InputError, match="weights"):
         Generator.load(tmp_path / "smote")
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from curation.errors import CurateError
+from brain.errors import InputError
 from generators import Generator
 from generators.cyclegan import CycleGANGenerator, scaled_architecture
 from generators.cyclegan.networks import PatchDiscriminator
@@ -72,11 +72,11 @@ def test_cyclegan_trains_generates_and_resumes(tmp_path):
 
 
 def test_cyclegan_bad_input():
-    with pytest.raises(CurateError, match="at least 2 rare-class images to train, got 1"):
+    with pytest.raises(InputError, match="at least 2 rare-class images to train, got 1"):
         small_cyclegan().fit(blobs(1, 0, 0), blobs(8, 1, 1))
-    with pytest.raises(CurateError, match="source images are 32x32"):
+    with pytest.raises(InputError, match="source images are 32x32"):
         small_cyclegan().fit(blobs(8, 0, 0), np.zeros((8, 32, 32, 3), np.uint8))
-    with pytest.raises(CurateError, match="divisible by 4"):
+    with pytest.raises(InputError, match="divisible by 4"):
         CycleGANGenerator(18, 3).fit(np.zeros((8, 18, 18, 3), np.uint8))
 
 
@@ -106,9 +106,9 @@ def test_masked_ddpm_inpaints_only_the_region(tmp_path):
     assert (boxes != normal[:1]).any()
     generator.save(tmp_path)
     assert Generator.load(tmp_path).checkpoint_digest == generator.checkpoint_digest
-    with pytest.raises(CurateError, match="masks are 8x8"):
+    with pytest.raises(InputError, match="masks are 8x8"):
         generator.generate(normal[:1], [0], masks=np.ones((1, 8, 8)))
-    with pytest.raises(CurateError, match="'masked' condition"):
+    with pytest.raises(InputError, match="'masked' condition"):
         MaskedDDPMGenerator(SIZE, 3, condition="channel:2", preset="tiny").fit(rare)
-    with pytest.raises(CurateError, match="masks are for generation"):
+    with pytest.raises(InputError, match="masks are for generation"):
         MaskedDDPMGenerator(SIZE, 3, preset="tiny").fit(rare, masks=np.ones((10, SIZE, SIZE)))

@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from curation.errors import CurateError
+from brain.errors import InputError
 from generators import GENERATORS
-from generators.base import to_float
-from generators.bbdm import BBDMGenerator
-from generators.classic import InterpolationGenerator
-from generators.training import (
+from generators.arrays import to_float
+from generators.batches import (
     FEW_TRAIN_IMAGES,
     draw_batch,
     few_images_warning,
-    in_fixed_chunks,
     random_turns_and_shifts,
     shift_image,
 )
+from generators.bbdm import BBDMGenerator
+from generators.classic import InterpolationGenerator
+from generators.tensors import in_fixed_chunks
 
 SIZE = 16
 
@@ -55,7 +55,7 @@ def test_default_conditions_follow_channels_and_method():
         cls = GENERATORS.get(method)
         for channels in (1, 3):
             generator = cls(SIZE, channels, condition=cls.default_condition(channels))
-            generator._validate_params()
+            generator.check_params()
 
 
 def test_valid_conditions_and_the_error_that_lists_them():
@@ -82,11 +82,11 @@ def test_valid_conditions_and_the_error_that_lists_them():
         ("channel:0", "leaves 1-channel images unchanged"),
         ("sepia", "unknown condition 'sepia'"),
     ]:
-        with pytest.raises(CurateError, match=problem) as error:
+        with pytest.raises(InputError, match=problem) as error:
             BBDMGenerator(SIZE, 1, condition=condition, preset="tiny").fit(gray_blobs(4))
         assert listed in str(error.value) and "\n" not in str(error.value)
-    with pytest.raises(CurateError, match=r"needs the 'masked' condition.*valid .*: masked$"):
-        GENERATORS.get("masked_ddpm")(SIZE, 1, condition="blur:3")._validate_params()
+    with pytest.raises(InputError, match=r"needs the 'masked' condition.*valid .*: masked$"):
+        GENERATORS.get("masked_ddpm")(SIZE, 1, condition="blur:3").check_params()
 
 
 # -- few training images ------------------------------------------------------------------------
@@ -126,11 +126,11 @@ def test_minimum_is_a_parameter_with_a_floor_of_two():
     two = BBDMGenerator(SIZE, 1, condition="blur:3", preset="tiny", num_timesteps=20, batch_size=2)
     two.fit(gray_blobs(2), steps=2, progress=False)
     assert len(two.loss_history_) == 2 and two.get_params()["min_train_images"] == 2
-    with pytest.raises(CurateError, match="at least 2 rare-class images to train, got 1"):
+    with pytest.raises(InputError, match="at least 2 rare-class images to train, got 1"):
         BBDMGenerator(SIZE, 1, condition="blur:3").fit(gray_blobs(1), steps=1, progress=False)
     for method in ("bbdm", "cyclegan", "masked_ddpm"):
-        with pytest.raises(CurateError, match="min_train_images must be at least 2, got 1"):
-            GENERATORS.get(method)(SIZE, 3, min_train_images=1)._validate_params()
+        with pytest.raises(InputError, match="min_train_images must be at least 2, got 1"):
+            GENERATORS.get(method)(SIZE, 3, min_train_images=1).check_params()
 
 
 # -- generation ---------------------------------------------------------------------------------
@@ -170,5 +170,5 @@ def test_interpolation_never_repeats_an_image_for_different_seeds():
     doubled = InterpolationGenerator(SIZE, 1).fit(np.concatenate([rare, rare[1:2]]))
     assert doubled.distinct_images(rare[:1]).tolist() == [3]
     for weight in (0.5, 1.0):
-        with pytest.raises(CurateError, match=r"strictly between 0\.5 and 1"):
+        with pytest.raises(InputError, match=r"strictly between 0\.5 and 1"):
             InterpolationGenerator(SIZE, 1, weight=weight).fit(rare)

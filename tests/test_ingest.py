@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import shared_data
 
+from brain.errors import InputError
+from brain.images import read_image, write_png
 from curation.cli import main
-from curation.errors import CurateError
-from curation.images import read_image, write_png
 from curation.info import count_samples, dataset_info
 from curation.ingest import ingest_csv, ingest_dir, ingest_npz, ingest_pool
 
@@ -230,7 +230,7 @@ def test_list_and_delete(existing, capsys):
 
 
 def test_errors_are_curate_errors(tmp_path, name):
-    with pytest.raises(CurateError, match="fractions"):
+    with pytest.raises(InputError, match="fractions"):  # brain.splits' own error type
         ingest_dir(_write_tree(tmp_path / "t", {"a": 5, "b": 5}), name, fractions=[0.5, 0.5, 0.5])
 
 
@@ -238,7 +238,7 @@ def test_split_reaches_every_split_where_the_groups_allow():
     """A class in three groups or more gets a sample in each of train, val and test."""
     from collections import Counter
 
-    from curation.splits import stratified_group_split
+    from brain.splits import stratified_group_split
 
     labels = ["normal"] * 30 + ["rare"] * 9 + ["once"]  # seed 0 used to leave rare out of val
     for seed in range(10):
@@ -280,3 +280,13 @@ def test_alpha_channels_are_dropped_and_said(tmp_path, name, capsys):
     dataset = fo.load_dataset(name)
     assert set(dataset.values("metadata.num_channels")) == {3}
     assert read_image(dataset.first().filepath).shape == (16, 16, 3)
+
+
+def test_many_mixed_sizes_are_described_in_one_short_line():
+    from brain.images import describe_shapes
+
+    assert describe_shapes([(8, 8, 1)] * 2 + [(9, 7, 1)]) == "8x8x1: 2, 9x7x1: 1"
+    shapes = [(20 + i % 40, 10 + i % 7, 1) for i in range(300)]
+    described = describe_shapes(shapes)
+    assert described.startswith("280 shapes, heights 20-59, widths 10-16; most common ")
+    assert described.count(":") == 4 and len(described) < 160

@@ -17,12 +17,12 @@ import pytest
 import yaml
 from conftest import curate_process, kill_when
 
-from brain.runs import has_run, list_runs, store_run
+from brain.images import write_png
 from curation.cli import main
 from curation.datasets import media_root
-from curation.images import write_png
 from curation.ingest import ingest_dir
 from curation.leftovers import temp_dataset_name, temp_folder
+from curation.runs.records import has_run, list_runs, store_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -265,9 +265,9 @@ def test_experiment_killed_mid_cell_finishes_without_redoing_a_cell(small, tmp_p
     assert main(args) == 0
     log = capsys.readouterr().err
     assert log.count("[train] cut-real: done earlier, skipped") == 1, log
-    assert log.count("[train] cut-real-aug: real, augmented, 2 seeds") == 1, log
+    assert log.count("[train] cut-real-aug: real, augmented, 2 seed(s)") == 1, log
     dataset.reload()
     assert dataset.get_run_info("train_cut_real").timestamp == finished_at
     assert has_run(dataset, "experiment", "cut") and _hidden(runs) == []
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert [len(row["f1"]["values"]) for row in report["tables"]] == [2, 2]
+    assert [len(row["f1"]["values"]) for row in report["tables"]] == [2, 2, 2, 2]  # + weighted

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from conftest import shared_data
 
+from brain.errors import InputError
+from brain.images import read_array, read_image
 from curation.errors import CurateError
-from curation.images import read_array, read_image
 from curation.segment import SEGMENTERS, ClassicalSegmenter, make_segmenter
 from curation.segment.base import relabel_sequential, select_plane
 from curation.segment.classical import estimate_scale, naive_watershed
@@ -93,7 +94,7 @@ def test_multichannel_uses_the_chosen_channel():
 
 def test_registry_and_relabel():
     assert {"classical", "cellpose"} <= set(SEGMENTERS.names())
-    with pytest.raises(CurateError, match="unknown segmenter"):
+    with pytest.raises(InputError, match="unknown segmenter"):  # the registry's error
         SEGMENTERS.get("unet")
     labels = relabel_sequential(np.array([[0, 7, 7], [3, 0, 9]]))
     np.testing.assert_array_equal(labels, [[0, 1, 1], [2, 0, 3]])

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from brain.images import read_array, read_image
 from curation.demo_spreads import make_spread, make_spreads
 from curation.errors import CurateError
-from curation.images import read_array, read_image
 
 
 def test_make_spreads_layout_and_manifest(tmp_path):

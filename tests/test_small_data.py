@@ -13,11 +13,12 @@ import fiftyone as fo
 import numpy as np
 import pytest
 
-from brain.classifier import train_classifier
-from brain.runs import load_run
+from brain.errors import InputError
+from brain.images import write_png
 from curation.cli import main
 from curation.errors import CurateError
-from curation.images import write_png
+from curation.runs.records import load_run
+from curation.runs.train import train_classifier
 from curation.schema import size_policy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -72,7 +73,8 @@ def small(small_csv) -> str:
 def test_size_policy_is_stored_and_keeps_the_background(small):
     dataset = fo.load_dataset(small)
     assert size_policy(dataset) == (24, "border")
-    from brain.data import decode_view, stack_images
+    from brain.data import stack_images
+    from curation.datasets import decode_view
 
     arrays = decode_view(dataset.limit(5), progress=False).arrays
     fitted = stack_images(arrays, 24, "border")
@@ -86,14 +88,14 @@ def test_size_policy_is_stored_and_keeps_the_background(small):
 def test_cross_validation_tests_every_rare_sample_once(small):
     report = train_classifier(small, "cv", cv=3, epochs=1, progress=False)
     dataset = fo.load_dataset(small)
-    folds = report["folds"]
+    folds = report.folds
     assert len(folds) == 3 and sum(f["n_test_rare"] for f in folds) == 9
     labelled = dataset.exists("ground_truth.label")
     assert sum(f["n_test"] for f in folds) == len(labelled)
     # every labelled sample got exactly one pooled test prediction
-    assert len(dataset.exists(report["predictions_field"])) == len(labelled)
-    assert report["per_seed"][0]["support"] == 9
-    assert report["fold_summary"]["f1"]["n"] == 3
+    assert len(dataset.exists(report.predictions_field)) == len(labelled)
+    assert report.per_seed[0]["support"] == 9
+    assert report.fold_summary["f1"]["n"] == 3
     config, results = load_run(dataset, "train", "cv")
     assert config["cv"] == 3 and len(results["checkpoints"]) == 3
 
@@ -107,7 +109,7 @@ def test_fixed_split_warns_when_metrics_rest_on_few_rare_samples(small, capsys):
 
 
 def test_cv_bad_input(small):
-    with pytest.raises(CurateError, match="only 5 group"):
+    with pytest.raises(InputError, match="only 5 group"):
         train_classifier(small, "bad", cv=6, epochs=1, progress=False)
     with pytest.raises(CurateError, match="at least 2 folds"):
         train_classifier(small, "bad", cv=1, epochs=1, progress=False)

@@ -16,19 +16,27 @@ right input.
 What the *level* means is filter-specific (a confidence level, a radius factor, a probability
 threshold) and documented on each filter; ``level=None`` means the parameter given to the
 constructor, and when that is ``None`` too, the default the filter learned in ``fit``
-(``default_level_``).
+(``default_level_``). :meth:`EmbeddingFilter.level_limits` says which levels are valid (also
+before ``fit``), :meth:`~EmbeddingFilter.level_range` which are worth sweeping.
+
+What plots and the App show comes from public hooks, so callers never read a filter's fitted
+state: :meth:`~EmbeddingFilter.evaluate` (scores, parts and the samples' coordinates in the
+filter's own space, in one pass), :meth:`~EmbeddingFilter.plane` (a 2-D layout of real and new
+samples), :meth:`~EmbeddingFilter.plane_ellipses` (the mixture drawn in that plane, if any) and
+:meth:`~EmbeddingFilter.diagnostic` (the quantity the pass threshold cuts, for a density plot).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from curation.errors import CurateError
-from curation.registry import Registry
+from brain.errors import InputError
+from brain.registry import Registry
 
 InputKind = Literal["embedding", "probability"]
 
@@ -43,8 +51,97 @@ class NotFittedError(RuntimeError):
     """A filter was used before ``fit`` (a programming error, not a user error)."""
 
 
+@dataclass(frozen=True)
+class LevelLimits:
+    """The levels a filter accepts: between ``low`` and ``high``, each end included or not.
+
+    Attributes:
+        low, high: the ends (``high`` may be ``inf``).
+        low_inclusive, high_inclusive: whether an end is a valid level itself.
+        what: what the level is, for messages (e.g. ``"probability threshold"``; empty: none).
+    """
+
+    low: float
+    high: float
+    low_inclusive: bool = False
+    high_inclusive: bool = False
+    what: str = ""
+
+    def contains(self, level: float) -> bool:
+        """Whether ``level`` is valid."""
+        level = float(level)
+        above = level >= self.low if self.low_inclusive else level > self.low
+        below = level <= self.high if self.high_inclusive else level < self.high
+        return bool(np.isfinite(level) and above and below)
+
+    def check(self, level: float) -> None:
+        """Raise an :class:`InputError` (about the parameter ``level``) unless valid."""
+        if self.contains(level):
+            return
+        what = f"`level` ({self.what})" if self.what else "`level`"
+        low, high = f"{self.low:g}", f"{self.high:g}"
+        if self.high == np.inf:
+            rule = "be positive"
+        elif self.low_inclusive and self.high_inclusive:
+            rule = f"lie in [{low}, {high}]"
+        else:
+            rule = f"lie strictly between {low} and {high}"
+        raise InputError(f"{what} must {rule}, got {level}", params=("level",))
+
+
+@dataclass
+class FilterOutput:
+    """What a fitted filter says about new samples (:meth:`EmbeddingFilter.evaluate`).
+
+    Attributes:
+        scores: ``(N,)`` scores, higher = more like the real rare class.
+        parts: per-sample parts of the score worth storing (empty for single-score filters).
+        points: ``(N, d)`` coordinates in the space the filter tests in (the ellipse
+            filters'), else ``None``.
+    """
+
+    scores: np.ndarray
+    parts: dict[str, np.ndarray] = field(default_factory=dict)
+    points: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Ellipses:
+    """Gaussian components drawn in a filter's plane (:meth:`EmbeddingFilter.plane_ellipses`).
+
+    Attributes:
+        means: ``(K, 2)`` centres; covariances: ``(K, 2, 2)``; weights: ``(K,)``.
+        chosen: the component whose ellipse decides pass or reject.
+    """
+
+    means: np.ndarray
+    covariances: np.ndarray
+    weights: np.ndarray
+    chosen: int
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """The quantity a filter's pass threshold cuts, for a density plot
+    (:meth:`EmbeddingFilter.diagnostic`).
+
+    Attributes:
+        label: what the values are (the plot's x axis).
+        values: one value per scored sample.
+        real: one value per real sample the filter was fitted on (``None``: not available).
+        threshold: where the pass threshold lies on that axis at the level asked.
+        log_scale: whether the values span orders of magnitude (plot on a log axis).
+    """
+
+    label: str
+    values: np.ndarray
+    real: np.ndarray | None
+    threshold: float
+    log_scale: bool
+
+
 def as_float_matrix(X: object, *, name: str = "embeddings") -> np.ndarray:
-    """``X`` as a finite 2-D float64 array, or a :class:`CurateError` naming the problem.
+    """``X`` as a finite 2-D float64 array, or a :class:`InputError` naming the problem.
 
     Args:
         X: array-like of shape ``(N, D)``; ``None`` entries (missing embeddings) are rejected.
@@ -53,16 +150,16 @@ def as_float_matrix(X: object, *, name: str = "embeddings") -> np.ndarray:
     try:
         array = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError):
-        raise CurateError(
+        raise InputError(
             f"{name} are missing or ragged (every sample needs a vector of the same length)"
         ) from None
     if array.ndim != 2:
-        raise CurateError(f"{name} must be a 2-D array (samples x features), got {array.ndim}-D")
+        raise InputError(f"{name} must be a 2-D array (samples x features), got {array.ndim}-D")
     if array.shape[1] == 0:
-        raise CurateError(f"{name} have no features")
+        raise InputError(f"{name} have no features")
     bad = ~np.isfinite(array).all(axis=1)
     if bad.any():
-        raise CurateError(
+        raise InputError(
             f"{name} contain NaN or infinite values in {int(bad.sum())} of {len(array)} samples"
         )
     return array
@@ -73,15 +170,15 @@ def as_probability_column(p: object, *, name: str = "probabilities") -> np.ndarr
     try:
         array = np.asarray(p, dtype=np.float64)
     except (TypeError, ValueError):
-        raise CurateError(f"{name} are missing for some samples") from None
+        raise InputError(f"{name} are missing for some samples") from None
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
-        raise CurateError(f"{name} must be one number per sample, got shape {array.shape}")
+        raise InputError(f"{name} must be one number per sample, got shape {array.shape}")
     if not np.isfinite(array).all():
-        raise CurateError(f"{name} contain NaN or infinite values")
+        raise InputError(f"{name} contain NaN or infinite values")
     if array.size and (array.min() < 0.0 or array.max() > 1.0):
-        raise CurateError(f"{name} must lie in [0, 1]")
+        raise InputError(f"{name} must lie in [0, 1]")
     return array[:, None]
 
 
@@ -89,12 +186,12 @@ def as_rare_mask(y: object, n_samples: int) -> np.ndarray:
     """``y`` as a boolean rare-class mask of length ``n_samples`` (values must be 0/1 or bool)."""
     array = np.asarray(y)
     if array.ndim != 1 or len(array) != n_samples:
-        raise CurateError(
+        raise InputError(
             f"labels must be one value per sample ({n_samples}), got shape {array.shape}"
         )
     if array.dtype != bool:
         if not np.isin(array, (0, 1)).all():
-            raise CurateError("labels must be 0/1 or True/False (1 = rare class)")
+            raise InputError("labels must be 0/1 or True/False (1 = rare class)")
         array = array.astype(bool)
     return array
 
@@ -105,27 +202,27 @@ def as_fine_labels(labels: object, n_samples: int) -> np.ndarray | None:
         return None
     array = np.asarray(labels, dtype=object)
     if array.ndim != 1 or len(array) != n_samples:
-        raise CurateError(
+        raise InputError(
             f"fine labels must be one value per sample ({n_samples}), got shape {array.shape}"
         )
     if any(label is None for label in array):
-        raise CurateError("fine labels are missing for some real samples")
+        raise InputError("fine labels are missing for some real samples")
     array = array.astype(str)
     if len(np.unique(array)) < 2:
-        raise CurateError(f"fine labels hold a single class ({array[0]!r}); need at least two")
+        raise InputError(f"fine labels hold a single class ({array[0]!r}); need at least two")
     return array
 
 
 def check_rare_count(n_rare: int, minimum: int, *, why: str) -> None:
-    """Raise a :class:`CurateError` when there are fewer than ``minimum`` real rare samples."""
+    """Raise a :class:`InputError` when there are fewer than ``minimum`` real rare samples."""
     if n_rare < minimum:
-        raise CurateError(
+        raise InputError(
             f"{n_rare} real rare-class samples to fit on, need at least {minimum} ({why})"
         )
 
 
 def check_covariance(covariance: np.ndarray, *, what: str = "covariance") -> None:
-    """Raise a :class:`CurateError` when ``covariance`` is singular or nearly so.
+    """Raise a :class:`InputError` when ``covariance`` is singular or nearly so.
 
     Args:
         covariance: symmetric ``(D, D)`` matrix.
@@ -134,18 +231,18 @@ def check_covariance(covariance: np.ndarray, *, what: str = "covariance") -> Non
     eigenvalues = np.linalg.eigvalsh(np.atleast_2d(covariance))
     largest = float(eigenvalues.max())
     if not np.isfinite(eigenvalues).all() or largest <= 0.0:
-        raise CurateError(f"degenerate {what}: the points do not spread at all")
+        raise InputError(f"degenerate {what}: the points do not spread at all")
     if float(eigenvalues.min()) <= _DEGENERATE_RATIO * largest:
-        raise CurateError(
+        raise InputError(
             f"degenerate {what}: the points lie on a lower-dimensional subspace "
             "(too few distinct real rare-class samples?)"
         )
 
 
 def check_spread(points: np.ndarray, *, what: str) -> None:
-    """Raise a :class:`CurateError` when all ``points`` are identical."""
+    """Raise a :class:`InputError` when all ``points`` are identical."""
     if len(points) < 2 or float(np.ptp(points, axis=0).max()) == 0.0:
-        raise CurateError(f"degenerate covariance: all {what} are identical")
+        raise InputError(f"degenerate covariance: all {what} are identical")
 
 
 class EmbeddingFilter(ABC, BaseEstimator):
@@ -194,7 +291,7 @@ class EmbeddingFilter(ABC, BaseEstimator):
             ``self``.
 
         Raises:
-            CurateError: bad input (NaN, wrong shape, too few rare samples, degenerate data).
+            InputError: bad input (NaN, wrong shape, too few rare samples, degenerate data).
         """
         array = self._validate(X, name="real samples")
         rare = as_rare_mask(y, len(array))
@@ -251,6 +348,60 @@ class EmbeddingFilter(ABC, BaseEstimator):
         """The score a sample needs to pass at ``level``."""
         return self._threshold(self.resolve_level(level))
 
+    def evaluate(self, X: object, *, image_features: object = None) -> FilterOutput:
+        """Scores and parts of new samples in one pass (and, for filters that test in a space
+        of their own, the samples' coordinates there, for :meth:`plane` and
+        :meth:`diagnostic`)."""
+        return FilterOutput(
+            self.score(X, image_features=image_features),
+            self.parts(X, image_features=image_features),
+        )
+
+    def plane(
+        self,
+        X_real: object,
+        X_new: object,
+        output: FilterOutput | None = None,
+        *,
+        random_state: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """2-D points of the real samples the filter was fitted on and of new samples, for
+        plots and the App's embeddings panel.
+
+        Filters that test in a plane of their own return it (``umap_gmm``); the others lay
+        out a UMAP (PCA to 50 dimensions, 100 epochs, seeded by ``random_state``) of the
+        embeddings.
+
+        Args:
+            X_real: the real samples given to :meth:`fit`.
+            X_new: the new samples.
+            output: :meth:`evaluate` of ``X_new``, whose points are reused where they are the
+                plane.
+            random_state: seed of the layout.
+        """
+        from brain.filters.fastumap import FastUMAP
+        from brain.filters.reduce import apply_pca, fit_pca
+
+        real = as_float_matrix(X_real, name="real samples")
+        new = as_float_matrix(X_new, name="samples to place")
+        pca = fit_pca(real, 50)
+        layout = FastUMAP(n_epochs=100, random_state=random_state).fit(apply_pca(pca, real))
+        return layout.embedding_, layout.transform(apply_pca(pca, new))
+
+    def plane_ellipses(self) -> Ellipses | None:
+        """The Gaussian components the filter draws in its :meth:`plane` (``None``: none)."""
+        return None
+
+    def diagnostic(self, output: FilterOutput, level: float | None = None) -> Diagnostic:
+        """What the pass threshold cuts at ``level``: by default the scores themselves."""
+        return Diagnostic(
+            label="score",
+            values=np.asarray(output.scores),
+            real=None,
+            threshold=float(self.threshold(level)),
+            log_scale=self.input_kind == "embedding",
+        )
+
     def resolve_level(self, level: float | None = None) -> float:
         """``level``, else the constructor's ``level``, else the learned ``default_level_``."""
         self.check_is_fitted()
@@ -260,9 +411,13 @@ class EmbeddingFilter(ABC, BaseEstimator):
         return float(level)
 
     def check_level(self, level: float) -> None:
-        """Raise a :class:`CurateError` when ``level`` is outside this filter's valid range
+        """Raise a :class:`InputError` when ``level`` is outside this filter's valid range
         (works before ``fit``)."""
         self._check_level(level)
+
+    def level_limits(self) -> LevelLimits:
+        """The valid levels (works before ``fit``): by default strictly between 0 and 1."""
+        return LevelLimits(0.0, 1.0)
 
     def level_for_threshold(self, threshold: float) -> float:
         """The level whose pass threshold on the score is ``threshold`` (inverse of
@@ -310,9 +465,8 @@ class EmbeddingFilter(ABC, BaseEstimator):
         return (0.05, 0.95)
 
     def _check_level(self, level: float) -> None:
-        """Raise a :class:`CurateError` when ``level`` is outside the filter's valid range."""
-        if not 0.0 < float(level) < 1.0:
-            raise CurateError(f"level must lie strictly between 0 and 1, got {level}")
+        """Raise a :class:`InputError` when ``level`` is outside :meth:`level_limits`."""
+        self.level_limits().check(level)
 
     # -- validation ------------------------------------------------------------------------------
 
@@ -326,7 +480,7 @@ class EmbeddingFilter(ABC, BaseEstimator):
             return None
         array = as_float_matrix(features, name="image statistics")
         if len(array) != n_samples:
-            raise CurateError(
+            raise InputError(
                 f"image statistics for {len(array)} samples, embeddings for {n_samples}"
             )
         return array
@@ -335,10 +489,10 @@ class EmbeddingFilter(ABC, BaseEstimator):
         if not self.uses_image_features or getattr(self, "n_image_features_", None) is None:
             return None
         if features is None:
-            raise CurateError("this filter was fitted with image statistics: score them too")
+            raise InputError("this filter was fitted with image statistics: score them too")
         array = self._validate_features(features, n_samples)
         if array.shape[1] != self.n_image_features_:
-            raise CurateError(
+            raise InputError(
                 f"image statistics have {array.shape[1]} columns, the filter was fitted on "
                 f"{self.n_image_features_}"
             )
@@ -347,9 +501,9 @@ class EmbeddingFilter(ABC, BaseEstimator):
     def _validate_new(self, X: object) -> np.ndarray:
         array = self._validate(X, name="samples to score")
         if len(array) == 0:
-            raise CurateError("no samples to score")
+            raise InputError("no samples to score")
         if array.shape[1] != self.n_features_in_:
-            raise CurateError(
+            raise InputError(
                 f"embeddings have {array.shape[1]} dimensions but the filter was fitted on "
                 f"{self.n_features_in_} (embeddings from different runs mixed?)"
             )
@@ -368,23 +522,31 @@ class ProbabilityLevel:
     def _level_for_threshold(self, threshold: float) -> float:
         return threshold
 
-    def _check_level(self, level: float) -> None:
-        if not 0.0 <= float(level) <= 1.0:
-            raise CurateError(f"level ({self.level_what}) must lie in [0, 1], got {level}")
+    def level_limits(self) -> LevelLimits:
+        return LevelLimits(0.0, 1.0, True, True, self.level_what)
+
+
+def filter_params(name: str) -> list[str]:
+    """The parameter names of the filter registered as ``name`` (its constructor's).
+
+    Raises:
+        InputError: unknown name (the message lists the known ones).
+    """
+    return list(FILTERS.get(name)().get_params(deep=False))
 
 
 def make_filter(name: str, **params: object) -> EmbeddingFilter:
     """The filter registered as ``name``, built with ``params``.
 
     Raises:
-        CurateError: unknown name (the message lists the known ones) or unknown parameter.
+        InputError: unknown name (the message lists the known ones) or unknown parameter.
     """
     cls = FILTERS.get(name)
-    valid = cls._get_param_names()
+    valid = filter_params(name)
     unknown = sorted(set(params) - set(valid))
     if unknown:
-        raise CurateError(
+        raise InputError(
             f"unknown parameter(s) {', '.join(unknown)} for filter {name!r}; "
-            f"valid: {', '.join(valid)}"
+            f"valid: {', '.join(sorted(valid))}"
         )
     return cls(**params)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from brain.errors import InputError
 from brain.filters.base import FILTERS, EmbeddingFilter, ProbabilityLevel, check_rare_count
 from brain.filters.gaussians import cluster_labels, fit_tied_gaussians
 from brain.filters.reduce import apply_pca, fit_pca
-from curation.errors import CurateError
 
 ESTIMATORS = ("gaussian", "knn")
 
@@ -103,13 +103,13 @@ class ClassPosteriorFilter(ProbabilityLevel, EmbeddingFilter):
         self, X: np.ndarray, rare: np.ndarray, fine: np.ndarray | None = None, features=None
     ) -> None:
         if self.estimator not in ESTIMATORS:
-            raise CurateError(
+            raise InputError(
                 f"unknown estimator {self.estimator!r}; known: {', '.join(ESTIMATORS)}"
             )
         check_rare_count(int(rare.sum()), 2, why="a rare-class model")
         check_rare_count(int((~rare).sum()), 2, why="a model of the other classes (count shown)")
         if self.k < 1:
-            raise CurateError(f"k must be at least 1, got {self.k}")
+            raise InputError(f"k must be at least 1, got {self.k}")
         self.pca_ = fit_pca(X, self.pca_components)
         points = apply_pca(self.pca_, X)
         if self.estimator == "gaussian":

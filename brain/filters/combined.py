@@ -2,8 +2,11 @@
 
 Three questions, each answered by its own part:
 
-1. realism (:class:`~brain.filters.realism.RealismFilter`): the share ``u`` of real train
-   samples that are less typical than the sample; low for images unlike any real one. By
+1. realism (:class:`~brain.filters.realism.RealismFilter`): how typical the sample is of the
+   real train data of all classes, as the share ``u`` of real *rare* train samples that are
+   less typical (so that the gate's level is the share of real rare images that pass it, also
+   for a rare class less typical of the data than the rest); low for images unlike any real
+   one. By
    default it is judged on the image statistics of :mod:`brain.filters.image_stats` (noise,
    blur, inverted contrast, broken structure), which the classifier's embedding is built to
    ignore; ``realism="embedding"`` judges it in the embedding space instead, ``"both"`` asks
@@ -17,7 +20,7 @@ Three questions, each answered by its own part:
 
 The score is ``min(u, p')`` with ``p' = (p - min_posterior) / (1 - min_posterior)`` clipped to
 ``[0, 1]``, and 0 for near-copies. At level ``L`` a sample passes when ``score >= 1 - L``: its
-realism must beat the least typical ``1 - L`` of the real train samples and its posterior must
+realism must beat the least typical ``1 - L`` of the real rare train samples and its posterior must
 exceed ``min_posterior`` by the same margin. The default level (0.95) is usually recalibrated on
 the real val split (``run_filter(..., calibrate="val")``), since the network that made the
 embeddings has seen the train samples and places them more typically than new ones.
@@ -31,11 +34,11 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+from brain.errors import InputError
 from brain.filters.base import FILTERS, EmbeddingFilter
 from brain.filters.class_posterior import ClassPosteriorFilter
 from brain.filters.realism import RealismFilter
 from brain.filters.reduce import apply_pca
-from curation.errors import CurateError
 
 PASS, UNREALISTIC, OTHER_CLASS, NEAR_COPY = "pass", "unrealistic", "other-class", "near-copy"
 REALISM_SPACES = ("image", "embedding", "both")
@@ -105,14 +108,14 @@ class CombinedFilter(EmbeddingFilter):
         self, X: np.ndarray, rare: np.ndarray, fine: np.ndarray | None = None, features=None
     ) -> None:
         if not 0.0 <= self.min_posterior < 1.0:
-            raise CurateError(f"min_posterior must lie in [0, 1), got {self.min_posterior}")
+            raise InputError(f"min_posterior must lie in [0, 1), got {self.min_posterior}")
         if not 0.0 <= self.copy_ratio < 1.0:
-            raise CurateError(f"copy_ratio must lie in [0, 1), got {self.copy_ratio}")
+            raise InputError(f"copy_ratio must lie in [0, 1), got {self.copy_ratio}")
         if self.realism not in REALISM_SPACES:
             known = ", ".join(REALISM_SPACES)
-            raise CurateError(f"unknown realism {self.realism!r}; known: {known}")
+            raise InputError(f"unknown realism {self.realism!r}; known: {known}")
         if self.realism != "embedding" and features is None:
-            raise CurateError(
+            raise InputError(
                 "the combined filter judges image realism from image statistics: pass "
                 "image_features (or realism='embedding')"
             )
@@ -129,11 +132,12 @@ class CombinedFilter(EmbeddingFilter):
             self.realism_["image"] = RealismFilter(
                 method=self.realism_method,
                 k=min(self.k, 5),
+                rank_against="rare",
                 **{**common, "pca_components": None},
             ).fit(features, rare, fine_labels=fine)
         if self.realism in ("embedding", "both"):
             self.realism_["embedding"] = RealismFilter(
-                method=self.realism_method, k=min(self.k, 5), **common
+                method=self.realism_method, k=min(self.k, 5), rank_against="rare", **common
             ).fit(X, rare, fine_labels=fine)
         self.reference_ = apply_pca(self.posterior_.pca_, X)
         self.neighbours_ = NearestNeighbors(n_neighbors=2).fit(self.reference_)

@@ -17,14 +17,22 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
+from brain.errors import InputError
 from brain.filters.base import (
+    Diagnostic,
     EmbeddingFilter,
+    FilterOutput,
     check_covariance,
     check_rare_count,
     check_spread,
 )
-from brain.filters.maths import chi2_tail, full_covariances, heaviest_component, mahalanobis_sq
-from curation.errors import CurateError
+from brain.filters.maths import (
+    chi2_radius_sq,
+    chi2_tail,
+    full_covariances,
+    heaviest_component,
+    mahalanobis_sq,
+)
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -41,20 +49,20 @@ def fit_rare_mixture(
     """A Gaussian mixture fitted to the real rare-class ``points``, with user-facing checks.
 
     Raises:
-        CurateError: fewer (distinct) points than components, points that do not span the
+        InputError: fewer (distinct) points than components, points that do not span the
             space, or a mixture sklearn cannot fit.
     """
     if covariance_type not in COVARIANCE_TYPES:
-        raise CurateError(
+        raise InputError(
             f"unknown covariance type {covariance_type!r}; known: {', '.join(COVARIANCE_TYPES)}"
         )
     if n_components < 1:
-        raise CurateError(f"the mixture needs at least one component, got {n_components}")
+        raise InputError(f"the mixture needs at least one component, got {n_components}")
     check_rare_count(len(points), n_components, why=f"{n_components} mixture components")
     check_spread(points, what="real rare-class points")
     n_distinct = len(np.unique(points, axis=0))
     if n_distinct < n_components:
-        raise CurateError(
+        raise InputError(
             f"only {n_distinct} distinct real rare-class points for {n_components} mixture "
             "components"
         )
@@ -74,9 +82,7 @@ def fit_rare_mixture(
             warnings.simplefilter("ignore", ConvergenceWarning)
             mixture.fit(points)
     except ValueError as error:
-        raise CurateError(
-            f"degenerate covariance: the mixture cannot be fitted ({error})"
-        ) from None
+        raise InputError(f"degenerate covariance: the mixture cannot be fitted ({error})") from None
     return mixture
 
 
@@ -191,6 +197,24 @@ class EllipseFilter(EmbeddingFilter):
     def score_transformed(self, points: np.ndarray) -> np.ndarray:
         """Scores of already projected ``points`` (from :meth:`transform`), in ``[0, 1]``."""
         return chi2_tail(self.distance_sq_transformed(points), self.dof_)
+
+    def evaluate(self, X: object, *, image_features: object = None) -> FilterOutput:
+        """Scores of new samples, with their coordinates in the test space (projected once)."""
+        points = self.transform(X)
+        return FilterOutput(self.score_transformed(points), {}, points)
+
+    def diagnostic(self, output: FilterOutput, level: float | None = None) -> Diagnostic:
+        """Squared Mahalanobis distances to the chosen component (of the scored samples and of
+        the real fit samples), cut at the chi-square radius of ``level``."""
+        if output.points is None:
+            raise ValueError("diagnostic needs the output of evaluate (with points)")
+        return Diagnostic(
+            label="squared Mahalanobis distance to the filter component",
+            values=self.distance_sq_transformed(output.points),
+            real=self.distance_sq_transformed(self.fit_points_),
+            threshold=chi2_radius_sq(self.resolve_level(level), self.dof_),
+            log_scale=True,
+        )
 
     def _threshold(self, level: float) -> float:
         return 1.0 - level

@@ -28,8 +28,8 @@ import scipy.sparse
 from scipy.optimize import curve_fit
 from sklearn.neighbors import NearestNeighbors
 
+from brain.errors import InputError
 from brain.filters.spectral import spectral_layout
-from curation.errors import CurateError
 
 SMOOTH_K_TOLERANCE = 1e-5
 MIN_K_DIST_SCALE = 1e-3
@@ -420,7 +420,7 @@ class FastUMAP:
 
     def _fit(self, X: np.ndarray) -> FastUMAP:
         if X.shape[0] <= self.n_neighbors:
-            raise CurateError(
+            raise InputError(
                 f"UMAP needs more than n_neighbors={self.n_neighbors} points, got {X.shape[0]}"
             )
         rng = np.random.RandomState(self.random_state)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from curation.errors import CurateError
+from brain.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def fit_tied_gaussians(Z: np.ndarray, clusters: np.ndarray, rare: np.ndarray) ->
         rare: ``(K,)`` whether each cluster belongs to the rare class (both kinds present).
 
     Raises:
-        CurateError: when the residuals do not spread (identical samples).
+        InputError: when the residuals do not spread (identical samples).
     """
     from sklearn.covariance import LedoitWolf
 
@@ -130,7 +130,7 @@ def fit_tied_gaussians(Z: np.ndarray, clusters: np.ndarray, rare: np.ndarray) ->
     means = np.stack([Z[clusters == k].mean(axis=0) for k in range(n_clusters)])
     residuals = Z - means[clusters]
     if float(np.abs(residuals).max(initial=0.0)) == 0.0:
-        raise CurateError("degenerate covariance: the real samples do not spread at all")
+        raise InputError("degenerate covariance: the real samples do not spread at all")
     covariance = LedoitWolf(assume_centered=True).fit(residuals).covariance_
     sizes = np.bincount(clusters, minlength=n_clusters).astype(np.float64)
     class_totals = np.where(rare, sizes[rare].sum(), sizes[~rare].sum())

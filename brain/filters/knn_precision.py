@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from brain.filters.base import FILTERS, EmbeddingFilter, check_rare_count
+from brain.errors import InputError
+from brain.filters.base import FILTERS, EmbeddingFilter, LevelLimits, check_rare_count
 from brain.filters.maths import knn_radii, realism_scores
 from brain.filters.reduce import apply_pca, fit_pca
-from curation.errors import CurateError
 
 
 @FILTERS.register("knn_precision")
@@ -55,7 +55,7 @@ class KnnPrecisionFilter(EmbeddingFilter):
         self, X: np.ndarray, rare: np.ndarray, fine: np.ndarray | None = None, features=None
     ) -> None:
         if self.k < 1:
-            raise CurateError(f"k must be at least 1, got {self.k}")
+            raise InputError(f"k must be at least 1, got {self.k}")
         n_rare = int(rare.sum())
         check_rare_count(n_rare, 2, why="a nearest neighbour")
         k = min(self.k, n_rare - 1)
@@ -65,7 +65,7 @@ class KnnPrecisionFilter(EmbeddingFilter):
         reference = apply_pca(self.pca_, X[rare])
         radii = knn_radii(reference, k)
         if not (radii > 0).any():
-            raise CurateError(
+            raise InputError(
                 "degenerate covariance: the real rare-class points are all duplicates "
                 f"(every {k}-NN radius is 0)"
             )
@@ -82,9 +82,8 @@ class KnnPrecisionFilter(EmbeddingFilter):
     def _level_for_threshold(self, threshold: float) -> float:
         return 1.0 / max(threshold, 1e-12)
 
-    def _check_level(self, level: float) -> None:
-        if not float(level) > 0.0 or not np.isfinite(level):
-            raise CurateError(f"level (radius factor) must be positive, got {level}")
+    def level_limits(self) -> LevelLimits:
+        return LevelLimits(0.0, np.inf, what="radius factor")
 
     def level_range(self) -> tuple[float, float]:
         return (0.5, 2.0)

@@ -1,4 +1,5 @@
-"""PNG plots of a filter run: the UMAP plane with the mixture ellipses, and score densities.
+"""PNG plots of a filter run: the UMAP plane with the mixture ellipses, score densities and a
+grid of samples by score (:func:`plot_filter` writes all three from a filter's public hooks).
 
 matplotlib is driven through its Agg canvas (no display, no global pyplot state).
 """
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brain.filters.base import EmbeddingFilter, FilterOutput
 from brain.filters.maths import ellipse_geometry
 
 # (label, colour, marker size), drawn in this order
@@ -241,3 +243,92 @@ def plot_sample_grid(
     if title:
         figure.suptitle(title, fontsize=9)
     return _save(figure, path)
+
+
+def grid_rows(
+    images: list[np.ndarray], scores: np.ndarray, passed: np.ndarray, reasons: np.ndarray
+) -> dict[str, list[tuple[np.ndarray, str]]]:
+    """Rows of the sample grid: the best passing, the borderline ones on each side of the
+    threshold, and the lowest-scored rejected samples of each reason (8 per row)."""
+    per_row = 8
+    order = np.argsort(-scores, kind="stable")
+    passing = [i for i in order if passed[i]]
+    rejected = [i for i in order if not passed[i]]
+    rows = {
+        "best passing": passing[:per_row],
+        "last passing": passing[-per_row:][::-1] if len(passing) > per_row else [],
+        "first rejected": rejected[:per_row],
+    }
+    for reason in sorted({str(reasons[i]) for i in rejected}):
+        mine = [i for i in rejected if reasons[i] == reason]
+        rows[f"rejected: {reason}"] = mine[-per_row:][::-1]
+    return {
+        label: [(images[i], f"{scores[i]:.3g}") for i in chosen] for label, chosen in rows.items()
+    }
+
+
+def plot_filter(
+    folder: Path,
+    flt: EmbeddingFilter,
+    output: FilterOutput,
+    plane: tuple[np.ndarray, np.ndarray],
+    *,
+    real_rare: np.ndarray,
+    passed: np.ndarray,
+    level: float,
+    reasons: np.ndarray,
+    images: list[np.ndarray],
+    title: str,
+) -> list[str]:
+    """Write ``umap.png`` (the plane, rejected samples coloured by reason, with the filter's
+    ellipses where it has them), ``density.png`` (what the threshold cuts, see
+    :meth:`~brain.filters.base.EmbeddingFilter.diagnostic`) and ``grid.png`` into ``folder``.
+
+    Args:
+        folder: where the PNGs go.
+        flt: the fitted filter; output: its evaluation of the synthetic samples.
+        plane: 2-D points of the real fit samples and of the synthetic samples.
+        real_rare: rare-class mask of the real samples.
+        passed: pass mask of the synthetic samples; level: the level they were decided at.
+        reasons: why each synthetic sample passed or not.
+        images: the synthetic images, for the grid.
+        title: the grid's title.
+
+    Returns:
+        The paths written.
+    """
+    ellipses = flt.plane_ellipses()
+    umap_png = plot_umap_ellipses(
+        folder / "umap.png",
+        real_points=plane[0],
+        real_rare=real_rare,
+        synthetic_points=plane[1],
+        synthetic_pass=passed,
+        means=ellipses.means if ellipses else np.empty((0, 2)),
+        covariances=ellipses.covariances if ellipses else np.empty((0, 2, 2)),
+        chosen=ellipses.chosen if ellipses else -1,
+        level=level,
+        weights=ellipses.weights if ellipses else None,
+        title=f"{type(flt).__name__} at level {level:.3f}",
+        synthetic_reasons=reasons,
+    )
+    diagnostic = flt.diagnostic(output, level)
+    values = diagnostic.values
+    groups = {"synthetic, pass": values[passed], "synthetic, reject": values[~passed]}
+    if diagnostic.real is not None:
+        groups = {
+            "real, rare class": diagnostic.real[real_rare],
+            **groups,
+            "real, other classes": diagnostic.real[~real_rare],
+        }
+    density_png = plot_densities(
+        folder / "density.png",
+        groups,
+        xlabel=diagnostic.label,
+        threshold=diagnostic.threshold,
+        log_x=diagnostic.log_scale,
+    )
+    grid_png = plot_sample_grid(
+        folder / "grid.png", grid_rows(images, output.scores, passed, reasons), title=title
+    )
+    return [str(umap_png), str(density_png), str(grid_png)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from curation.errors import CurateError
+from brain.errors import InputError
 
 
 def _ratio(numerator: int, denominator: int) -> float:
@@ -34,14 +34,14 @@ def filter_quality(
         (the same for rejection) and ``accuracy``. A ratio with an empty denominator is NaN.
 
     Raises:
-        CurateError: lengths differ, or ``should_pass`` holds only one class (no AUROC).
+        InputError: lengths differ, or ``should_pass`` holds only one class (no AUROC).
     """
     scores = np.asarray(scores, dtype=np.float64)
     truth = np.asarray(should_pass, dtype=bool)
     if scores.shape != truth.shape or scores.ndim != 1:
-        raise CurateError(f"scores {scores.shape} and truth {truth.shape} must be equal 1-D")
+        raise InputError(f"scores {scores.shape} and truth {truth.shape} must be equal 1-D")
     if truth.all() or not truth.any():
-        raise CurateError("quality needs candidates that should pass and ones that should not")
+        raise InputError("quality needs candidates that should pass and ones that should not")
     result: dict[str, float | int] = {
         "n": len(truth),
         "n_should_pass": int(truth.sum()),
@@ -51,7 +51,7 @@ def filter_quality(
         return result
     decided = np.asarray(passed, dtype=bool)
     if decided.shape != truth.shape:
-        raise CurateError(f"decisions {decided.shape} and truth {truth.shape} must be equal")
+        raise InputError(f"decisions {decided.shape} and truth {truth.shape} must be equal")
     true_pass = int((decided & truth).sum())
     true_reject = int((~decided & ~truth).sum())
     result.update(

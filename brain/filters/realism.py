@@ -22,13 +22,16 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics.pairwise import euclidean_distances
 
+from brain.errors import InputError
 from brain.filters.base import FILTERS, EmbeddingFilter
 from brain.filters.gaussians import cluster_labels, fit_tied_gaussians
 from brain.filters.maths import knn_radii, realism_scores
 from brain.filters.reduce import apply_pca, fit_pca
-from curation.errors import CurateError
 
 METHODS = ("mahalanobis", "knn")
+RANK_AGAINST = ("all", "rare")
+#: Fewest real rare train samples a ``rank_against="rare"`` realism ranks against.
+MIN_RANK_REFERENCE = 5
 
 
 def share_below(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -62,12 +65,17 @@ class RealismFilter(EmbeddingFilter):
         k: neighbour that sets a ball's radius (``knn``).
         other_clusters: k-means clusters of the common class without fine labels
             (``mahalanobis``; the rare class is one cluster unless fine labels split it).
+        rank_against: the real train samples a score is ranked against: ``"all"`` (the level
+            is the share of real samples of any class that pass) or ``"rare"`` (the share of
+            real rare samples that pass; a rare class less typical of the data than the rest,
+            e.g. the largest chromosome shrunk to the common size, is then not cut away).
         random_state: seed of the k-means clustering.
 
     Attributes:
         pca_: the fitted PCA or ``None``.
-        reference_raw_: the raw measure of every real train sample (``d2`` for
-            ``mahalanobis``, higher = less typical; realism for ``knn``, higher = more typical).
+        reference_raw_: the raw measure of the real train samples scores are ranked against
+            (``d2`` for ``mahalanobis``, higher = less typical; realism for ``knn``, higher =
+            more typical).
         default_level_: 0.99.
     """
 
@@ -85,6 +93,7 @@ class RealismFilter(EmbeddingFilter):
         pca_components: int | None = 32,
         k: int = 5,
         other_clusters: int = 8,
+        rank_against: str = "all",
         random_state: int | None = 0,
     ) -> None:
         self.level = level
@@ -92,6 +101,7 @@ class RealismFilter(EmbeddingFilter):
         self.pca_components = pca_components
         self.k = k
         self.other_clusters = other_clusters
+        self.rank_against = rank_against
         self.random_state = random_state
 
     def _fit(
@@ -99,9 +109,12 @@ class RealismFilter(EmbeddingFilter):
     ) -> None:
         if self.method not in METHODS:
             known = ", ".join(METHODS)
-            raise CurateError(f"unknown realism method {self.method!r}; known: {known}")
+            raise InputError(f"unknown realism method {self.method!r}; known: {known}")
+        if self.rank_against not in RANK_AGAINST:
+            known = ", ".join(RANK_AGAINST)
+            raise InputError(f"unknown rank_against {self.rank_against!r}; known: {known}")
         if len(X) <= self.k or self.k < 1:
-            raise CurateError(f"realism needs more than k = {self.k} real samples, got {len(X)}")
+            raise InputError(f"realism needs more than k = {self.k} real samples, got {len(X)}")
         self.pca_ = fit_pca(X, self.pca_components)
         points = apply_pca(self.pca_, X)
         if self.method == "mahalanobis":
@@ -119,11 +132,18 @@ class RealismFilter(EmbeddingFilter):
             keep = radii <= np.median(radii)
             self.reference_, self.radii_ = points[keep], radii[keep]
             if not (self.radii_ > 0).any():
-                raise CurateError("degenerate data: the real samples are all duplicates")
+                raise InputError("degenerate data: the real samples are all duplicates")
             self.loo_points_ = (points, radii, keep)
         # each real sample measured as a new one would be (left out of its own part of the
         # model), so that the level is the share of *new* real samples that pass
         self.reference_raw_ = self._raw(points, loo=True)
+        if self.rank_against == "rare" and rare.sum() >= MIN_RANK_REFERENCE:
+            self.reference_raw_ = self.reference_raw_[rare]
+        elif self.rank_against == "rare":
+            self.notes_.append(
+                f"realism ranked against all real train samples: only {int(rare.sum())} rare "
+                f"ones (fewer than {MIN_RANK_REFERENCE})"
+            )
         self.default_level_ = 0.99
 
     def _raw(self, points: np.ndarray, *, loo: bool = False) -> np.ndarray:

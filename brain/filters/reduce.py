@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.errors import CurateError
+from brain.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def fit_pca(X: np.ndarray, n_components: int | None) -> Pca | None:
     if n_components is None:
         return None
     if n_components < 1:
-        raise CurateError(f"pca_components must be at least 1 (or None), got {n_components}")
+        raise InputError(f"pca_components must be at least 1 (or None), got {n_components}")
     kept = min(int(n_components), X.shape[0], X.shape[1])
     if kept >= X.shape[1]:
         return None

@@ -21,11 +21,13 @@ Pure functions on arrays; the caller picks the space (a classifier's embeddings)
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+from brain.errors import InputError
 from brain.filters.maths import knn_radii
-from curation.errors import CurateError
 
 METRIC_HELP: dict[str, str] = {
     "precision": "share of synthetic samples inside the k-NN balls of the real rare class "
@@ -75,23 +77,23 @@ def fidelity_scorecard(real: np.ndarray, synthetic: np.ndarray, *, k: int = 5) -
         ``n_real`` and ``n_synthetic``.
 
     Raises:
-        CurateError: fewer than ``k + 1`` real samples, no synthetic sample, or widths differ.
+        InputError: fewer than ``k + 1`` real samples, no synthetic sample, or widths differ.
     """
     real = np.asarray(real, dtype=np.float64)
     synthetic = np.asarray(synthetic, dtype=np.float64)
     if k < 1:
-        raise CurateError(f"the scorecard's k must be at least 1, got {k}")
+        raise InputError(f"the scorecard's k must be at least 1, got {k}")
     if real.ndim != 2 or synthetic.ndim != 2 or real.shape[1] != synthetic.shape[1]:
-        raise CurateError(
+        raise InputError(
             f"real {real.shape} and synthetic {synthetic.shape} embeddings must be 2-D and equally "
             "wide"
         )
     if len(real) <= k:
-        raise CurateError(
+        raise InputError(
             f"the scorecard needs more than k = {k} real rare samples, got {len(real)}"
         )
     if len(synthetic) == 0:
-        raise CurateError("the scorecard needs at least one synthetic sample")
+        raise InputError("the scorecard needs at least one synthetic sample")
     real_radii = knn_radii(real, k)
     inside = _inside_counts(synthetic, real, real_radii)
     _, nearest_synthetic = _nearest(synthetic, real, 1)
@@ -114,6 +116,38 @@ def fidelity_scorecard(real: np.ndarray, synthetic: np.ndarray, *, k: int = 5) -
         "n_real": len(real),
         "n_synthetic": len(synthetic),
     }
+
+
+def generator_scorecards(
+    real: np.ndarray,
+    real_rare: np.ndarray,
+    synthetic: np.ndarray,
+    generators: list[str],
+    passed: np.ndarray,
+) -> tuple[dict[str, Any], list[str]]:
+    """The scorecard of each generator's synthetic samples (all, and those passing) against
+    the real rare class, with warnings (a small ``k`` for few real rare samples).
+
+    Args:
+        real: real embeddings; real_rare: their rare-class mask.
+        synthetic: synthetic embeddings; generators: the run that made each;
+        passed: whether each passed the filter.
+    """
+    reference = real[real_rare]
+    k = min(5, len(reference) - 1)
+    if k < 1:
+        return {}, ["no scorecard: fewer than 2 real rare train samples"]
+    warnings = []
+    if k < 5:
+        warnings.append(f"scorecard with k = {k} (only {len(reference)} real rare train samples)")
+    made_by = np.array(generators, dtype=object)
+    cards: dict[str, Any] = {}
+    for generator in sorted(set(generators)):
+        mine = made_by == generator
+        cards[generator] = {"all": fidelity_scorecard(reference, synthetic[mine], k=k)}
+        if (mine & passed).any():
+            cards[generator]["pass"] = fidelity_scorecard(reference, synthetic[mine & passed], k=k)
+    return cards, warnings
 
 
 def format_scorecard(card: dict[str, dict]) -> str:

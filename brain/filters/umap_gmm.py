@@ -32,10 +32,10 @@ import warnings
 
 import numpy as np
 
-from brain.filters.base import FILTERS
+from brain.errors import InputError
+from brain.filters.base import FILTERS, Ellipses, FilterOutput
 from brain.filters.ellipse import EllipseFilter
 from brain.filters.reduce import apply_pca, fit_pca
-from curation.errors import CurateError
 
 BACKENDS = ("fast", "umap-learn")
 
@@ -102,9 +102,9 @@ class UmapGmmFilter(EllipseFilter):
     def _fit_space(self, X: np.ndarray, rare: np.ndarray) -> np.ndarray:
         if self.backend not in BACKENDS:
             known = ", ".join(BACKENDS)
-            raise CurateError(f"unknown UMAP backend {self.backend!r}; known: {known}")
+            raise InputError(f"unknown UMAP backend {self.backend!r}; known: {known}")
         if len(X) <= self.n_neighbors:
-            raise CurateError(
+            raise InputError(
                 f"{len(X)} real samples to fit UMAP on, need more than n_neighbors="
                 f"{self.n_neighbors}"
             )
@@ -116,6 +116,29 @@ class UmapGmmFilter(EllipseFilter):
             self.umap_.fit(reduced)
         self.embedding_ = np.asarray(self.umap_.embedding_, dtype=np.float64)
         return self.embedding_
+
+    def plane(
+        self,
+        X_real: object,
+        X_new: object,
+        output: FilterOutput | None = None,
+        *,
+        random_state: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The filter's own UMAP plane: the fitted real points and the new samples projected
+        (reusing ``output.points`` when given)."""
+        points = output.points if output is not None and output.points is not None else None
+        return self.embedding_, self.transform(X_new) if points is None else points
+
+    def plane_ellipses(self) -> Ellipses:
+        """The Gaussian mixture of the real rare class in the plane, and the chosen component."""
+        self.check_is_fitted()
+        return Ellipses(
+            means=self.mixture_.means_,
+            covariances=self.covariances_,
+            weights=self.mixture_.weights_,
+            chosen=self.component_,
+        )
 
     def _transform_validated(self, X: np.ndarray) -> np.ndarray:
         """UMAP coordinates ``(N, 2)``."""
@@ -136,7 +159,7 @@ class UmapGmmFilter(EllipseFilter):
                 random_state=self.random_state,
             )
         if self.transform_epochs is not None:
-            raise CurateError("transform_epochs applies to the fast UMAP backend only")
+            raise InputError("transform_epochs applies to the fast UMAP backend only")
         import umap
 
         return umap.UMAP(

@@ -9,13 +9,11 @@ command that fails erases the bars still on screen first, so its error is the on
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-from pathlib import Path
 
 import click
 
-from curation.errors import CurateError
+from brain.errors import InputError
 
 # command name -> "module:attribute"; add new commands here.
 COMMANDS: dict[str, str] = {
@@ -37,7 +35,23 @@ COMMANDS: dict[str, str] = {
     "filter": "curation.cli.filter:filter_command",
     "segment": "curation.cli.segment:segment",
     "segment-score": "curation.cli.segment:segment_score",
+    "runs": "curation.cli.runs:runs",
 }
+
+# API parameters whose flag is not ``--`` + the name with dashes
+FLAGS = {
+    "with_view": "--with",
+    "label_field": "--labels",
+    "num_threads": "--threads",
+    "source_view": "--source",
+    "params": "--param",
+    "k": "-k",
+}
+
+
+def flag(param: str) -> str:
+    """The command-line flag of API parameter ``param``."""
+    return FLAGS.get(param, "--" + param.replace("_", "-"))
 
 
 class LazyGroup(click.Group):
@@ -60,16 +74,6 @@ def cli() -> None:
     """Curate synthetic images for small, imbalanced biomedical datasets."""
 
 
-def _set_environment() -> None:
-    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache/synthcurate/numba"))
-    if not sys.stderr.isatty():
-        os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
-
-
 def _clear_progress_bars() -> None:
     """Erase the progress bars still open (on a terminal), before an error line."""
     std = sys.modules.get("tqdm.std")
@@ -88,11 +92,11 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``curate`` console script."""
-    _set_environment()
     try:
         cli.main(args=argv, prog_name="curate", standalone_mode=False)
-    except CurateError as error:
-        return _fail(f"curate: error: {error}", 2)
+    except InputError as error:
+        names = {param: flag(param) for param in error.params}
+        return _fail(f"curate: error: {error.render(names)}", 2)
     except click.exceptions.Abort:
         return _fail("curate: aborted", 130)
     except click.ClickException as error:

@@ -8,15 +8,16 @@ from curation.cli.options import echo_json, json_option, show_progress
 
 
 def _backend_names() -> list[str]:
-    from brain.similarity import BACKENDS
+    from curation.runs.similarity import BACKENDS
 
     return BACKENDS.names()
 
 
-def _arch_names() -> list[str]:
-    from brain.models import ARCHITECTURES
+def _choice(name: str) -> click.Choice:
+    """The choices of training setting ``name``, from :class:`~brain.settings.TrainSettings`."""
+    from brain.settings import TrainSettings
 
-    return ARCHITECTURES.names()
+    return click.Choice(list(TrainSettings.choices(name)))
 
 
 @click.command()
@@ -27,7 +28,7 @@ def _arch_names() -> list[str]:
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--augment", is_flag=True, help="Flips, right-angle rotations and random crops.")
 @click.option("--with", "with_view", default=None, help="A view added to the real train split.")
-@click.option("--arch", type=click.Choice(_arch_names()), default="resnet18", show_default=True)
+@click.option("--arch", type=_choice("arch"), default="resnet18", show_default=True)
 @click.option("--pretrained", is_flag=True, help="Start from local ImageNet weights.")
 @click.option("--class-weighted", is_flag=True, help="Inverse-frequency class weights.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True)
@@ -37,14 +38,14 @@ def _arch_names() -> list[str]:
 @click.option("--patience", type=click.IntRange(min=1), default=None, help="Early stopping.")
 @click.option(
     "--select",
-    type=click.Choice(["f1", "auc", "loss"]),
+    type=_choice("select"),
     default="f1",
     show_default=True,
     help="Validation score that picks the kept epoch (f1: of the rare class).",
 )
 @click.option(
     "--schedule",
-    type=click.Choice(["constant", "cosine"]),
+    type=_choice("schedule"),
     default="constant",
     show_default=True,
     help="Learning rate over epochs.",
@@ -69,30 +70,31 @@ def _arch_names() -> list[str]:
 def train(name: str, run: str, as_json: bool, threads: int | None, **options) -> None:
     """Train a ResNet on the real train split (plus --with VIEW) and report the rare class on
     the test split, mean +- std over seeds."""
-    from brain.classifier import train_classifier
     from brain.metrics import format_summary
+    from curation.runs.train import train_classifier
 
+    inputs = {k: options.pop(k) for k in ("seeds", "seed", "with_view", "label_field", "cv")}
     report = train_classifier(
-        name, run, num_threads=threads, progress=show_progress(as_json), **options
+        name, run, num_threads=threads, progress=show_progress(as_json), **inputs, **options
     )
     if as_json:
-        echo_json(report["summary"])
+        echo_json(report.summary)
         return
-    for entry in report["per_seed"]:
+    for entry in report.per_seed:
         auc = "n/a" if entry["auc"] is None else f"{entry['auc']:.3f}"
         click.echo(
             f"seed {entry['seed']}: precision {entry['precision']:.3f} recall "
             f"{entry['recall']:.3f} f1 {entry['f1']:.3f} auc {auc} "
             + (f"(best epoch {entry['best_epoch']})" if "best_epoch" in entry else "(pooled)")
         )
-    click.echo(f"run {run!r}: {format_summary(report['summary'])}")
-    if report["cv"]:
+    click.echo(f"run {run!r}: {format_summary(report.summary)}")
+    if report.cv:
         click.echo(
-            f"{report['cv']}-fold cross-validation: metrics above pooled over the folds; "
-            f"spread over folds: {format_summary(report['fold_summary'])}"
+            f"{report.cv}-fold cross-validation: metrics above pooled over the folds; "
+            f"spread over folds: {format_summary(report.fold_summary)}"
         )
-    click.echo(f"test predictions: {report['predictions_field']}, evaluation: {report['eval_key']}")
-    for warning in report["warnings"]:
+    click.echo(f"test predictions: {report.predictions_field}, evaluation: {report.eval_key}")
+    for warning in report.warnings:
         click.echo(f"warning: {warning}")
 
 
@@ -111,17 +113,18 @@ def train(name: str, run: str, as_json: bool, threads: int | None, **options) ->
 @json_option
 def embed(name: str, run: str, embed_name, threads, as_json: bool, **options) -> None:
     """Store penultimate-layer embeddings of a view and build a similarity index over them."""
-    from brain.embeddings import compute_embeddings
+    from curation.runs.embed import compute_embeddings
 
     report = compute_embeddings(
         name, run, name=embed_name, num_threads=threads, progress=show_progress(as_json), **options
     )
     if as_json:
-        echo_json(report)
+        keys = ("name", "field", "brain_key", "backend", "n", "dim")
+        echo_json({key: getattr(report, key) for key in keys})
         return
     click.echo(
-        f"embedded {report['n']} samples ({report['dim']}-d) into {report['field']!r}; "
-        f"{report['backend']} index {report['brain_key']!r}"
+        f"embedded {report.n} samples ({report.dim}-d) into {report.field!r}; "
+        f"{report.backend} index {report.brain_key!r}"
     )
 
 
@@ -134,14 +137,16 @@ def embed(name: str, run: str, embed_name, threads, as_json: bool, **options) ->
 @json_option
 def similar(name: str, sample_id: str, k: int, embed_name, all_origins: bool, as_json) -> None:
     """List the real samples nearest to SAMPLE_ID in the embedding space, with distances."""
-    from brain.embeddings import find_similar
+    from dataclasses import asdict
+
+    from curation.runs.embed import find_similar
 
     neighbours = find_similar(name, sample_id, k=k, name=embed_name, real_only=not all_origins)
     if as_json:
-        echo_json(neighbours)
+        echo_json([asdict(entry) for entry in neighbours])
         return
     for entry in neighbours:
         click.echo(
-            f"{entry['distance']:10.4f}  {entry['id']}  {entry['origin']}/{entry['split']}/"
-            f"{entry['label']}  {entry['filepath']}"
+            f"{entry.distance:10.4f}  {entry.id}  {entry.origin}/{entry.split}/"
+            f"{entry.label}  {entry.filepath}"
         )

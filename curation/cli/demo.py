@@ -20,8 +20,8 @@ from curation.cli.options import show_progress
 )
 @click.option("--fresh", is_flag=True, help="Start over instead of continuing an earlier run.")
 def demo(name: str, workdir: str | None, fresh: bool) -> None:
-    """Run the whole pipeline on built-in SIMULATED FISH data: data, ingest, classifier, BBDM
-    and CycleGAN, embeddings, filter, retraining, SSIM, report."""
+    """Run the whole pipeline on built-in SIMULATED FISH data: data, ingest, classifier, BBDM,
+    embeddings, filter, every arm of the study, SSIM and leakage, verdicts, report."""
     from curation.demo_pipeline import run_demo
     from curation.experiment.report import format_verdict, markdown_table
 

@@ -100,21 +100,20 @@ def filter_command(
     """Fit a filter on the real train embeddings of dataset NAME, score every synthetic sample
     (field K_score) and tag it K:pass or K:reject."""
     from brain.filter_calibration import CalibrationSettings
-    from brain.filtering import run_filter
-    from brain.filters import FILTERS
+    from brain.filters.base import filter_params
     from brain.filters.scorecard import format_scorecard
+    from brain.settings import TrainSettings
+    from curation.runs.filter import run_filter
 
     options = _parse_params(params)
     if seed is not None:
-        if "random_state" not in FILTERS.get(method)._get_param_names():
+        if "random_state" not in filter_params(method):
             raise CurateError(f"--seed: filter {method!r} has no randomness")
         options["random_state"] = seed
     calibration = CalibrationSettings(
         levels=_parse_levels(levels),
         seeds=calibrate_seeds,
-        epochs=calibrate_epochs,
-        size=size,
-        device=device,
+        train=TrainSettings(epochs=calibrate_epochs, size=size, device=device),
         num_threads=threads,
     )
     report = run_filter(
@@ -131,24 +130,24 @@ def filter_command(
         plots=not no_plots,
     )
     if as_json:
-        echo_json(report)
+        echo_json(report.to_record())
         return
-    _echo_calibration(report["calibration"])
+    _echo_calibration(report.to_record()["calibration"])
     click.echo(
-        f"{key} ({method}): {report['n_pass']} of {report['n_synthetic']} synthetic samples pass "
-        f"at level {report['level']:.4g} (default {report['default_level']:.4g}); "
-        f"{report['n_overridden']} manual overrides"
+        f"{key} ({method}): {report.n_pass} of {report.n_synthetic} synthetic samples pass "
+        f"at level {report.level:.4g} (default {report.default_level:.4g}); "
+        f"{report.n_overridden} manual overrides"
     )
-    reasons = ", ".join(f"{reason} {n}" for reason, n in report["reasons"].items())
+    reasons = ", ".join(f"{reason} {n}" for reason, n in report.reasons.items())
     click.echo(f"reasons: {reasons}")
-    for generator, card in report["scorecard"].items():
+    for generator, card in report.scorecard.items():
         click.echo(f"scorecard {generator}: {format_scorecard(card)}")
-    click.echo(f"fields {', '.join(report['fields'])}; views {', '.join(report['views'])}")
-    if report["brain_key"]:
-        click.echo(f"App embeddings: brain key {report['brain_key']!r}")
-    for path in report["plots"]:
+    click.echo(f"fields {', '.join(report.fields)}; views {', '.join(report.views)}")
+    if report.brain_key:
+        click.echo(f"App embeddings: brain key {report.brain_key!r}")
+    for path in report.plots:
         click.echo(f"plot: {path}")
-    for warning in report["warnings"]:
+    for warning in report.warnings:
         click.echo(f"warning: {warning}")
 
 

@@ -1,4 +1,4 @@
-"""``curate generate``: a thin wrapper over :func:`generators.api.generate`."""
+"""``curate generate``: a thin wrapper over :func:`curation.runs.generate.generate`."""
 
 from __future__ import annotations
 
@@ -63,8 +63,7 @@ def _parse_params(values: tuple[str, ...]) -> dict:
 @json_option
 def generate(name, method, run, params, as_json, **options) -> None:
     """Train (or load) a generator and add synthetic rare-class samples to dataset NAME."""
-    from generators.api import generate as run_generate
-    from generators.api import report_dict
+    from curation.runs.generate import generate as run_generate
 
     report = run_generate(
         name, method, run, params=_parse_params(params), progress=show_progress(as_json), **options
@@ -72,7 +71,7 @@ def generate(name, method, run, params, as_json, **options) -> None:
     for warning in report.warnings:
         click.echo(f"curate: warning: {warning}", err=True)
     if as_json:
-        echo_json(report_dict(report))
+        echo_json(report.as_dict())
         return
     click.echo(
         f"{method} run {run!r}: added {report.added} synthetic samples to {name!r} "

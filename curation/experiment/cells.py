@@ -95,6 +95,26 @@ class Cell:
         return Cell(self.experiment, generator, arm, self.augment)
 
 
+def filter_key(experiment: str) -> str:
+    """The filter run (and tag prefix) of a study."""
+    return f"{experiment.replace('-', '_')}_filter"
+
+
+def embed_name(experiment: str) -> str:
+    """The embed run of a study."""
+    return f"{experiment}-emb"
+
+
+def embedder_run(experiment: str) -> str:
+    """The train run of a study's embedding network (``embedding:`` in its config)."""
+    return f"{experiment}-embedder"
+
+
+def sources_view_name(experiment: str, generator: str) -> str:
+    """The saved view of a generator's size-matched sources (``source_match: size``)."""
+    return f"{experiment}-{generator}-sources"
+
+
 def synthetic_view_name(experiment: str, generator: str, filtered: bool) -> str:
     """The saved view of a generator's synthetic samples (all, or those that passed)."""
     return f"{experiment}-{generator}-{'pass' if filtered else 'all'}"
@@ -103,6 +123,11 @@ def synthetic_view_name(experiment: str, generator: str, filtered: bool) -> str:
 def random_view_name(experiment: str, generator: str, seed: int) -> str:
     """The saved view of a generator's random subset for ``seed`` (as many as passed)."""
     return f"{experiment}-{generator}-random-s{seed}"
+
+
+def cell_runs(cell: Cell, seeds: int) -> list[str]:
+    """The train runs of ``cell`` (one per seed in the per-seed arms)."""
+    return [cell.seed_run(seed) for seed in range(seeds)] if cell.per_seed else [cell.run]
 
 
 def study_cells(

@@ -10,27 +10,12 @@ from typing import Any
 
 import yaml
 
+from brain.settings import TrainSettings
 from curation.errors import CurateError
 from curation.experiment.cells import ARMS
 
 EXISTING = "existing"  # a "generator" that only selects synthetic samples already present
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,40}$")
-
-
-@dataclass
-class ClassifierConfig:
-    """How every classifier of the study is trained (see ``brain.classifier.train_classifier``)."""
-
-    epochs: int = 50
-    arch: str = "resnet18"
-    batch_size: int = 32
-    lr: float = 1e-3
-    size: int | None = None
-    class_weighted: bool = False
-    subset: int | None = None
-    patience: int | None = None
-    select: str = "f1"
-    schedule: str = "constant"
 
 
 @dataclass
@@ -47,7 +32,7 @@ class EmbeddingConfig:
 
 @dataclass
 class GeneratorConfig:
-    """One generator of the study (see ``generators.api.generate``). ``method: existing`` uses
+    """One generator of the study (see ``curation.runs.generate``). ``method: existing`` uses
     synthetic samples already in the dataset whose lineage run or generator is ``name``."""
 
     method: str
@@ -64,7 +49,7 @@ class GeneratorConfig:
 
 @dataclass
 class FilterConfig:
-    """The filter applied to every generator's samples (see ``brain.filtering``)."""
+    """The filter applied to every generator's samples (see ``curation.runs.filter``)."""
 
     method: str = "umap_gmm"
     level: float | None = None
@@ -96,7 +81,9 @@ class LeakageConfig:
 @dataclass
 class ExperimentConfig:
     """The whole study: real, real + unfiltered, real + filtered synthetic per generator, each
-    with and without augmentation, over ``seeds`` seeds."""
+    with and without augmentation, over ``seeds`` seeds. ``classifier`` holds the training
+    settings of every classifier of the study (:class:`~brain.settings.TrainSettings`; its
+    ``augment`` comes from ``augment`` here, per arm)."""
 
     dataset: str
     name: str = "exp"
@@ -104,7 +91,7 @@ class ExperimentConfig:
     augment: list[bool] = field(default_factory=lambda: [False, True])
     arms: list[str] = field(default_factory=lambda: list(ARMS))
     cv: int | None = None
-    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    classifier: TrainSettings = field(default_factory=TrainSettings)
     embedding: EmbeddingConfig | None = None
     generators: list[GeneratorConfig] = field(default_factory=list)
     filter: FilterConfig = field(default_factory=FilterConfig)
@@ -113,8 +100,11 @@ class ExperimentConfig:
     out: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The config as plain data (stored in the experiment's run record)."""
-        return dataclasses.asdict(self)
+        """The config as plain data (stored in the experiment's run record; read back by
+        :func:`parse_config`, so the per-arm ``augment`` is left out of ``classifier``)."""
+        data = dataclasses.asdict(self)
+        del data["classifier"]["augment"]
+        return data
 
 
 def _build(cls, data: Any, where: str):
@@ -154,24 +144,12 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
             )
     if len(set(names)) != len(names):
         raise CurateError(f"generator names must be unique: {names}")
-    from brain.classifier import check_training_options
+    config.classifier.check()
+    from brain.filters import make_filter
 
-    c = config.classifier
-    check_training_options(
-        seeds=config.seeds,
-        epochs=c.epochs,
-        batch_size=c.batch_size,
-        lr=c.lr,
-        subset=c.subset,
-        select=c.select,
-        schedule=c.schedule,
-        arch=c.arch,
-    )
-    from brain.filters import FILTERS
-
-    FILTERS.get(config.filter.method)  # raises listing the known filters
-    if config.filter.level is not None and not 0 < config.filter.level < 1:
-        raise CurateError(f"filter level must lie in (0, 1), got {config.filter.level}")
+    flt = make_filter(config.filter.method)  # raises listing the known filters
+    if config.filter.level is not None:
+        flt.check_level(config.filter.level)  # the filter's own range
     if config.filter.level is not None and config.filter.calibrate:
         raise CurateError("filter: give level or calibrate, not both")
     if config.filter.calibrate not in (False, True, "val", "retrain"):
@@ -222,7 +200,11 @@ def _section(cls: type, data: Any, where: str) -> Any:
 def parse_config(data: Any) -> ExperimentConfig:
     """Validate a config mapping (as read from YAML)."""
     config = _build(ExperimentConfig, data, "config")
-    config.classifier = _section(ClassifierConfig, config.classifier, "classifier")
+    if isinstance(config.classifier, dict) and "augment" in config.classifier:
+        raise CurateError(
+            "classifier: augment is set per arm by the study's augment list, not here"
+        )
+    config.classifier = _section(TrainSettings, config.classifier, "classifier")
     config.filter = _section(FilterConfig, config.filter, "filter")
     config.ssim = _section(SSIMConfig, config.ssim, "ssim")
     config.leakage = _section(LeakageConfig, config.leakage, "leakage")

@@ -2,7 +2,7 @@
 
 For small rare classes a fixed split tests one or two rare images. Instead, the real labelled
 samples are dealt into ``K`` folds by group (stratified by label, see
-:func:`curation.splits.stratified_group_folds`); for each fold a dataset ``<name>-cv<f>of<K>``
+:func:`brain.splits.stratified_group_folds`); for each fold a dataset ``<name>-cv<f>of<K>``
 holds the real samples (and the pool) with that fold as test, the next fold as val and the rest
 as train, and the whole study runs on it: generators, embeddings, filter, calibration and every
 arm see that fold's train part only, and test only that fold. Every rare sample is tested
@@ -47,7 +47,7 @@ def make_fold_datasets(config: ExperimentConfig) -> list[str]:
     Raises:
         CurateError: more folds than groups holding the rare class, or a fold without one.
     """
-    from curation.splits import fold_splits, stratified_group_folds
+    from brain.splits import fold_splits, stratified_group_folds
 
     dataset = open_dataset(config.dataset)
     rare = rare_class(dataset)
@@ -108,10 +108,12 @@ def pool_folds(fold_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return pooled_rows
 
 
-def run_cross_validated(config: ExperimentConfig, out: Path, echo, progress: bool) -> dict:
-    """Run the study on every fold's dataset and pool the results (see the module doc)."""
+def run_cross_validated(
+    config: ExperimentConfig, out: Path, echo, progress: bool, run_experiment
+) -> dict:
+    """Run the study on every fold's dataset with ``run_experiment`` (the fixed-split study)
+    and pool the results (see the module doc)."""
     from curation.experiment.report import compare_rows
-    from curation.experiment.runner import run_experiment
 
     fold_results = []
     for fold, name in enumerate(make_fold_datasets(config)):

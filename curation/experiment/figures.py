@@ -64,7 +64,7 @@ def sample_grid(paths: Sequence[str], out: Path, *, columns: int = 8, tile: int 
     """A grid of images (each fitted into ``tile x tile``, grayscale shown as grey)."""
     from PIL import Image
 
-    from curation.images import read_image
+    from brain.images import read_image
 
     rows = max(1, -(-len(paths) // columns))
     canvas = Image.new("RGB", (columns * tile, rows * tile), (40, 40, 40))

@@ -12,12 +12,12 @@ import numpy as np
 from fiftyone import ViewField as F
 
 from brain.metrics import mean_std
-from brain.runs import load_run
 from brain.stats import detectable_difference, format_mean_std, paired_comparison, verdict
 from curation.datasets import open_dataset
-from curation.experiment.cells import COMPARISONS, Cell, comparison_pairs
+from curation.experiment.cells import COMPARISONS, Cell, comparison_pairs, filter_key
 from curation.experiment.config import ExperimentConfig
 from curation.experiment.figures import plot_roc_pr, plot_ssim_densities, sample_grid
+from curation.runs.records import load_run
 from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, SYNTHETIC
 from curation.tags import pass_tag, reject_tag
 
@@ -140,14 +140,15 @@ def format_verdict(line: dict[str, Any]) -> str:
 
 
 def collect_results(
+    dataset,
     config: ExperimentConfig,
     cells: list[Cell],
     counts: dict[str, dict[str, int]],
     filter_result: dict[str, Any],
     generation: dict[str, dict],
 ) -> dict[str, Any]:
-    """Read every cell's stored run and compare it with its real baseline."""
-    dataset = open_dataset(config.dataset)
+    """Read every cell's stored run on ``dataset`` and compare it with its real baseline
+    (``filter_result``: the filter run's results as stored)."""
     rows = {cell.run: _row(dataset, cell, config.seeds) for cell in cells}
     comparisons, verdicts = compare_rows(list(rows.values()), config.name)
     return {
@@ -287,7 +288,7 @@ def _roc_curves(dataset, rows: list[dict]) -> dict[str, tuple[np.ndarray, np.nda
 
 
 def _ssim_values(dataset, generators: list[str]) -> dict[str, list[float]]:
-    from brain.near_copies import SSIM_FIELD
+    from curation.runs.ssim import SSIM_FIELD
 
     if not dataset.has_sample_field(SSIM_FIELD):
         return {}
@@ -302,8 +303,6 @@ def _ssim_values(dataset, generators: list[str]) -> dict[str, list[float]]:
 
 
 def _figures(config: ExperimentConfig, results: dict, folder: Path) -> dict[str, str]:
-    from curation.experiment.runner import filter_key
-
     dataset = open_dataset(config.dataset)
     folder.mkdir(parents=True, exist_ok=True)
     figures: dict[str, str] = {}
@@ -314,7 +313,7 @@ def _figures(config: ExperimentConfig, results: dict, folder: Path) -> dict[str,
     if ssim:
         path = plot_ssim_densities(ssim, config.ssim.threshold, folder / "ssim_density.png")
         figures["Maximum SSIM against real training images"] = path.name
-    key = filter_key(config)
+    key = filter_key(config.name)
     for tag, title in ((pass_tag(key), "passing"), (reject_tag(key), "rejected")):
         view = dataset.match_tags(tag)
         if len(view):

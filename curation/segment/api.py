@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from brain.errors import InputError
+from brain.images import read_array, write_png
 from curation.errors import CurateError
-from curation.images import read_array, write_png
 from curation.segment.crops import InstanceCrop, check_crop_params, display_uint8, extract_crops
 from curation.segment.scoring import SegmentationScores, score_instances
 
@@ -105,7 +106,7 @@ def _segment_all(paths, segmenter, channel, size, pad, mask_background) -> list[
                 )
             try:
                 labels = segmenter.segment(image, channel)
-            except CurateError as error:
+            except InputError as error:
                 raise CurateError(f"{path}: {error}") from None
             crops = extract_crops(
                 image, labels, size=size, pad=pad, mask_background=mask_background
@@ -235,7 +236,7 @@ def segment_images(
     """Segment whole images into instances and add one crop sample per instance.
 
     Args:
-        paths: whole images (any format :func:`curation.images.read_array` reads).
+        paths: whole images (any format :func:`brain.images.read_array` reads).
         dataset_name: the project dataset for the crops (created if it does not exist); the
             whole images go to ``<dataset_name>-parents``.
         model: ``"cpsam"``, ``"classical"``, a Cellpose model file, or ``None`` (Cellpose when

@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from brain.registry import Registry
 from curation.errors import CurateError
-from curation.registry import Registry
 
 SEGMENTERS: Registry[type[Segmenter]] = Registry("segmenter")
 

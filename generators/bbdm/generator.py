@@ -7,19 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from curation.errors import CurateError
-from generators.base import GENERATORS, to_uint8
+from brain.errors import InputError
+from generators.arrays import from_float
+from generators.base import GENERATORS
+from generators.batches import TrainingData, draw_batch
 from generators.conditions import Condition
-from generators.training import (
-    MIN_TRAIN_IMAGES,
-    DiffusionGenerator,
-    TrainingData,
-    draw_batch,
-    ema_update,
-    nhwc_to_tensor,
-    seeded_generators,
-    tensor_to_nhwc,
-)
+from generators.tensors import ema_update, nhwc_to_tensor, seeded_generators, tensor_to_nhwc
+from generators.training import MIN_TRAIN_IMAGES, DiffusionGenerator
 
 #: The study's schedule (METHOD.md); ``scaled_schedule`` shrinks it for short runs.
 STUDY_PATIENCE = 3000
@@ -76,6 +70,7 @@ class BBDMGenerator(DiffusionGenerator):
 
     method = "bbdm"
     default_source = "pool"
+    fits_masks = True
 
     def __init__(
         self,
@@ -124,21 +119,21 @@ class BBDMGenerator(DiffusionGenerator):
             )
         return problem
 
-    def _validate_params(self) -> None:
+    def check_params(self) -> None:
         from generators.bbdm.model import check_preset
 
-        super()._validate_params()
+        super().check_params()
         check_preset(self.preset, int(self.image_size))
         if int(self.num_timesteps) < 3:
-            raise CurateError(f"num_timesteps must be at least 3, got {self.num_timesteps}")
+            raise InputError(f"num_timesteps must be at least 3, got {self.num_timesteps}")
         if int(self.sampling_steps) < 3:
-            raise CurateError(f"sampling steps must be at least 3, got {self.sampling_steps}")
+            raise InputError(f"sampling steps must be at least 3, got {self.sampling_steps}")
         if int(self.batch_size) < 1:
-            raise CurateError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
 
     def check_sampling_steps(self, steps: int) -> None:
         if steps < 3:
-            raise CurateError(f"bbdm needs at least 3 sampling steps, got {steps}")
+            raise InputError(f"bbdm needs at least 3 sampling steps, got {steps}")
 
     # -- training -----------------------------------------------------------------------------
     def _make_unet(self) -> Any:
@@ -174,7 +169,7 @@ class BBDMGenerator(DiffusionGenerator):
         x0, masks = draw_batch(
             data.targets, self.rng_, self.batch_size, flip=self.flip, masks=data.masks
         )
-        y = self._condition()(x0, self.rng_, masks)
+        y = self.checked_condition()(x0, self.rng_, masks)
         device = self._device()
         x0_t, y_t = nhwc_to_tensor(x0, device), nhwc_to_tensor(y, device)
         t = torch.randint(0, self.num_timesteps, (len(x0),), generator=self.torch_rng_)
@@ -207,4 +202,4 @@ class BBDMGenerator(DiffusionGenerator):
             num_inference_steps=int(steps or self.sampling_steps),
             generator=seeded_generators(seeds),
         )
-        return to_uint8(tensor_to_nhwc(images))
+        return from_float(tensor_to_nhwc(images))

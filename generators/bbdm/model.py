@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from curation.errors import CurateError
+from brain.errors import InputError
 
 if TYPE_CHECKING:
     from diffusers import UNet2DModel
@@ -71,14 +71,14 @@ def check_preset(preset: str, image_size: int) -> dict[str, Any]:
     """The preset's UNet arguments; the image side must halve cleanly at each level.
 
     Raises:
-        CurateError: on an unknown preset or an image size the preset cannot take.
+        InputError: on an unknown preset or an image size the preset cannot take.
     """
     if preset not in PRESETS:
-        raise CurateError(f"unknown model preset {preset!r}; known: {', '.join(PRESETS)}")
+        raise InputError(f"unknown model preset {preset!r}; known: {', '.join(PRESETS)}")
     config = PRESETS[preset]
     factor = 2 ** (len(config["block_out_channels"]) - 1)
     if image_size % factor or image_size // factor < 2:
-        raise CurateError(
+        raise InputError(
             f"model preset {preset!r} needs an image size divisible by {factor} (and at least "
             f"{2 * factor}), got {image_size}"
         )

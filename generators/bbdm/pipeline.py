@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from generators.bbdm.scheduler import BrownianBridgeScheduler
-from generators.training import in_fixed_chunks
+from generators.tensors import in_fixed_chunks
 
 
 class BBDMPipeline:

@@ -6,19 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from curation.errors import CurateError
-from generators.base import GENERATORS, to_uint8
-from generators.training import (
-    MIN_TRAIN_IMAGES,
-    TorchGenerator,
-    TrainingData,
-    draw_batch,
+from brain.errors import InputError
+from generators.arrays import from_float
+from generators.base import GENERATORS
+from generators.batches import TrainingData, draw_batch
+from generators.tensors import (
     in_fixed_chunks,
     load_module_weights,
     module_weights,
     nhwc_to_tensor,
     tensor_to_nhwc,
 )
+from generators.training import MIN_TRAIN_IMAGES, TorchGenerator
 
 
 def scaled_architecture(image_size: int) -> dict[str, int]:
@@ -109,13 +108,13 @@ class CycleGANGenerator(TorchGenerator):
     def default_condition(cls, channels: int) -> str:
         return "channel:2" if channels >= 3 else "grayscale"
 
-    def _validate_params(self) -> None:
-        super()._validate_params()
+    def check_params(self) -> None:
+        super().check_params()
         if int(self.image_size) % 4:
-            raise CurateError(f"cyclegan needs an image size divisible by 4, got {self.image_size}")
+            raise InputError(f"cyclegan needs an image size divisible by 4, got {self.image_size}")
         for name in ("ngf", "ndf", "batch_size"):
             if int(getattr(self, name)) < 1:
-                raise CurateError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     def _architecture(self) -> dict[str, int]:
         arch = scaled_architecture(int(self.image_size))
@@ -171,7 +170,7 @@ class CycleGANGenerator(TorchGenerator):
     def _draw(self, images: np.ndarray, condition: bool) -> Any:
         batch, _ = draw_batch(images, self.rng_, self.batch_size, flip=self.flip)
         if condition:
-            batch = self._condition()(batch, self.rng_)
+            batch = self.checked_condition()(batch, self.rng_)
         return nhwc_to_tensor(batch, self._device())
 
     def _train_step(self, data: TrainingData, total_steps: int) -> float:
@@ -245,4 +244,4 @@ class CycleGANGenerator(TorchGenerator):
         self.g_ab_.eval()
         with torch.no_grad():
             out = in_fixed_chunks(self.g_ab_, nhwc_to_tensor(y, self._device()))
-        return to_uint8(tensor_to_nhwc(out))
+        return from_float(tensor_to_nhwc(out))

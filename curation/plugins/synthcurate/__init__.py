@@ -5,6 +5,7 @@
   that later filter runs respect), or clear that decision.
 - ``filter_summary``: show a filter run's method, level and counts.
 - ``export_curated``: export the current view as a curated training set.
+- ``delete_run``: delete a stored run and everything it wrote (``curate runs delete``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ EXPORT_FORMATS = ("imagefolder", "fiftyone", "csv")
 
 
 def _filter_keys(dataset) -> list[str]:
-    from brain.runs import list_runs
+    from curation.runs.records import list_runs
 
     return list_runs(dataset, "filter")
 
@@ -53,8 +54,8 @@ class RunFilter(_Operator):
     operator_description = "Score every synthetic sample and tag it KEY:pass or KEY:reject"
 
     def resolve_input(self, ctx) -> types.Property:
+        from brain.errors import InputError
         from brain.filters import FILTERS, RECOMMENDED, make_filter
-        from curation.errors import CurateError
 
         inputs = types.Object()
         inputs.str("key", label="Filter key", required=True, default="filter")
@@ -83,25 +84,25 @@ class RunFilter(_Operator):
         if level is not None:
             try:
                 make_filter(method).check_level(float(level))
-            except CurateError as error:
+            except InputError as error:
                 prop = inputs.get_property("level")
                 prop.invalid = True
                 prop.error_message = str(error)
         return types.Property(inputs, view=types.View(label="Run a synthcurate filter"))
 
     def execute(self, ctx) -> dict:
-        from brain.filtering import run_filter
+        from curation.runs.filter import run_filter
 
         level = ctx.params.get("level")
         result = run_filter(
-            ctx.dataset.name,
+            ctx.dataset,
             method=ctx.params["method"],
             key=ctx.params["key"],
             level=None if level is None else float(level),
             calibrate="val" if ctx.params.get("calibrate") else False,
         )
         ctx.trigger("reload_dataset")
-        return {k: result[k] for k in ("n_synthetic", "n_pass", "level") if k in result}
+        return {"n_synthetic": result.n_synthetic, "n_pass": result.n_pass, "level": result.level}
 
     def resolve_output(self, ctx) -> types.Property:
         outputs = types.Object()
@@ -163,7 +164,7 @@ class FilterSummary(_Operator):
         return types.Property(inputs, view=types.View(label="Filter run summary"))
 
     def execute(self, ctx) -> dict:
-        from brain.runs import load_run
+        from curation.runs.records import load_run
 
         config, results = load_run(ctx.dataset, "filter", ctx.params["key"])
         summary = {"key": ctx.params["key"], "method": config.get("method")}
@@ -216,7 +217,42 @@ class ExportCurated(_Operator):
         return types.Property(outputs)
 
 
+class DeleteRun(_Operator):
+    operator_name = "delete_run"
+    operator_label = "synthcurate: delete run"
+    operator_description = "Delete a stored run and every field, tag, view and file it wrote"
+
+    def resolve_input(self, ctx) -> types.Property:
+        from curation.runs import list_run_keys
+
+        inputs = types.Object()
+        keys = [key for key, _, _ in list_run_keys(ctx.dataset)]
+        if not keys:
+            return _invalid(inputs, "No synthcurate run on this dataset.")
+        inputs.enum("key", keys, label="Run", required=True, default=keys[-1])
+        return types.Property(inputs, view=types.View(label="Delete a synthcurate run"))
+
+    def execute(self, ctx) -> dict:
+        from curation.runs import delete_run
+
+        removed = delete_run(ctx.dataset, ctx.params["key"])
+        ctx.trigger("reload_dataset")
+        return {
+            "key": ctx.params["key"],
+            "fields": len(removed.fields),
+            "views": len(removed.views),
+            "files": len(removed.files),
+        }
+
+    def resolve_output(self, ctx) -> types.Property:
+        outputs = types.Object()
+        outputs.str("key", label="Deleted")
+        for name in ("fields", "views", "files"):
+            outputs.int(name, label=f"{name.capitalize()} removed")
+        return types.Property(outputs)
+
+
 def register(plugin) -> None:
     """Called by FiftyOne when it loads the plugin."""
-    for operator in (RunFilter, TagSelected, FilterSummary, ExportCurated):
+    for operator in (RunFilter, TagSelected, FilterSummary, ExportCurated, DeleteRun):
         plugin.register(operator)

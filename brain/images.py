@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.errors import CurateError
+from brain.errors import InputError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
@@ -45,19 +45,19 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
         return array.astype(np.uint8) * 255
     if np.issubdtype(array.dtype, np.integer):
         if array.min(initial=0) < 0:
-            raise CurateError(f"negative pixel values in a {array.dtype} image")
+            raise InputError(f"negative pixel values in a {array.dtype} image")
         if array.max(initial=0) <= 255 and array.dtype.itemsize == 1:
             return array.astype(np.uint8)
         if array.max(initial=0) > 65535:
-            raise CurateError(f"pixel values above 65535 in a {array.dtype} image")
+            raise InputError(f"pixel values above 65535 in a {array.dtype} image")
         return np.round(array.astype(np.float64) / 257.0).astype(np.uint8)
     if np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all():
-            raise CurateError("non-finite pixel values in a float image")
+            raise InputError("non-finite pixel values in a float image")
         if array.min(initial=0.0) < 0.0 or array.max(initial=0.0) > 1.0:
-            raise CurateError("float images must have values in [0, 1]")
+            raise InputError("float images must have values in [0, 1]")
         return np.round(array * 255.0).astype(np.uint8)
-    raise CurateError(f"unsupported pixel type {array.dtype}")
+    raise InputError(f"unsupported pixel type {array.dtype}")
 
 
 def _channels_last(array: np.ndarray) -> np.ndarray:
@@ -70,7 +70,7 @@ def _channels_last(array: np.ndarray) -> np.ndarray:
     squeezed = np.squeeze(array)
     if squeezed.ndim in (2, 3) and squeezed.ndim < array.ndim:
         return _channels_last(squeezed)
-    raise CurateError(f"unsupported image array of shape {array.shape}")
+    raise InputError(f"unsupported image array of shape {array.shape}")
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -116,32 +116,43 @@ def check_min_side(shape: Sequence[int], path: str | os.PathLike) -> None:
     """Refuse an ``(H, W, C)`` image smaller than :data:`MIN_SIDE` pixels a side.
 
     Raises:
-        CurateError: naming the file and its size.
+        InputError: naming the file and its size.
     """
     height, width = shape[:2]
     if min(height, width) < MIN_SIDE:
-        raise CurateError(
+        raise InputError(
             f"image {path} is {height}x{width} pixels; images need at least {MIN_SIDE} a side"
         )
 
 
-def describe_shapes(shapes: Sequence[tuple[int, ...]]) -> str:
-    """``"64x64x3: 10, 32x32x3: 2"``: the shapes seen and how often, most common first."""
+def describe_shapes(shapes: Sequence[tuple[int, ...]], most: int = 4) -> str:
+    """``"64x64x3: 10, 32x32x3: 2"``: the shapes seen and how often, most common first.
+
+    Beyond ``most`` distinct shapes, the rest is summarised as a count and the range of heights
+    and widths, so that the description stays one short line.
+    """
     counts = Counter(tuple(s) for s in shapes)
-    return ", ".join(f"{'x'.join(map(str, s))}: {n}" for s, n in counts.most_common())
+    common = [f"{'x'.join(map(str, s))}: {n}" for s, n in counts.most_common(most)]
+    if len(counts) <= most:
+        return ", ".join(common)
+    heights, widths = [s[0] for s in counts], [s[1] for s in counts]
+    return (
+        f"{len(counts)} shapes, heights {min(heights)}-{max(heights)}, widths "
+        f"{min(widths)}-{max(widths)}; most common {', '.join(common)}"
+    )
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read one image as a ``uint8`` ``(H, W, C)`` array (scaled as the module says).
 
     Raises:
-        CurateError: if the file is missing, unreadable, corrupt or of an unsupported layout.
+        InputError: if the file is missing, unreadable, corrupt or of an unsupported layout.
     """
     raw = read_array(path)
     try:
         return np.ascontiguousarray(to_uint8(raw))
-    except CurateError as error:
-        raise CurateError(f"cannot read image {path}: {error}") from None
+    except InputError as error:
+        raise InputError(f"cannot read image {path}: {error}") from None
 
 
 def read_array(path: str | os.PathLike) -> np.ndarray:
@@ -152,18 +163,18 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
     intensities itself.
 
     Raises:
-        CurateError: if the file is missing, unreadable, corrupt or of an unsupported layout.
+        InputError: if the file is missing, unreadable, corrupt or of an unsupported layout.
     """
     path = Path(path)
     if not path.is_file():
-        raise CurateError(f"image not found: {path}")
+        raise InputError(f"image not found: {path}")
     try:
         raw = _read_tiff(path) if path.suffix.lower() in TIFF_EXTENSIONS else _read_pil(path)
         return np.ascontiguousarray(_channels_last(np.asarray(raw)))
-    except CurateError as error:
-        raise CurateError(f"cannot read image {path}: {error}") from None
+    except InputError as error:
+        raise InputError(f"cannot read image {path}: {error}") from None
     except Exception as error:
-        raise CurateError(f"cannot read image {path}: {type(error).__name__}: {error}") from None
+        raise InputError(f"cannot read image {path}: {type(error).__name__}: {error}") from None
 
 
 def write_png(array: np.ndarray, path: str | os.PathLike) -> None:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from curation.errors import CurateError
+from brain.errors import InputError
 
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
-SPLIT_NAMES = ("train", "val", "test")
+LABELLED_SPLITS = ("train", "val", "test")
 _RESOLUTION = 20  # fractions are honoured to 1/20 = 5 %
 
 
@@ -18,8 +18,9 @@ def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     """Validate train/val/test fractions (three positive numbers summing to 1)."""
     values = tuple(float(f) for f in fractions)
     if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1.0) > 1e-6:
-        raise CurateError(
-            f"split fractions must be three positive numbers summing to 1, got {values}"
+        raise InputError(
+            f"split `fractions` must be three positive numbers summing to 1, got {values}",
+            params=("fractions",),
         )
     return values  # type: ignore[return-value]
 
@@ -80,7 +81,7 @@ def stratified_group_split(
     every sample is its own group.
 
     Raises:
-        CurateError: if there are fewer than three groups or the fractions are invalid.
+        InputError: if there are fewer than three groups or the fractions are invalid.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -91,11 +92,11 @@ def stratified_group_split(
     )
     n_groups = len(set(group_ids.tolist()))
     if n_groups < 3:
-        raise CurateError(f"cannot split {n_groups} group(s) into train, val and test")
+        raise InputError(f"cannot split {n_groups} group(s) into train, val and test")
     label_codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)[1]
     n_folds = min(_RESOLUTION, n_groups, int(np.bincount(label_codes).max()))
     if n_folds < 3:
-        raise CurateError("too few samples to split into train, val and test")
+        raise InputError("too few samples to split into train, val and test")
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold_of = np.empty(n, dtype=int)
     with warnings.catch_warnings():
@@ -110,7 +111,7 @@ def stratified_group_split(
     counts = _fold_counts(fractions, n_folds)
     split_of_fold = np.empty(n_folds, dtype=object)
     start = 0
-    for name, count in zip(SPLIT_NAMES, counts, strict=True):
+    for name, count in zip(LABELLED_SPLITS, counts, strict=True):
         split_of_fold[fold_order[start : start + count]] = name
         start += count
     fold_labels = [set(label_codes[fold_of == fold].tolist()) for fold in range(n_folds)]
@@ -132,7 +133,7 @@ def stratified_group_folds(
     allow (scikit-learn's ``StratifiedGroupKFold``). Samples without a group are their own group.
 
     Raises:
-        CurateError: fewer than 2 folds, or more folds than groups holding the rare class
+        InputError: fewer than 2 folds, or more folds than groups holding the rare class
             (a fold would test no rare sample).
     """
     from sklearn.model_selection import StratifiedGroupKFold
@@ -145,11 +146,12 @@ def stratified_group_folds(
     ).astype(str)
     rare_groups = len(set(group_ids[labels == rare].tolist()))
     if n_folds < 2:
-        raise CurateError(f"--cv needs at least 2 folds, got {n_folds}")
+        raise InputError(f"`cv` needs at least 2 folds, got {n_folds}", params=("cv",))
     if n_folds > rare_groups:
-        raise CurateError(
-            f"--cv {n_folds}: the rare class {rare!r} lies in only {rare_groups} group(s), so "
-            f"some folds would test no rare sample; use at most --cv {rare_groups}"
+        raise InputError(
+            f"`cv` {n_folds}: the rare class {rare!r} lies in only {rare_groups} group(s), so "
+            f"some folds would test no rare sample; use at most `cv` {rare_groups}",
+            params=("cv",),
         )
     codes = np.unique(labels, return_inverse=True)[1]
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)

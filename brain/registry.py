@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from curation.errors import CurateError
+from brain.errors import InputError
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A registry keyed by name; an unknown name raises :class:`CurateError` listing known ones.
+    """A registry keyed by name; an unknown name raises :class:`InputError` listing known ones.
 
     Args:
         kind: what is registered, used in messages ("filter", "generator", ...).
@@ -38,7 +38,7 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             known = ", ".join(sorted(self._entries)) or "none"
-            raise CurateError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise InputError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def names(self) -> list[str]:
         """Registered names, sorted (used for CLI choices)."""

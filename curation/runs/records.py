@@ -1,9 +1,10 @@
 """Run records stored on a dataset under a key, through FiftyOne's custom runs API.
 
-Every synthcurate computation (classifier training, embedding, filtering, generation,
+Every synthcurate computation (classifier training, embedding, filtering, generation, SSIM,
 experiments) keeps ``config`` (what was asked: method, parameters, seeds, inputs) and ``results``
 (what came out: metrics, counts, paths) as JSON under ``<kind>_<name>``, so runs are listed by
-``curate info``, reloaded, compared and deleted like FiftyOne's own brain runs.
+``curate info`` and ``curate runs``, reloaded, compared and deleted like FiftyOne's own brain
+runs. This module is the storage only; :mod:`curation.runs` knows what each kind writes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import fiftyone as fo
 
 from curation.errors import CurateError
 
-RUN_KINDS = ("train", "embed", "filter", "generate", "experiment", "segment", "ssim")
+RUN_KINDS = ("train", "embed", "filter", "generate", "experiment", "ssim")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -73,16 +74,21 @@ def load_run(dataset: fo.Dataset, kind: str, name: str) -> tuple[dict, dict]:
     return config, payload
 
 
-def list_runs(dataset: fo.Dataset, kind: str | None = None) -> list[str]:
-    """Names of the synthcurate runs on ``dataset`` (of one ``kind`` if given)."""
-    names = []
+def list_keys(dataset: fo.Dataset, kind: str | None = None) -> list[tuple[str, str, str]]:
+    """``(key, kind, name)`` of the synthcurate runs on ``dataset`` (of one ``kind`` if given),
+    sorted by key."""
+    rows = []
     for key in dataset.list_runs():
         config = dataset.get_run_info(key).config
-        if getattr(config, "synthcurate_kind", None) is None:
-            continue
-        if kind is None or config.synthcurate_kind == kind:
-            names.append(config.synthcurate_name)
-    return sorted(names)
+        found = getattr(config, "synthcurate_kind", None)
+        if found is not None and (kind is None or found == kind):
+            rows.append((key, found, config.synthcurate_name))
+    return sorted(rows)
+
+
+def list_runs(dataset: fo.Dataset, kind: str | None = None) -> list[str]:
+    """Names of the synthcurate runs on ``dataset`` (of one ``kind`` if given)."""
+    return sorted(name for _, _, name in list_keys(dataset, kind))
 
 
 def latest_run(dataset: fo.Dataset, kind: str) -> str | None:
@@ -90,10 +96,30 @@ def latest_run(dataset: fo.Dataset, kind: str) -> str | None:
     names = list_runs(dataset, kind)
     if not names:
         return None
-    return max(names, key=lambda n: dataset.get_run_info(run_key(kind, n)).timestamp)
+    return max(names, key=lambda n: run_timestamp(dataset, kind, n))
 
 
-def delete_run(dataset: fo.Dataset, kind: str, name: str) -> None:
-    """Delete a stored run."""
+def run_identity(dataset: fo.Dataset, key: str) -> tuple[str, str]:
+    """``(kind, name)`` of the synthcurate run stored under ``key``.
+
+    Raises:
+        CurateError: no synthcurate run has that key (listing the keys there are).
+    """
+    config = dataset.get_run_info(key).config if key in dataset.list_runs() else None
+    if getattr(config, "synthcurate_kind", None) is None:
+        known = ", ".join(sorted(run_key(k, n) for k in RUN_KINDS for n in list_runs(dataset, k)))
+        raise CurateError(
+            f"no synthcurate run {key!r} on dataset {dataset.name!r}; runs: {known or 'none'}"
+        )
+    return config.synthcurate_kind, config.synthcurate_name
+
+
+def run_timestamp(dataset: fo.Dataset, kind: str, name: str):
+    """When run ``name`` of ``kind`` was last stored (a ``datetime``)."""
+    return dataset.get_run_info(run_key(kind, name)).timestamp
+
+
+def remove_record(dataset: fo.Dataset, kind: str, name: str) -> None:
+    """Delete the record of a stored run (not what the run wrote: see :mod:`curation.runs`)."""
     load_run(dataset, kind, name)  # raises a clear error if absent
     dataset.delete_run(run_key(kind, name))

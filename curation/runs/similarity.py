@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from brain.registry import Registry
 from curation.errors import CurateError
-from curation.registry import Registry
 
 METRICS = ("euclidean", "cosine")
 DEFAULT_METRIC = "euclidean"
@@ -78,7 +78,7 @@ class SimilarityBackend:
             if url is not None:
                 options[self.url_param] = url
         elif url is not None:
-            raise CurateError(f"similarity backend {self.name!r} takes no URL")
+            raise CurateError(f"similarity backend {self.name!r} takes no `url`", params=("url",))
         return options
 
     def to_distances(self, values: list[float], metric: str) -> list[float]:

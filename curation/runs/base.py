@@ -1,0 +1,91 @@
+"""What every kind of run shares: typed records and the method that knows what a run writes.
+
+A run is config -> method -> results (as FiftyOne Brain's runs are): the config says what was
+asked, the method does the work and knows everything it writes on the dataset and on disk (its
+:class:`~curation.runs.footprint.Footprint`), and the results say what came out. Configs and
+results are dataclasses stored as JSON under the key ``<kind>_<name>``
+(:mod:`curation.runs.records`); :meth:`Record.from_record` reads records written by older
+versions too (missing keys take their defaults, unknown keys are kept aside).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+import fiftyone as fo
+
+from brain.registry import Registry
+from curation.runs.footprint import Footprint
+from curation.runs.records import has_run, load_run, remove_record, store_run
+
+R = TypeVar("R", bound="Record")
+
+
+class Record:
+    """A dataclass stored as a run's config or results (fields are JSON values)."""
+
+    @classmethod
+    def from_record(cls: type[R], data: Mapping[str, Any]) -> R:
+        """The record ``data`` as this type (keys it does not know are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_record(self) -> dict[str, Any]:
+        """The record as a JSON-able dict (the stored keys)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+class RunKind(ABC):
+    """One kind of run: its record types, and what a run of it writes (so it can be removed).
+
+    Subclasses set :attr:`kind`, :attr:`config_type` and :attr:`results_type`, and implement
+    :meth:`footprint`; they are registered in :data:`KINDS`.
+    """
+
+    kind: ClassVar[str]
+    config_type: ClassVar[type[Record]]
+    results_type: ClassVar[type[Record]]
+
+    def store(self, dataset: fo.Dataset, name: str, config: Record, results: Record | None) -> str:
+        """Store (or replace) the run's record; returns its key."""
+        payload = None if results is None else results.to_record()
+        return store_run(dataset, self.kind, name, config.to_record(), payload)
+
+    def load(self, dataset: fo.Dataset, name: str) -> tuple[Any, Any]:
+        """``(config, results)`` of a stored run, typed.
+
+        Raises:
+            CurateError: no such run.
+        """
+        config, results = load_run(dataset, self.kind, name)
+        return self.config_type.from_record(config), self.results_type.from_record(results)
+
+    def exists(self, dataset: fo.Dataset, name: str) -> bool:
+        """Whether a run of this kind called ``name`` is stored."""
+        return has_run(dataset, self.kind, name)
+
+    @abstractmethod
+    def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
+        """Everything the stored run ``name`` wrote (also for a run that was killed midway)."""
+
+    def delete(self, dataset: fo.Dataset, name: str) -> Footprint:
+        """Remove what run ``name`` wrote, then its record; returns what was there."""
+        footprint = self.footprint(dataset, name)
+        present = footprint.present(dataset)
+        footprint.remove(dataset)
+        remove_record(dataset, self.kind, name)
+        return present
+
+
+KINDS: Registry[RunKind] = Registry("run kind")
+"""Every kind of run by name (``train``, ``embed``, ``generate``, ``filter``, ``ssim``,
+``experiment``); see :mod:`curation.runs`."""
+
+
+def register(cls: type[RunKind]) -> type[RunKind]:
+    """Class decorator: register an instance of ``cls`` under its :attr:`RunKind.kind`."""
+    KINDS.register(cls.kind)(cls())
+    return cls

@@ -1,0 +1,87 @@
+"""Calibrating a filter's level by retraining, on a dataset: decode the real train and val
+splits and the scored synthetic samples, then sweep (:func:`brain.filter_calibration.
+calibrate_level`).
+
+Calibration runs inside a filter run: its results are part of the filter run's record
+(``calibration``) and it writes nothing of its own, so deleting the filter run deletes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import fiftyone as fo
+import numpy as np
+
+from brain.filter_calibration import (
+    CalibrationSettings,
+    LevelTrainer,
+    RetrainCalibration,
+    calibrate_level,
+    sweep_grid,
+)
+from curation.datasets import builtin_views, decode_view, labelled
+from curation.errors import CurateError
+from curation.schema import project_info, rare_class, size_policy
+
+
+def level_trainer(
+    dataset: fo.Dataset, synthetic_ids: Sequence[str], settings: CalibrationSettings
+) -> LevelTrainer:
+    """A :class:`~brain.filter_calibration.LevelTrainer` on the dataset's labelled real train
+    and val samples and the synthetic samples ``synthetic_ids``, under the size policy (the
+    settings' ``size`` and ``pad`` win).
+
+    Raises:
+        CurateError: no rare class, synthetic samples without a known label.
+        InputError: mixed channel counts, or mixed sizes without a size.
+    """
+    from brain.data import check_shapes
+
+    classes = list(project_info(dataset).get("classes", []))
+    rare = rare_class(dataset)
+    if rare not in classes:
+        raise CurateError(f"dataset {dataset.name!r} records no rare class among its classes")
+    views = builtin_views(dataset)
+    decoded = {
+        "train": decode_view(labelled(views["real-train"]), progress=False),
+        "val": decode_view(labelled(views["real-val"]), progress=False),
+        "synthetic": decode_view(dataset.select(list(synthetic_ids), ordered=True), progress=False),
+    }
+    unknown = sum(label not in classes for label in decoded["synthetic"].labels)
+    if unknown:
+        raise CurateError(
+            f"{unknown} synthetic samples have no known class label; calibration trains on them"
+        )
+    policy_size, policy_pad = size_policy(dataset)
+    size = settings.train.size if settings.train.size is not None else policy_size
+    pad = settings.train.pad or policy_pad
+    check_shapes([s for part in decoded.values() for s in part.shapes], size)
+    sets = {name: part.to_set(classes, size, pad) for name, part in decoded.items()}
+    return LevelTrainer(
+        sets["train"],
+        sets["val"],
+        sets["synthetic"],
+        num_classes=len(classes),
+        rare_index=classes.index(rare),
+        settings=settings,
+    )
+
+
+def retrain_calibration(
+    dataset: fo.Dataset,
+    flt,
+    synthetic_ids: Sequence[str],
+    scores: np.ndarray,
+    settings: CalibrationSettings,
+) -> RetrainCalibration:
+    """The level of the fitted filter ``flt`` whose passing synthetic samples give the best
+    val F1 when added to the real train split (see :mod:`brain.filter_calibration`).
+
+    Raises:
+        InputError: bad settings or levels, or data the classifier cannot train on.
+    """
+    settings.check()
+    sweep_grid(flt, settings)  # bad levels are refused before decoding anything
+    trainer = level_trainer(dataset, synthetic_ids, settings)
+    return calibrate_level(flt, scores, trainer, settings)

@@ -1,0 +1,464 @@
+"""Filter runs: config -> run -> results under a key.
+
+:func:`run_filter` fits a filter (:mod:`brain.filters`) on the real train split's embeddings of
+an embed run, scores every synthetic sample and stores, under the key ``K``:
+
+- the float field ``K_score`` on synthetic samples (higher = more like the real rare class),
+  the string field ``K_reason`` (``pass``, or why the sample was rejected: ``unrealistic``,
+  ``other-class``, ``near-copy``, ``outside-ellipse``, ... or ``manual-pass`` /
+  ``manual-reject`` where a person decided) and, for filters made of parts, one float field per
+  part (``K_realism``, ``K_rare_prob``, ``K_copy_ratio`` for ``combined``);
+- the tags ``K:pass`` / ``K:reject`` on synthetic samples (a rerun replaces them; manual decisions
+  win, see :mod:`curation.tags`); real samples are never tagged;
+- the saved views ``real-train``, ``K-pass`` and ``K-reject``;
+- a visualization brain run ``K_umap`` with the plane's points of the real train and synthetic
+  samples (the App's Embeddings panel, coloured by ``origin``, ``ground_truth`` or ``K_score``);
+- PNG plots under ``<media>/filters/K/``;
+- with ``dedupe``, the tag ``duplicate`` and the field ``duplicate_of`` (shared by every filter
+  run: the latest run's);
+- the run record ``filter_K`` (:class:`FilterConfig`, :class:`FilterResults`: method,
+  parameters, seed, embed run and field, level, counts, reasons, calibration, a fidelity
+  scorecard per generator, warnings), so several runs coexist and can be compared.
+
+Everything is read, fitted, scored (and calibrated) before the first write: bad input leaves
+the dataset unchanged. The record is stored first, naming everything the run will write, so a
+run killed while writing can still be deleted. Deleting a run removes all of the above; the
+shared ``real-train`` view and duplicate marks go with the last filter run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import fiftyone as fo
+import numpy as np
+
+from brain.filter_calibration import (
+    CALIBRATIONS,
+    CalibrationSettings,
+    PassRateCalibration,
+    RetrainCalibration,
+    calibration_from_record,
+)
+from brain.metrics import FEW_RARE
+from curation.datasets import as_dataset, builtin_views, media_root, save_view
+from curation.errors import CurateError
+from curation.runs.base import Record, RunKind, register
+from curation.runs.footprint import Footprint
+from curation.runs.records import list_runs, run_key
+from curation.tags import apply_filter_decisions, pass_tag, reject_tag
+
+_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,59}$")
+TRAIN_VIEW = "real-train"
+
+
+def check_key(key: str) -> str:
+    """A filter key: a letter, then letters, digits or ``_`` (it names fields and tags)."""
+    if not _KEY.match(key or ""):
+        raise CurateError(
+            f"invalid filter key {key!r}: start with a letter, then letters, digits or '_'"
+        )
+    return key
+
+
+def score_field(key: str) -> str:
+    """The float field holding the scores of filter run ``key``."""
+    return f"{key}_score"
+
+
+def reason_field(key: str) -> str:
+    """The string field holding why each synthetic sample passed or not under run ``key``."""
+    return f"{key}_reason"
+
+
+def part_field(key: str, part: str) -> str:
+    """The float field holding part ``part`` (e.g. ``realism``) of run ``key``'s score."""
+    return f"{key}_{part}"
+
+
+def visualization_key(key: str) -> str:
+    """The brain key of filter run ``key``'s plane points."""
+    return f"{key}_umap"
+
+
+def view_names(key: str) -> list[str]:
+    """The saved views of filter run ``key``'s passing and rejected samples."""
+    return [f"{key}-pass", f"{key}-reject"]
+
+
+def plots_folder(dataset_name: str, key: str):
+    """Where filter run ``key`` writes its plots (not created here)."""
+    return media_root(dataset_name) / "filters" / key
+
+
+@dataclass(frozen=True)
+class FilterConfig(Record):
+    """What a filter run was asked (stored as ``config``)."""
+
+    method: str = ""
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seed: int | None = None
+    embed_run: str | None = None
+    field: str | None = None
+    classifier_run: str | None = None
+    level: float | None = None
+    calibrate: str | None = None
+    target: float | None = None
+
+
+@dataclass
+class FilterResults(Record):
+    """What a filter run gave (stored as ``results``; :func:`run_filter` returns it).
+
+    Attributes:
+        key, method: the run key and the filter.
+        n_synthetic, n_pass, n_reject, n_overridden, n_duplicates: counts (after manual
+            decisions and duplicates).
+        reasons: how many samples got each reason.
+        level, default_level, threshold: the level used, the filter's own, the score asked.
+        score_field, reason_field, fields, tags, views, brain_key, plots: what it wrote.
+        embed_run, field, fine_field: the embeddings read (and the fine-label field).
+        n_real, n_real_rare: real train samples fitted on, and rare ones among them.
+        calibration: how the level was calibrated (``None``: not calibrated).
+        scorecard: per generator run, the fidelity of all and of passing samples.
+        warnings: what the fit had to simplify, or rests on few samples.
+        status: ``writing`` while the run writes (and if it was killed), then ``done``.
+    """
+
+    key: str = ""
+    method: str = ""
+    n_synthetic: int = 0
+    n_pass: int = 0
+    n_reject: int = 0
+    n_overridden: int = 0
+    n_duplicates: int = 0
+    reasons: dict[str, int] = dataclasses.field(default_factory=dict)
+    level: float | None = None
+    default_level: float | None = None
+    threshold: float | None = None
+    score_field: str = ""
+    reason_field: str = ""
+    fields: list[str] = dataclasses.field(default_factory=list)
+    tags: list[str] = dataclasses.field(default_factory=list)
+    views: list[str] = dataclasses.field(default_factory=list)
+    brain_key: str | None = None
+    plots: list[str] = dataclasses.field(default_factory=list)
+    embed_run: str | None = None
+    field: str | None = None
+    fine_field: str | None = None
+    n_real: int = 0
+    n_real_rare: int = 0
+    calibration: PassRateCalibration | RetrainCalibration | None = None
+    scorecard: dict[str, Any] = dataclasses.field(default_factory=dict)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    status: str = "done"
+
+    @classmethod
+    def from_record(cls, data):
+        results = super().from_record(data)
+        if isinstance(results.calibration, dict):
+            results.calibration = calibration_from_record(results.calibration)
+        return results
+
+    def to_record(self) -> dict[str, Any]:
+        record = super().to_record()
+        if self.calibration is not None:
+            record["calibration"] = self.calibration.as_dict()
+        return record
+
+
+@register
+class FilterKind(RunKind):
+    """Filter runs: score, reason and part fields, pass/reject tags, views, the plane's brain
+    run and the plots; the shared ``real-train`` view and duplicate marks with the last run."""
+
+    kind = "filter"
+    config_type = FilterConfig
+    results_type = FilterResults
+
+    def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
+        from curation.runs.filter_writes import DUPLICATE_FIELD, DUPLICATE_TAG
+
+        _, results = self.load(dataset, name)
+        footprint = Footprint(
+            fields=[*results.fields, score_field(name), reason_field(name)],
+            tags=[pass_tag(name), reject_tag(name)],
+            views=[v for v in results.views if v != TRAIN_VIEW] + view_names(name),
+            brain_runs=[results.brain_key or visualization_key(name)],
+            files=[str(plots_folder(dataset.name, name))],
+        )
+        if list_runs(dataset, "filter") == [name]:  # the last one: shared outputs go too
+            footprint.views.append(TRAIN_VIEW)
+            footprint.tags.append(DUPLICATE_TAG)
+            footprint.fields.append(DUPLICATE_FIELD)
+        return footprint
+
+
+FILTER = FilterKind()
+
+
+def _calibration_mode(calibrate: bool | str | None) -> str | None:
+    """``None``, ``"val"`` or ``"retrain"`` (``True`` means ``"retrain"``, the older flag)."""
+    if calibrate is False or calibrate is None:
+        return None
+    if calibrate is True:
+        return "retrain"
+    if calibrate not in CALIBRATIONS:
+        raise CurateError(f"unknown calibration {calibrate!r}; known: {', '.join(CALIBRATIONS)}")
+    return calibrate
+
+
+def _check_request(method, key, level, mode, target, params):
+    """The filter asked for, checked with its key, level and calibration (before any read)."""
+    from brain.filter_calibration import check_target
+    from brain.filters import make_filter
+
+    check_key(key)
+    run_key("filter", key)
+    if mode and level is not None:
+        raise CurateError("give either a level or a calibration, not both")
+    if mode == "val":
+        check_target(target)
+    flt = make_filter(method, **(params or {}))
+    if level is not None:
+        flt.check_level(level)
+    return flt
+
+
+def run_filter(
+    dataset: fo.Dataset | str,
+    method: str,
+    key: str,
+    *,
+    embed: str | None = None,
+    level: float | None = None,
+    calibrate: bool | str = False,
+    target: float = 0.95,
+    calibration: CalibrationSettings | None = None,
+    params: dict[str, Any] | None = None,
+    visualize: bool = True,
+    plots: bool = True,
+    dedupe: bool = True,
+) -> FilterResults:
+    """Filter the synthetic samples of a dataset and store the run under ``key``.
+
+    Args:
+        dataset: the project dataset (or its name).
+        method: a filter name (see ``brain.filters``; ``combined`` is recommended,
+            ``umap_gmm`` is the study's reference).
+        key: the run key ``K`` (letters, digits, ``_``): names the fields ``K_score`` and
+            ``K_reason``, the tags ``K:pass`` / ``K:reject``, the views ``K-pass`` /
+            ``K-reject`` and the run record; rerunning a key replaces all of them.
+        embed: the embed run whose embeddings are used (default: the latest); its train run is
+            the classifier of the ``confidence`` filter, and its label field (fine labels, if it
+            was trained on them) is passed to filters that model subgroups.
+        level: the pass level (meaning per filter, see ``brain.filters``); default: the filter's
+            own default (``umap_gmm``: the heaviest component's weight).
+        calibrate: ``"val"``: choose the level at which ``target`` of the real rare val samples
+            pass (no training); ``"retrain"`` (or ``True``): retrain the classifier on real
+            train + passing synthetic samples per level and keep the best validation F1.
+        target: the share of real rare val samples that must pass with ``calibrate="val"``.
+        calibration: settings of the retraining sweep (levels, seeds, training settings).
+        params: filter parameters (e.g. ``{"random_state": 1, "gmm_components": 3}``).
+        visualize: store the plane's points as the visualization brain run ``K_umap``.
+        plots: write ``umap.png``, ``density.png`` and ``grid.png`` under
+            ``<media>/filters/K/``.
+        dedupe: find exact and near duplicates among the synthetic samples (pixel hash;
+            embedding distance confirmed by SSIM), tag them ``duplicate`` with
+            ``duplicate_of`` pointing to the first copy, and reject all but the first (reason
+            ``duplicate``), so an export holds each image once.
+
+    Returns:
+        The :class:`FilterResults` (also stored under ``filter_<key>``).
+
+    Raises:
+        InputError: for bad input (unknown method or parameter, bad key, level or target,
+            missing or mixed embeddings, no synthetic samples, too few real rare samples,
+            degenerate data); the dataset is unchanged then.
+    """
+    from curation.runs import filter_inputs as read
+
+    mode = _calibration_mode(calibrate)
+    flt = _check_request(method, key, level, mode, target, params)
+    dataset = as_dataset(dataset)
+    if dataset.has_sample_field(score_field(key)) and key not in list_runs(dataset, "filter"):
+        raise CurateError(
+            f"field {score_field(key)!r} exists and is not a filter score; choose another key"
+        )
+    inputs = read.read_inputs(dataset, embed)
+    needs_images = dedupe or plots or flt.uses_image_features
+    images = read.synthetic_images(dataset, inputs) if needs_images else []
+    if flt.uses_image_features:
+        from brain.filters.image_stats import image_statistics
+
+        inputs.real_stats = read.image_stats(dataset, inputs.real_ids)
+        inputs.synthetic_stats = image_statistics(read.fitted(dataset, images))
+    output = _fit_and_evaluate(flt, dataset, inputs)
+    warnings = list(getattr(flt, "notes_", []))
+    if int(inputs.rare.sum()) < FEW_RARE:
+        warnings.append(
+            f"the filter was fitted on {int(inputs.rare.sum())} real rare train samples "
+            f"(fewer than {FEW_RARE}): its decisions are rough"
+        )
+    calibrated = _calibrate(mode, flt, dataset, inputs, output.scores, target, calibration)
+    if calibrated is not None:
+        level = calibrated.level
+        warnings += getattr(calibrated, "warnings", [])
+    chosen = flt.resolve_level(level)
+    passed = flt.decide_scores(output.scores, chosen)
+    reasons = flt.reasons(output.scores, output.parts, chosen)
+    duplicate_of = None
+    if dedupe:
+        duplicate_of = read.duplicates(dataset, inputs, images)
+        passed &= duplicate_of < 0
+        reasons = np.where(duplicate_of >= 0, "duplicate", reasons).astype(object)
+    from brain.filters.scorecard import generator_scorecards
+
+    scorecard, card_warnings = generator_scorecards(
+        inputs.real, inputs.rare, inputs.synthetic, inputs.generators, passed
+    )
+    warnings += card_warnings
+    seed = flt.get_params().get("random_state")
+    plane = None
+    if visualize or plots:
+        plane = flt.plane(inputs.real, inputs.synthetic, output, random_state=seed)
+
+    config = FilterConfig(
+        method=method,
+        params=_jsonable(flt.get_params()),
+        seed=seed,
+        embed_run=inputs.embed_run,
+        field=inputs.field,
+        classifier_run=inputs.classifier_run if flt.input_kind == "probability" else None,
+        level=level if not mode else None,
+        calibrate=mode,
+        target=float(target) if mode == "val" else None,
+    )
+    values = {
+        score_field(key): output.scores,
+        **{part_field(key, p): v for p, v in output.parts.items()},
+    }
+    results = FilterResults(
+        key=key,
+        method=method,
+        n_synthetic=len(inputs.synthetic_ids),
+        n_duplicates=0 if duplicate_of is None else int((duplicate_of >= 0).sum()),
+        level=chosen,
+        default_level=float(flt.default_level_),
+        threshold=float(flt.threshold(chosen)),
+        score_field=score_field(key),
+        reason_field=reason_field(key),
+        fields=[*values, reason_field(key)],
+        tags=[pass_tag(key), reject_tag(key)],
+        views=[TRAIN_VIEW, *view_names(key)],
+        brain_key=visualization_key(key) if visualize else None,
+        embed_run=inputs.embed_run,
+        field=inputs.field,
+        fine_field=inputs.fine_field,
+        n_real=len(inputs.real_ids),
+        n_real_rare=int(inputs.rare.sum()),
+        calibration=calibrated,
+        scorecard=scorecard,
+        warnings=warnings,
+        status="writing",
+    )
+    reasons = _write(dataset, key, config, results, inputs, values, passed, reasons, duplicate_of)
+    if visualize:
+        from curation.runs.filter_writes import store_visualization
+
+        store_visualization(dataset, visualization_key(key), inputs, *plane)
+    if plots:
+        from brain.filters.plots import plot_filter
+
+        results.plots = plot_filter(
+            plots_folder(dataset.name, key),
+            flt,
+            output,
+            plane,
+            real_rare=inputs.rare,
+            passed=passed,
+            level=chosen,
+            reasons=reasons,
+            images=images,
+            title=f"{key} ({method}) at level {chosen:.3g}: samples by score",
+        )
+    results.status = "done"
+    FILTER.store(dataset, key, config, results)
+    return results
+
+
+def _fit_and_evaluate(flt, dataset: fo.Dataset, inputs):
+    """Fit ``flt`` on the real train samples and evaluate the synthetic ones."""
+    from brain.filters.base import FilterOutput
+    from curation.runs.filter_inputs import probabilities
+
+    if flt.input_kind == "probability":
+        run = inputs.classifier_run
+        flt.fit(probabilities(dataset, run, TRAIN_VIEW, inputs.real_ids), inputs.rare)
+        synthetic = probabilities(dataset, run, "synthetic", inputs.synthetic_ids)
+        return FilterOutput(flt.score(synthetic))
+    flt.fit(inputs.real, inputs.rare, fine_labels=inputs.fine, image_features=inputs.real_stats)
+    return flt.evaluate(inputs.synthetic, image_features=inputs.synthetic_stats)
+
+
+def _calibrate(mode, flt, dataset, inputs, scores, target, settings):
+    """The calibration ``mode`` asks for (``None`` without one)."""
+    from brain.filter_calibration import calibrate_pass_rate
+    from curation.runs import filter_inputs as read
+
+    if mode == "val":
+        ids, vectors, val_rare = read.read_val(dataset, inputs)
+        if flt.input_kind == "probability":
+            run = inputs.classifier_run
+            val_scores = flt.score(read.probabilities(dataset, run, "real-val", ids))
+        else:
+            stats = read.image_stats(dataset, ids) if inputs.real_stats is not None else None
+            val_scores = flt.score(vectors, image_features=stats)
+        return calibrate_pass_rate(flt, val_scores, val_rare, target=target)
+    if mode == "retrain":
+        from curation.runs.calibrate import retrain_calibration
+
+        return retrain_calibration(
+            dataset, flt, inputs.synthetic_ids, scores, settings or CalibrationSettings()
+        )
+    return None
+
+
+def _write(dataset, key, config, results, inputs, values, passed, reasons, duplicate_of):
+    """The run's writes on the dataset: the record (first, marked ``writing``), fields,
+    duplicates (unless ``duplicate_of`` is ``None``), tags, reasons and views; fills in the
+    counts of ``results`` and returns the reasons stored (manual decisions included)."""
+    from curation.runs import filter_writes as write
+    from curation.runs.filter_inputs import manual_reasons
+
+    ids = inputs.synthetic_ids
+    if FILTER.exists(dataset, key):  # part fields of an older run that this one does not write
+        _, old = FILTER.load(dataset, key)
+        for name in old.fields:
+            if name not in results.fields and dataset.has_sample_field(name):
+                dataset.delete_sample_field(name)
+    # the record comes first, so a run killed while writing is known and can be deleted
+    FILTER.store(dataset, key, config, results)
+    write.write_fields(dataset, ids, values)
+    if duplicate_of is not None:
+        write.tag_duplicates(dataset, ids, duplicate_of)
+    counts = apply_filter_decisions(dataset, key, dict(zip(ids, passed.tolist(), strict=True)))
+    reasons = manual_reasons(dataset, ids, reasons)
+    write.write_fields(dataset, ids, {reason_field(key): reasons})
+    views = {TRAIN_VIEW: builtin_views(dataset)[TRAIN_VIEW]}
+    views[f"{key}-pass"] = dataset.match_tags(pass_tag(key))
+    views[f"{key}-reject"] = dataset.match_tags(reject_tag(key))
+    for name, view in views.items():
+        save_view(dataset, name, view)
+    results.n_pass, results.n_reject = counts["n_pass"], counts["n_reject"]
+    results.n_overridden = counts["n_overridden"]
+    results.reasons = dict(sorted(Counter(str(r) for r in reasons).items()))
+    return reasons
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in values.items()}

@@ -1,0 +1,192 @@
+"""What a filter run reads from a dataset: embeddings, labels, images, probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import fiftyone as fo
+import numpy as np
+
+from brain.filters.base import as_float_matrix
+from curation.datasets import builtin_views, decode_view, labelled, view_images
+from curation.errors import CurateError
+from curation.runs.embed import EMBED, latest_embed_run
+from curation.runs.train import TRAIN
+from curation.schema import LABEL_FIELD, LINEAGE_FIELD, rare_class
+from curation.tags import MANUAL_FIELD
+
+TRAIN_VIEW = "real-train"
+
+
+@dataclass
+class FilterInputs:
+    """What a filter run reads from the dataset.
+
+    Attributes:
+        embed_run: the embed run read; field: its embedding field.
+        classifier_run: the train run whose network embedded (``None`` if not recorded).
+        real_ids, real, rare: the labelled real train samples, their embeddings and rare mask.
+        synthetic_ids, synthetic: the synthetic samples and their embeddings.
+        generators: the lineage run of each synthetic sample.
+        fine, fine_field: the real samples' fine labels, when the network learnt them.
+        real_stats, synthetic_stats: image statistics, for filters that judge images.
+    """
+
+    embed_run: str
+    field: str
+    classifier_run: str | None
+    real_ids: list[str]
+    real: np.ndarray
+    rare: np.ndarray
+    synthetic_ids: list[str]
+    synthetic: np.ndarray
+    generators: list[str]
+    fine: np.ndarray | None = None
+    fine_field: str | None = None
+    real_stats: np.ndarray | None = None
+    synthetic_stats: np.ndarray | None = None
+
+
+def _read_vectors(view: fo.DatasetView, field: str, what: str, dim: int | None):
+    ids, vectors = view.values(["id", field])
+    missing = sum(v is None for v in vectors)
+    if missing:
+        raise CurateError(
+            f"{missing} of {len(ids)} {what} have no embedding in {field!r}; embed them first "
+            "(`curate embed`)"
+        )
+    lengths = {len(v) for v in vectors}
+    if len(lengths) > 1 or (dim is not None and lengths != {dim}):
+        raise CurateError(
+            f"{what} have embeddings of lengths {sorted(lengths)} in {field!r} where the embed "
+            f"run made {dim}: embeddings from different runs mixed; re-run `curate embed`"
+        )
+    return list(ids), as_float_matrix(np.asarray(vectors, dtype=np.float64), name=f"{what}")
+
+
+def read_inputs(dataset: fo.Dataset, embed: str | None = None) -> FilterInputs:
+    """Read and check the embeddings a filter run needs.
+
+    Raises:
+        CurateError: no embed run, no rare class, no synthetic samples, missing or mixed
+            embeddings.
+    """
+    rare_label = rare_class(dataset)
+    if rare_label is None:
+        raise CurateError(f"dataset {dataset.name!r} records no rare class")
+    embed = embed or latest_embed_run(dataset)
+    config, results = EMBED.load(dataset, embed)
+    if not dataset.has_sample_field(config.field):
+        raise CurateError(f"the embedding field {config.field!r} of embed run {embed!r} is missing")
+    views = builtin_views(dataset)
+    real_view = labelled(views[TRAIN_VIEW])
+    if len(views["synthetic"]) == 0:
+        raise CurateError(f"dataset {dataset.name!r} has no synthetic samples to filter")
+    if len(real_view) == 0:
+        raise CurateError(f"dataset {dataset.name!r} has no labelled real train samples")
+    dim = results.dim or None
+    real_ids, real = _read_vectors(real_view, config.field, "real train samples", dim)
+    synthetic_ids, synthetic = _read_vectors(
+        views["synthetic"], config.field, "synthetic samples", dim
+    )
+    labels = real_view.values(f"{LABEL_FIELD}.label")
+    runs = views["synthetic"].values(f"{LINEAGE_FIELD}.run")
+    fine_field = _fine_field(dataset, config.train_run)
+    fine = None
+    if fine_field is not None:
+        fine = np.array(real_view.values(f"{fine_field}.label"), dtype=object)
+    return FilterInputs(
+        embed_run=embed,
+        field=config.field,
+        classifier_run=config.train_run,
+        real_ids=real_ids,
+        real=real,
+        rare=np.array([label == rare_label for label in labels], dtype=bool),
+        synthetic_ids=synthetic_ids,
+        synthetic=synthetic,
+        generators=[run or "(no lineage)" for run in runs],
+        fine=fine,
+        fine_field=fine_field,
+    )
+
+
+def _fine_field(dataset: fo.Dataset, train_run: str | None) -> str | None:
+    """The fine-label field the embed run's classifier was trained on, if not the task labels."""
+    if train_run is None or not TRAIN.exists(dataset, train_run):
+        return None
+    config, _ = TRAIN.load(dataset, train_run)
+    field = config.label_field or LABEL_FIELD
+    return None if field == LABEL_FIELD else field
+
+
+def read_val(dataset: fo.Dataset, inputs: FilterInputs) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Ids, embeddings and rare mask of the labelled real val samples (for calibration).
+
+    Raises:
+        CurateError: no labelled val sample, or val samples without embeddings.
+    """
+    view = labelled(builtin_views(dataset)["real-val"])
+    if len(view) == 0:
+        raise CurateError(f"dataset {dataset.name!r} has no labelled real val samples")
+    ids, vectors = _read_vectors(view, inputs.field, "real val samples", inputs.real.shape[1])
+    labels = view.values(f"{LABEL_FIELD}.label")
+    rare_label = rare_class(dataset)
+    return ids, vectors, np.array([label == rare_label for label in labels], dtype=bool)
+
+
+def probabilities(dataset: fo.Dataset, run: str | None, view: str, ids: list[str]) -> np.ndarray:
+    """Rare-class probabilities of the samples ``ids`` of ``view`` under train run ``run``."""
+    from curation.runs.predictions import predict_proba
+
+    if run is None:
+        raise CurateError("the embed run names no classifier run for the confidence filter")
+    got_ids, proba = predict_proba(dataset, run, view)
+    lookup = dict(zip(got_ids, proba, strict=True))
+    return np.array([lookup[i] for i in ids], dtype=np.float64)
+
+
+def synthetic_images(dataset: fo.Dataset, inputs: FilterInputs) -> list[np.ndarray]:
+    """The decoded synthetic images, in the order of ``inputs.synthetic_ids``."""
+    view = dataset.select(inputs.synthetic_ids, ordered=True)
+    return decode_view(view, progress=False, desc="synthetic").arrays
+
+
+def image_stats(dataset: fo.Dataset, ids: list[str]) -> np.ndarray:
+    """Image statistics (:mod:`brain.filters.image_stats`) of the samples ``ids``, under the
+    dataset's size policy."""
+    from brain.filters.image_stats import image_statistics
+
+    return image_statistics(view_images(dataset, dataset.select(ids, ordered=True)))
+
+
+def fitted(dataset: fo.Dataset, arrays: list[np.ndarray]) -> np.ndarray:
+    """``arrays`` as one ``uint8`` ``(N, H, W, C)`` array under the dataset's size policy."""
+    from brain.data import fitted_images
+    from curation.schema import size_policy
+
+    size, pad = size_policy(dataset)
+    return fitted_images(arrays, size, pad)
+
+
+def duplicates(dataset: fo.Dataset, inputs: FilterInputs, images: list[np.ndarray]) -> np.ndarray:
+    """For each synthetic sample, the position of the earlier one it duplicates, or -1 (exact
+    pixel copies always; near copies by embedding + SSIM when the images share a size or the
+    dataset has a size policy)."""
+    from brain.duplicates import find_duplicates
+    from curation.schema import size_policy
+
+    images_fitted = None
+    if size_policy(dataset)[0] is not None or len({a.shape for a in images}) == 1:
+        images_fitted = fitted(dataset, images)
+        if min(images_fitted.shape[1:3]) < 7:  # too small for the SSIM window
+            images_fitted = None
+    return find_duplicates(images, inputs.synthetic, inputs.real, fitted=images_fitted)
+
+
+def manual_reasons(dataset: fo.Dataset, ids: list[str], reasons: np.ndarray) -> np.ndarray:
+    """``reasons`` with ``manual-pass`` / ``manual-reject`` where a person decided."""
+    if MANUAL_FIELD not in dataset.get_field_schema():
+        return reasons
+    decisions = dict(zip(*dataset.select(ids).values(["id", MANUAL_FIELD]), strict=True))
+    manual = np.array([decisions.get(i) for i in ids], dtype=object)
+    return np.where(manual != None, "manual-" + manual.astype(str), reasons)  # noqa: E711

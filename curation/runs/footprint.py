@@ -1,0 +1,109 @@
+"""What a run left on a dataset and on disk, and how to remove it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fiftyone as fo
+
+
+@dataclass
+class Footprint:
+    """Everything one run wrote, by name: removing it leaves the dataset as if the run had not
+    been made (its record is removed separately, see :mod:`curation.runs`).
+
+    Attributes:
+        fields: sample fields it added.
+        tags: sample tags it set.
+        views: saved views it saved.
+        brain_runs: FiftyOne brain runs (visualizations, similarity indexes) it stored.
+        evaluations: FiftyOne evaluations it stored.
+        samples: ids of the samples it added.
+        files: files and folders it wrote (folders are removed with their contents).
+        runs: ``(kind, name)`` of other synthcurate runs it made and owns (their footprints
+            are removed with it).
+        datasets: whole datasets it made (e.g. the folds of a cross-validated study).
+    """
+
+    fields: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
+    brain_runs: list[str] = field(default_factory=list)
+    evaluations: list[str] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    runs: list[tuple[str, str]] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+
+    def present(self, dataset: fo.Dataset) -> Footprint:
+        """The part of the footprint that exists now (what :meth:`remove` would remove)."""
+        schema = dataset.get_field_schema(flat=True)
+        tags = set(dataset.distinct("tags"))
+        views = set(dataset.list_saved_views())
+        brain_runs, evaluations = set(dataset.list_brain_runs()), set(dataset.list_evaluations())
+        samples = set(dataset.select(self.samples).values("id")) if self.samples else set()
+        return Footprint(
+            fields=[f for f in dict.fromkeys(self.fields) if f in schema],
+            tags=[t for t in dict.fromkeys(self.tags) if t in tags],
+            views=[v for v in dict.fromkeys(self.views) if v in views],
+            brain_runs=[b for b in dict.fromkeys(self.brain_runs) if b in brain_runs],
+            evaluations=[e for e in dict.fromkeys(self.evaluations) if e in evaluations],
+            samples=[s for s in dict.fromkeys(self.samples) if s in samples],
+            files=[p for p in dict.fromkeys(self.files) if Path(p).exists()],
+            runs=list(dict.fromkeys(self.runs)),
+            datasets=[d for d in dict.fromkeys(self.datasets) if fo.dataset_exists(d)],
+        )
+
+    def remove(self, dataset: fo.Dataset) -> None:
+        """Remove what exists of the footprint from ``dataset`` and the disk (the owned runs
+        are removed by :func:`curation.runs.delete_run`, which calls this)."""
+        present = self.present(dataset)
+        for key in present.brain_runs:
+            _cleanup_brain_run(dataset, key)
+        for key in present.evaluations:
+            dataset.delete_evaluation(key)
+        for name in present.views:
+            dataset.delete_saved_view(name)
+        if present.tags:
+            dataset.untag_samples(present.tags)
+        if present.samples:
+            dataset.delete_samples(present.samples)
+        for name in present.fields:
+            if dataset.has_sample_field(name):
+                dataset.delete_sample_field(name)
+        for path in present.files:
+            target = Path(path)
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        for name in present.datasets:
+            from curation.datasets import delete_dataset
+
+            delete_dataset(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The footprint as plain data (for ``curate runs show --json``)."""
+        return {
+            "fields": self.fields,
+            "tags": self.tags,
+            "views": self.views,
+            "brain_runs": self.brain_runs,
+            "evaluations": self.evaluations,
+            "samples": len(self.samples),
+            "files": self.files,
+            "runs": [f"{kind}_{name}" for kind, name in self.runs],
+            "datasets": self.datasets,
+        }
+
+
+def _cleanup_brain_run(dataset: fo.Dataset, key: str) -> None:
+    """Delete a brain run, and an external index behind it where one can be reached."""
+    import contextlib
+
+    with contextlib.suppress(Exception):  # an unreachable external index: forget it anyway
+        dataset.load_brain_results(key, cache=False).cleanup()
+    dataset.delete_brain_run(key)

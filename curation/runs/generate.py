@@ -1,0 +1,539 @@
+"""Generate runs: synthetic rare-class samples added to a project dataset (``curate generate``).
+
+:func:`generate` trains a generator (:mod:`generators`) on the dataset's real *train*
+rare-class images (never val or test), or loads the run's finished checkpoint, then makes one
+image per planned ``(source sample, seed)`` pair and adds it as a sample with ``origin =
+synthetic``, ``ground_truth`` = the rare class, ``split = train`` (synthetic samples are
+training candidates), the source's ``group`` and a ``lineage`` (source id and path, method, run,
+checkpoint digest, seed, parameters). Files live under the dataset's media folder, never beside
+the sources::
+
+    <media>/generate/<run>/checkpoint/   generator.json, weights.safetensors, training_state.pt
+    <media>/generate/<run>/images/       <source id>_<seed>.png
+    <media>/generate/<run>/loss.png      the loss curve
+
+The run record ``generate_<run>`` (:class:`GenerateConfig`, :class:`GenerateResults`, with the
+loss history and any warnings) is stored with FiftyOne's runs API. Deleting the run removes its
+samples and that folder.
+
+Images of mixed sizes reach the generator through the dataset's size policy (``curate config
+NAME --size N``, or ``size`` / ``pad`` here): each is padded to a centred square keeping the
+background and resized, in memory; outputs are written at that size. A generator never emits
+the same image twice in a run: methods with a finite set of outputs per source
+(``interpolation``) add no more than that, with a warning.
+
+Reruns are idempotent: the plan of pairs is deterministic (a seeded order of the sources, seed =
+``seed + round``), pairs already in the dataset for the run are skipped, and samples are added in
+batches of ``batch_size`` so that a killed run loses at most one batch (its PNGs are rewritten,
+identically, on the rerun). A training that was interrupted continues with ``resume=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fiftyone as fo
+import numpy as np
+
+from curation.datasets import as_dataset, media_root
+from curation.errors import CurateError
+from curation.runs.base import Record, RunKind, register
+from curation.runs.footprint import Footprint
+from curation.runs.records import run_key
+
+CHECKPOINT_DIR, IMAGES_DIR, LOSS_PNG = "checkpoint", "images", "loss.png"
+
+
+def run_dir(dataset_name: str, run: str) -> Path:
+    """The folder of generate run ``run`` (checkpoint, images, loss curve; not created)."""
+    return media_root(dataset_name) / "generate" / run_key("generate", run)[len("generate_") :]
+
+
+@dataclass(frozen=True)
+class GenerateConfig(Record):
+    """What a generate run was asked (stored as ``config``)."""
+
+    generator: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    source_view: str | None = None
+    seed: int = 0
+    condition: str | None = None
+    train_steps: int | None = None
+    sampling_steps: int | None = None
+    n: int | None = None
+    mask_field: str | None = None
+    checkpoint: str | None = None
+    size: int | None = None
+    pad: str | None = None
+
+
+@dataclass
+class GenerateResults(Record):
+    """What a generate run gave (stored as ``results``).
+
+    Attributes:
+        status: ``generating`` while samples are added, then ``complete``.
+        checkpoint_digest: sha256 of the weights that generated.
+        checkpoint_dir, images_dir, loss_curve: where its files are.
+        trained_steps: training steps of the checkpoint; loss_history: the loss, averaged over
+            ``loss_history_every`` steps per point.
+        train_seconds, generate_seconds: timings.
+        added: samples added by the last call; total: samples of the run.
+        warnings: few training images, or fewer different images than asked.
+    """
+
+    status: str = "generating"
+    checkpoint_digest: str = ""
+    checkpoint_dir: str = ""
+    images_dir: str = ""
+    trained_steps: int = 0
+    loss_history: list[float] = field(default_factory=list)
+    loss_history_every: int = 1
+    loss_curve: str | None = None
+    train_seconds: float = 0.0
+    added: int = 0
+    total: int = 0
+    generate_seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GenerateReport:
+    """What :func:`generate` did."""
+
+    dataset: str
+    run: str
+    method: str
+    added: int
+    skipped: int
+    total: int
+    checkpoint_digest: str
+    trained_steps: int
+    run_dir: str
+    images_dir: str
+    loss_curve: str | None
+    train_seconds: float
+    generate_seconds: float
+    images_per_second: float | None
+    config: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict."""
+        return asdict(self)
+
+
+@register
+class GenerateKind(RunKind):
+    """Generate runs: the samples they added and their folder (checkpoint, images, curve)."""
+
+    kind = "generate"
+    config_type = GenerateConfig
+    results_type = GenerateResults
+
+    def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
+        from curation.runs.generate_data import run_samples
+
+        return Footprint(
+            samples=run_samples(dataset, name).values("id"),
+            files=[str(run_dir(dataset.name, name))],
+        )
+
+
+GENERATE = GenerateKind()
+
+
+@dataclass
+class _Inputs:
+    """Everything :func:`generate` needs, validated before anything is written."""
+
+    dataset: fo.Dataset
+    rare: str
+    generator: Any
+    shape: tuple[int, int, int]
+    size: int | None
+    pad: str | None
+    targets: np.ndarray
+    target_masks: np.ndarray | None
+    fit_sources: np.ndarray | None
+    view_name: str
+    source_ids: list[str]
+    source_paths: list[str]
+    source_groups: list[str | None]
+    source_masks: np.ndarray | None
+    config: GenerateConfig
+    warnings: list[str]
+
+    def read_sources(self, index: list[int]) -> np.ndarray:
+        """The source images ``index`` as the generator takes them (size policy applied)."""
+        from generators.sources import read_images
+
+        return read_images([self.source_paths[i] for i in index], self.size, self.pad)
+
+
+def _check_run_config(dataset: fo.Dataset, run: str, config: GenerateConfig) -> None:
+    """Refuse to reuse a run name with another method, parameters or sources."""
+    from generators.sessions import with_defaults
+
+    if not GENERATE.exists(dataset, run):
+        return
+    stored, _ = GENERATE.load(dataset, run)
+    stored_params = stored.params
+    if stored.generator == config.generator:
+        stored_params = with_defaults(config.generator, stored.params)
+    for key in ("generator", "params", "source_view", "seed", "size", "pad"):
+        values = (stored_params, config.params) if key == "params" else None
+        values = values or (getattr(stored, key), getattr(config, key))
+        before, now = (json.loads(json.dumps(v)) for v in values)
+        if before == now:
+            continue
+        if isinstance(before, dict) and isinstance(now, dict):
+            changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+            what = f"params ({', '.join(f'{k}: {before.get(k)!r}' for k in changed)})"
+        else:
+            what = f"{key} ({before!r})"
+        raise CurateError(
+            f"run {run!r} exists with another {what}; use another run name or delete the run"
+        )
+
+
+def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Inputs:
+    """Read and check everything a run needs (nothing is written)."""
+    from curation.runs import generate_data as data
+    from curation.schema import GROUP_FIELD, rare_class
+    from generators import GENERATORS
+    from generators.sessions import make_generator
+    from generators.sources import read_images
+
+    n, steps, train_steps = asked["n"], asked["steps"], asked["train_steps"]
+    run_key("generate", run)
+    rare = rare_class(dataset)
+    if rare is None:
+        raise CurateError(f"dataset {dataset.name!r} has no rare class recorded")
+    cls = GENERATORS.get(method)
+    if n is not None and n < 1:
+        raise CurateError(f"`n` must be at least 1, got {n}", params=("n",))
+    if asked["batch_size"] < 1:
+        raise CurateError(
+            f"`batch_size` must be at least 1, got {asked['batch_size']}", params=("batch_size",)
+        )
+    if steps is not None and not cls.samples_in_steps:
+        raise CurateError(f"{method} does not take sampling `steps`", params=("steps",))
+    if train_steps is not None and not cls.trains:
+        raise CurateError(f"{method} does not train: drop `train_steps`", params=("train_steps",))
+    size, pad = data.run_size(dataset, asked["size"], asked["pad"])
+
+    train_view = data.by_label(data.real_train(dataset), rare, rare_class=True).sort_by("id")
+    if len(train_view) == 0:
+        raise CurateError(f"dataset {dataset.name!r} has no real train images of {rare!r}")
+    view_name, sources = data.source_view(dataset, cls.default_source, asked["source_view"])
+    others = data.other_class(dataset, cls.fit_sources, method, rare)
+    train_shapes, source_shapes = data.image_shapes(train_view), data.image_shapes(sources)
+    what = f"the {rare!r} train images and source view {view_name!r}"
+    if others is not None:
+        what = f"the train images and source view {view_name!r}"
+    other_shapes = [] if others is None else data.image_shapes(others)
+    shapes = train_shapes + source_shapes + other_shapes
+    shape = data.working_shape(shapes, size, what, dataset.name)
+    generator = make_generator(method, shape, asked["condition"], asked["seed"], asked["params"])
+    capabilities = generator.capabilities()
+    if steps is not None:
+        generator.check_sampling_steps(steps)
+    checkpoint, mask_field = asked["checkpoint"], asked["mask_field"]
+    if checkpoint is None and len(train_view) < capabilities.min_train_images:
+        raise CurateError(
+            f"{method} needs at least {capabilities.min_train_images} rare-class images to "
+            f"train; the train split has {len(train_view)}"
+        )
+    if mask_field is not None and not capabilities.uses_masks:
+        raise CurateError(f"{method} with condition {capabilities.condition} uses no masks")
+    source_ids, source_paths, source_groups = sources.values(["id", "filepath", GROUP_FIELD])
+    source_masks = data.read_masks(sources, mask_field, source_ids, source_shapes, size)
+    train_ids, train_paths = train_view.values(["id", "filepath"])
+    target_masks = None
+    if mask_field is not None and capabilities.fits_masks:
+        target_masks = data.read_masks(
+            train_view, mask_field, train_ids, train_shapes, size, required=False
+        )
+    config = GenerateConfig(
+        generator=method,
+        params=generator.get_params(),
+        source_view=view_name,
+        seed=asked["seed"],
+        condition=capabilities.condition,
+        train_steps=train_steps,
+        sampling_steps=steps,
+        n=n,
+        mask_field=mask_field,
+        checkpoint=checkpoint,
+        size=size,
+        pad=pad,
+    )
+    _check_run_config(dataset, run, config)
+    return _Inputs(
+        dataset=dataset,
+        rare=rare,
+        generator=generator,
+        shape=shape,
+        size=size,
+        pad=pad,
+        targets=read_images(train_paths, size, pad),
+        target_masks=target_masks,
+        fit_sources=data.fit_sources(capabilities, sources, others, view_name, size, pad),
+        view_name=view_name,
+        source_ids=list(source_ids),
+        source_paths=list(source_paths),
+        source_groups=list(source_groups),
+        source_masks=source_masks,
+        config=config,
+        warnings=[] if checkpoint is not None else generator.training_warnings(len(train_view)),
+    )
+
+
+def _pairs_to_add(inputs: _Inputs, run: str, n: int | None, seed: int):
+    """The ``(source index, seed)`` pairs still to add, the pairs the run already has, and
+    warnings about the plan."""
+    from curation.runs.generate_data import RARE_TRAIN, existing_pairs
+    from generators.planning import distinct_only, plan_pairs
+
+    generator = inputs.generator
+    existing = existing_pairs(inputs.dataset, run)
+    weights = generator.source_weights_ if inputs.view_name == RARE_TRAIN else None
+    wanted = n if n is not None else len(inputs.source_ids)
+    plan = plan_pairs(len(inputs.source_ids), wanted, seed, weights)
+    plan, warnings = distinct_only(generator, plan, wanted, inputs.read_sources)
+    todo = [(i, s) for i, s in plan if (inputs.source_ids[i], s) not in existing]
+    return todo[: max(0, len(plan) - len(existing))], existing, warnings
+
+
+def _add_batches(inputs: _Inputs, todo, run, images_dir: Path, *, steps, batch_size, progress):
+    """Generate ``todo`` pairs batch by batch: write the PNGs, then add the batch's samples."""
+    from tqdm.auto import tqdm
+
+    from brain.images import write_png
+    from curation.runs.generate_data import make_sample
+    from curation.schema import ensure_schema
+
+    generator = inputs.generator
+    digest = generator.checkpoint_digest
+    sampling_steps = steps if steps is not None else generator.capabilities().sampling_steps
+    params = {
+        **generator.get_params(),
+        "sampling_steps": sampling_steps,
+        "size": inputs.size,
+        "pad": inputs.pad,
+    }
+    ensure_schema(inputs.dataset)
+    with tqdm(
+        total=len(todo), unit="img", desc=f"generate {generator.method}", disable=not progress
+    ) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            index = [i for i, _ in batch]
+            images = generator.generate(
+                inputs.read_sources(index),
+                [seed for _, seed in batch],
+                masks=None if inputs.source_masks is None else inputs.source_masks[index],
+                steps=steps,
+            )
+            samples = []
+            for (i, seed), image in zip(batch, images, strict=True):
+                path = images_dir / f"{inputs.source_ids[i]}_{seed}.png"
+                write_png(image, path)
+                lineage = {
+                    "source_id": inputs.source_ids[i],
+                    "source_filepath": inputs.source_paths[i],
+                    "generator": generator.method,
+                    "run": run,
+                    "checkpoint_digest": digest,
+                    "seed": seed,
+                    "params": params,
+                }
+                samples.append(
+                    make_sample(
+                        path,
+                        inputs.shape,
+                        rare=inputs.rare,
+                        group=inputs.source_groups[i],
+                        lineage=lineage,
+                    )
+                )
+            inputs.dataset.add_samples(samples, progress=False)
+            bar.update(len(samples))
+
+
+def _training_results(generator, folder: Path, seconds: float, title: str) -> GenerateResults:
+    """The run record's results after training (or loading): digest, loss history and curve."""
+    from generators.planning import downsample_history
+    from generators.plots import write_loss_curve
+
+    loss_curve = None
+    if generator.loss_history_:
+        loss_curve = str(write_loss_curve(generator.loss_history_, folder / LOSS_PNG, title=title))
+    history, every = downsample_history(generator.loss_history_)
+    return GenerateResults(
+        status="generating",
+        checkpoint_digest=generator.checkpoint_digest,
+        checkpoint_dir=str(folder / CHECKPOINT_DIR),
+        images_dir=str(folder / IMAGES_DIR),
+        trained_steps=len(generator.loss_history_),
+        loss_history=history,
+        loss_history_every=every,
+        loss_curve=loss_curve,
+        train_seconds=round(seconds, 3),
+    )
+
+
+def generate(
+    dataset: fo.Dataset | str,
+    method: str,
+    run: str,
+    *,
+    condition: str | None = None,
+    source_view: str | None = None,
+    n: int | None = None,
+    steps: int | None = None,
+    train_steps: int | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+    mask_field: str | None = None,
+    checkpoint: str | None = None,
+    checkpoint_every: int | None = None,
+    batch_size: int = 32,
+    size: int | None = None,
+    pad: str | None = None,
+    device: str = "auto",
+    num_threads: int | None = None,
+    progress: bool = True,
+) -> GenerateReport:
+    """Train (or load) a generator and add its synthetic rare-class samples to a dataset.
+
+    Args:
+        dataset: the project dataset (or its name).
+        method: a generator name (``generators.GENERATORS.names()``).
+        run: the run name (letters, digits, ``_``, ``-``); reruns continue it.
+        condition: the condition spec (``channel:2``, ``blur:3``, ``masked``, ...); default: the
+            method's for the channel count (``Generator.default_condition``: bbdm ``channel:2``
+            from 3 channels on, else ``blur:3``; cyclegan ``channel:2``, else ``grayscale``).
+        source_view: the view whose images are translated: a saved view, a built-in view
+            (``pool``, ``real-train``, ...), ``rare-train`` or ``common-train``. Default: the
+            method's (``pool`` for bbdm and cyclegan, ``common-train`` when the pool is empty;
+            ``common-train`` for masked_ddpm; ``rare-train`` for the classic methods).
+        n: total synthetic samples wanted for the run (default: one per source); a method with
+            a finite set of outputs per source (``interpolation``) adds no more than it can make
+            different, with a warning.
+        steps: sampling steps (diffusion methods; their default if omitted).
+        train_steps: total training steps (methods that train; their default if omitted).
+        resume: continue an interrupted (or extend a finished) training of this run.
+        seed: the run's seed (training randomness, source order, sample seeds).
+        params: other constructor parameters of the method (e.g. ``{"preset": "tiny"}``,
+            ``{"min_train_images": 4}``).
+        mask_field: a Segmentation field holding the masks of the sources (and, for methods
+            that fit on masks with the ``masked`` condition, of the training images if they
+            have them); random boxes when omitted.
+        checkpoint: a saved generator folder to use instead of training.
+        checkpoint_every: training checkpoint interval (default: a tenth of the run, <= 500).
+        batch_size: images generated and added per batch (a kill loses at most one batch).
+        size: pad every image to a centred square and resize it to ``size x size`` (8-1024)
+            before the generator sees it; outputs are made at that size. Default: the dataset's
+            size policy (``curate config``), else all images must share one square size.
+        pad: how ``size`` pads (``border``, ``edge``, ``reflect``, ``constant:VALUE``); default:
+            the dataset's policy, else ``border`` (the colour of the image border).
+        device: where networks run: ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
+        num_threads: torch CPU threads while training and generating (``None``: as it is).
+        progress: show progress bars.
+
+    Returns:
+        A :class:`GenerateReport` (its ``warnings`` are also in the run record's results).
+
+    Raises:
+        InputError: on bad input (too few rare-class images, a condition that does not fit the
+            method or the channel count, an empty source view, mixed image sizes without a size
+            policy, a checkpoint of another method or shape, masks of the wrong size, a run name
+            reused with other settings); nothing is added then.
+    """
+    from brain.devices import torch_threads
+    from generators.sessions import train_or_load
+
+    dataset = as_dataset(dataset)
+    inputs = _prepare(
+        dataset,
+        method,
+        run,
+        condition=condition,
+        source_view=source_view,
+        n=n,
+        steps=steps,
+        train_steps=train_steps,
+        seed=seed,
+        params=params or {},
+        mask_field=mask_field,
+        checkpoint=checkpoint,
+        batch_size=batch_size,
+        size=size,
+        pad=pad,
+    )
+    folder = run_dir(dataset.name, run)
+    with torch_threads(num_threads):
+        started = time.perf_counter()
+        generator = train_or_load(
+            inputs.generator.set_device(device),
+            checkpoint_dir=folder / CHECKPOINT_DIR,
+            checkpoint=checkpoint,
+            targets=inputs.targets,
+            fit_sources=inputs.fit_sources,
+            target_masks=inputs.target_masks,
+            train_steps=train_steps,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            progress=progress,
+        )
+        inputs.generator = generator
+        train_seconds = time.perf_counter() - started
+        results = _training_results(generator, folder, train_seconds, f"{method} {run}")
+        results.warnings = list(inputs.warnings)
+        GENERATE.store(dataset, run, inputs.config, results)  # listed meanwhile
+
+        todo, existing, plan_warnings = _pairs_to_add(inputs, run, n, seed)
+        warnings = inputs.warnings + plan_warnings
+        started = time.perf_counter()
+        _add_batches(
+            inputs,
+            todo,
+            run,
+            folder / IMAGES_DIR,
+            steps=steps,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        generate_seconds = time.perf_counter() - started
+
+    results.status = "complete"
+    results.added, results.total = len(todo), len(existing) + len(todo)
+    results.generate_seconds = round(generate_seconds, 3)
+    results.warnings = warnings
+    GENERATE.store(dataset, run, inputs.config, results)
+    rate = len(todo) / generate_seconds if todo and generate_seconds > 0 else None
+    return GenerateReport(
+        dataset=dataset.name,
+        run=run,
+        method=method,
+        added=len(todo),
+        skipped=len(existing),
+        total=len(existing) + len(todo),
+        checkpoint_digest=generator.checkpoint_digest,
+        trained_steps=len(generator.loss_history_),
+        run_dir=str(folder),
+        images_dir=str(folder / IMAGES_DIR),
+        loss_curve=results.loss_curve,
+        train_seconds=round(train_seconds, 3),
+        generate_seconds=round(generate_seconds, 3),
+        images_per_second=None if rate is None else round(rate, 3),
+        config=inputs.config.to_record(),
+        warnings=warnings,
+    )

@@ -1,0 +1,359 @@
+"""Train runs: train a classifier on a dataset, one network per seed, and store the run.
+
+Training data is the real ``train`` split, optionally plus a curated view (``with_view``), so
+baseline and curated runs share one code path. The ``val`` and ``test`` splits are real and never
+trained on. A run ``R`` writes, on the dataset:
+
+- one checkpoint per seed (``state_dict`` + JSON model card) under ``<media>/runs/R/seed_<s>/``
+  (``fold_<f>/seed_<s>/`` when cross-validated);
+- the first seed's test predictions in the field ``pred_R`` and a FiftyOne evaluation
+  ``eval_R`` (shown in the App);
+- the run record ``train_R`` (:class:`TrainConfig`, :class:`TrainResults`), listed by
+  ``curate info`` and ``curate runs``.
+
+Everything is validated and trained before anything is written: bad input stores nothing.
+Deleting the run (``curate runs delete NAME train_R``) removes all three.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fiftyone as fo
+
+from brain.settings import TrainSettings
+from curation.datasets import as_dataset, media_root
+from curation.errors import CurateError
+from curation.runs.base import Record, RunKind, register
+from curation.runs.footprint import Footprint
+from curation.runs.records import run_key
+from curation.runs.train_data import TEST_VIEW, TRAIN_VIEW, VAL_VIEW
+
+_SETTINGS = tuple(TrainSettings.__dataclass_fields__)
+
+
+def field_names(run: str) -> tuple[str, str]:
+    """``(predictions field, evaluation key)`` of train run ``run``."""
+    suffix = run_key("train", run).removeprefix("train_")
+    return f"pred_{suffix}", f"eval_{suffix}"
+
+
+def run_folder(dataset_name: str, run: str) -> Path:
+    """Where run ``run``'s checkpoints live (not created here)."""
+    return media_root(dataset_name) / "runs" / run_key("train", run).removeprefix("train_")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Record):
+    """What a train run was asked and what it resolved (stored as ``config``).
+
+    The :class:`~brain.settings.TrainSettings` fields (size, pad and device as resolved from
+    the dataset's policy and the machine), then the run's inputs.
+    """
+
+    arch: str = "resnet18"
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 1e-3
+    augment: bool = False
+    class_weighted: bool = False
+    pretrained: bool = False
+    patience: int | None = None
+    select: str = "f1"
+    schedule: str = "constant"
+    size: int | None = None
+    pad: str | None = None
+    subset: int | None = None
+    device: str = "cpu"
+    seeds: list[int] = field(default_factory=list)
+    with_view: str | None = None
+    oversample: int = 0
+    train_view: str = TRAIN_VIEW
+    val_view: str = VAL_VIEW
+    test_view: str = TEST_VIEW
+    classes: list[str] = field(default_factory=list)
+    rare_class: str | None = None
+    label_field: str = "ground_truth"
+    output_classes: list[str] = field(default_factory=list)
+    input_shape: list[int] = field(default_factory=list)
+    resize: str = "none"
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    split_digest: str = ""
+    data_digest: str = ""
+    cv: int | None = None
+
+    @property
+    def settings(self) -> TrainSettings:
+        """The training settings of the run."""
+        return TrainSettings(**{name: getattr(self, name) for name in _SETTINGS})
+
+
+@dataclass
+class TrainResults(Record):
+    """What a train run gave (stored as ``results``; :func:`train_classifier` returns it).
+
+    Attributes:
+        summary: ``metric -> {mean, std, n}`` over seeds for precision, recall, f1, auc and
+            accuracy of the rare class on the test split (pooled over folds with ``cv``).
+        per_seed: per seed, those metrics with the confusion matrix and, without folds, the
+            kept epoch and its val F1 and AUC.
+        checkpoints: the checkpoint folders.
+        predictions_field: the field with the first seed's test predictions.
+        predictions_seed: that seed.
+        eval_key: the FiftyOne evaluation of those predictions.
+        n_train: training samples used; ``n_train_available``: before ``subset``;
+            ``n_train_synthetic``: synthetic among them; ``n_train_oversampled``: copies added.
+        n_val, n_test: val and test samples.
+        cv: folds (``None``: the fixed split); ``folds``: per-fold counts and mean metrics;
+            ``fold_summary``: the spread of those over folds.
+        warnings: metrics resting on fewer than 5 rare samples.
+        run: the run's name; run_key: its key (not stored: the key is the record's).
+    """
+
+    summary: dict[str, Any] = field(default_factory=dict)
+    per_seed: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[str] = field(default_factory=list)
+    predictions_field: str | None = None
+    predictions_seed: int | None = None
+    eval_key: str | None = None
+    n_train: int = 0
+    n_train_available: int = 0
+    n_train_synthetic: int = 0
+    n_train_oversampled: int = 0
+    n_val: int = 0
+    n_test: int = 0
+    cv: int | None = None
+    folds: list[dict[str, Any]] = field(default_factory=list)
+    fold_summary: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    run: str = ""
+    run_key: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        record = super().to_record()
+        del record["run"], record["run_key"]
+        return record
+
+
+@register
+class TrainKind(RunKind):
+    """Train runs: the predictions field, the evaluation and the checkpoint folder."""
+
+    kind = "train"
+    config_type = TrainConfig
+    results_type = TrainResults
+
+    def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
+        pred_field, eval_key = field_names(name)
+        _, results = self.load(dataset, name)
+        return Footprint(
+            fields=[results.predictions_field or pred_field],
+            evaluations=[results.eval_key or eval_key],
+            files=[str(run_folder(dataset.name, name))],
+        )
+
+
+TRAIN = TrainKind()
+
+
+def train_classifier(
+    dataset: fo.Dataset | str,
+    run: str,
+    settings: TrainSettings | None = None,
+    *,
+    seeds: int = 1,
+    seed: int = 0,
+    with_view: str | None = None,
+    label_field: str | None = None,
+    cv: int | None = None,
+    oversample: int = 0,
+    num_threads: int | None = None,
+    progress: bool = True,
+    **changes: Any,
+) -> TrainResults:
+    """Train and evaluate a ResNet classifier, one network per seed, and store the run.
+
+    Args:
+        dataset: the project dataset (or its name).
+        run: the run name (letters, digits, ``_``, ``-``); an older run of that name is replaced.
+        settings: how each network is trained (:class:`~brain.settings.TrainSettings`:
+            architecture, epochs, batch size, learning rate, augmentation, class weights,
+            epoch selection, schedule, size policy, subset, device); its defaults when omitted.
+        seeds: number of seeds (``seed``, ``seed + 1``, ...).
+        seed: the first seed.
+        with_view: a view (saved or built-in) whose samples join the real training split,
+            e.g. curated synthetic samples; it may not hold val or test samples.
+        label_field: learn the labels of this field instead of the task's (``ground_truth``),
+            e.g. ``fine_label`` holding all 24 chromosome classes while the task is one of them
+            against the rest: a richer feature space for the filters. Metrics, predictions and
+            the epoch selection stay on the binary task (the rare-class probability is the sum
+            over the fine classes inside it).
+        cv: grouped, stratified ``cv``-fold cross-validation over all real labelled samples
+            instead of the fixed split: each fold is tested once by networks trained on the
+            other folds (the next fold picks the epoch), so every sample is tested exactly once;
+            metrics are pooled over folds per seed, with the spread over folds in
+            ``fold_summary``. For small rare classes (fewer than 5 rare val or test samples).
+        oversample: add this many copies of real rare train images, drawn at random with
+            replacement (seeded by ``seed``): the classic rebalancing baseline.
+        num_threads: torch intra-op threads while training (``None``: torch's default).
+        progress: progress bars on decoding, epochs and batches.
+        **changes: fields of ``settings`` to change (e.g. ``epochs=10, augment=True``).
+
+    Returns:
+        The :class:`TrainResults` (also stored under ``train_<run>``).
+
+    Raises:
+        InputError: for bad input (missing rare class in train, val or test, a single class,
+            mixed image sizes without a size, unknown views or settings); nothing is stored.
+    """
+    from brain.classifier import (
+        card_fields,
+        check_labels,
+        cross_validate,
+        few_rare_warnings,
+        fold_assignment,
+        oversampled,
+        sample_pairs,
+        stratified_subset,
+        task_probabilities,
+        train_seeds,
+    )
+    from brain.data import ImageSet, channel_stats, digest
+    from brain.devices import resolve_device, torch_threads
+    from brain.metrics import summarise
+    from curation.leftovers import clean_folder_leftovers, replace_folder, temp_folder
+    from curation.runs.predictions import store_predictions
+    from curation.runs.train_data import read_classes, read_sets, sample_groups
+    from curation.schema import size_policy
+
+    run_key("train", run)
+    settings = (settings or TrainSettings()).replace(**changes).check()
+    if seeds < 1:
+        raise CurateError(f"`seeds` must be at least 1, got {seeds}", params=("seeds",))
+    if cv is not None and (with_view is not None or settings.subset is not None):
+        raise CurateError(
+            "`cv` trains on folds of the real data: it takes no `with_view` or `subset`",
+            params=("cv", "with_view", "subset"),
+        )
+    if cv is not None and cv < 2:
+        raise CurateError(f"`cv` needs at least 2 folds, got {cv}", params=("cv",))
+    dataset = as_dataset(dataset)
+    policy_size, policy_pad = size_policy(dataset)
+    settings = settings.replace(
+        size=settings.size if settings.size is not None else policy_size,
+        pad=settings.pad or policy_pad,
+        device=resolve_device(settings.device),
+    )
+    classes = read_classes(dataset, label_field)
+    if classes.label_field != "ground_truth" and with_view is not None:
+        raise CurateError(
+            "training on fine labels cannot add `with_view` samples (no fine labels)",
+            params=("with_view",),
+        )
+    sets = read_sets(
+        dataset,
+        classes,
+        with_view=with_view,
+        size=settings.size,
+        pad=settings.pad,
+        progress=progress,
+    )
+    train, val, test = sets.train, sets.val, sets.test
+    n_available = len(train)
+    if settings.subset is not None and settings.subset < len(train):
+        train = train.subset(stratified_subset(train.labels, settings.subset, seed))
+    if oversample:
+        train = oversampled(train, classes.rare_index, oversample, seed)
+    if cv is None:
+        check_labels(train, val, test, classes.rare_index)
+
+    data_digest = digest(sample_pairs(train), [sets.split_digest])
+    stats = channel_stats(train.images)
+    card = card_fields(settings, classes.outputs, classes.rare, sets.shape, stats, data_digest)
+    if classes.label_field != "ground_truth":
+        card.update(label_field=classes.label_field, rare_outputs=classes.rare_index)
+    seed_list = [seed + i for i in range(seeds)]
+    final = run_folder(dataset.name, run)
+    clean_folder_leftovers(final.parent)  # of killed trainings (see curation.leftovers)
+    tmp = temp_folder(final)
+    try:
+        with torch_threads(num_threads):
+            common = {
+                "seeds": seed_list,
+                "settings": settings,
+                "card": card,
+                "rare_index": classes.rare_index,
+                "folder": tmp,
+                "final": final,
+                "progress": progress,
+            }
+            if cv is None:
+                trained = train_seeds(train, val, test, **common)
+            else:
+                pooled = ImageSet.concat([train, val, test])
+                fold_of = fold_assignment(
+                    pooled, sample_groups(dataset, pooled.ids), cv, classes.rare_index, seed
+                )
+                trained = cross_validate(pooled, fold_of, **common)
+        replace_folder(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+    pred_field, eval_key = field_names(run)
+    first_proba = trained.probas[0]
+    if classes.label_field != "ground_truth":
+        first_proba = task_probabilities(
+            first_proba, classes.rare_index, classes.task[0] == classes.rare
+        )
+    store_predictions(
+        dataset,
+        trained.test.ids,
+        first_proba,
+        classes=classes.task,
+        rare_class=classes.rare,
+        field=pred_field,
+        eval_key=eval_key,
+    )
+    config = TrainConfig(
+        **settings.as_dict(),
+        seeds=seed_list,
+        with_view=with_view,
+        oversample=int(oversample),
+        classes=classes.task,
+        rare_class=classes.rare,
+        label_field=classes.label_field,
+        output_classes=classes.outputs,
+        input_shape=list(sets.shape),
+        resize=card["resize"],
+        mean=card["mean"],
+        std=card["std"],
+        split_digest=sets.split_digest,
+        data_digest=data_digest,
+        cv=cv,
+    )
+    results = TrainResults(
+        summary=summarise(trained.per_seed),
+        per_seed=trained.per_seed,
+        checkpoints=trained.checkpoints,
+        predictions_field=pred_field,
+        predictions_seed=seed_list[0],
+        eval_key=eval_key,
+        n_train=len(train),
+        n_train_available=n_available,
+        n_train_synthetic=int(sum(o == "synthetic" for o in train.origins)),
+        n_train_oversampled=int(oversample),
+        n_val=len(val),
+        n_test=len(trained.test),
+        cv=cv,
+        folds=trained.folds,
+        fold_summary=summarise([f["metrics"] for f in trained.folds]) if trained.folds else None,
+        warnings=few_rare_warnings(val, trained.test, classes.rare_index, cv, trained.folds),
+        run=run,
+    )
+    results.run_key = TRAIN.store(dataset, run, config, results)
+    return results

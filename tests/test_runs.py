@@ -1,0 +1,147 @@
+"""The runs layer: ``curate runs list|show|delete`` and, for each kind of run, a delete that
+leaves no field, tag, saved view, brain run, evaluation, sample or file behind."""
+
+from __future__ import annotations
+
+import json
+
+import fiftyone as fo
+import pytest
+
+from brain.filter_calibration import CalibrationSettings
+from brain.settings import TrainSettings
+from curation.cli import main
+from curation.datasets import media_root
+from curation.demo import make_demo_data
+from curation.errors import CurateError
+from curation.ingest import ingest_csv, ingest_pool
+from curation.runs import delete_run, list_run_keys, show_run
+from curation.runs.embed import compute_embeddings
+from curation.runs.filter import run_filter
+from curation.runs.generate import generate
+from curation.runs.ssim import compute_max_ssim
+from curation.runs.train import train_classifier
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+FAST = {"epochs": 1, "size": 16, "progress": False, "num_threads": 1}
+
+
+def snapshot(name: str) -> dict:
+    """Everything a run can write on dataset ``name`` and under its media folder."""
+    dataset = fo.load_dataset(name)
+    dataset.reload()
+    root = media_root(name)
+    return {
+        "fields": sorted(dataset.get_field_schema(flat=True)),
+        "tags": sorted(dataset.distinct("tags")),
+        "views": sorted(dataset.list_saved_views()),
+        "brain_runs": sorted(dataset.list_brain_runs()),
+        "evaluations": sorted(dataset.list_evaluations()),
+        "runs": sorted(dataset.list_runs()),
+        "samples": len(dataset),
+        "files": sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()),
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    """A 16 px simulated dataset with a pool."""
+    root = tmp_path_factory.mktemp("runs")
+    data = make_demo_data(root / "data", n_labelled=120, n_pool=12, size=16, prevalence=0.2, seed=5)
+    name = "runs-tiny"
+    ingest_csv(data.labels_csv, name, rare="translocation")
+    ingest_pool(data.pool_dir, name, append=True)
+    return name
+
+
+def _deleted_cleanly(name: str, key: str, before: dict) -> None:
+    """Delete run ``key`` and check the dataset and its folder are as ``before``."""
+    assert key in [k for k, _, _ in list_run_keys(name)]
+    removed = delete_run(name, key)
+    assert removed.fields or removed.samples or removed.files or removed.views or removed.runs
+    assert snapshot(name) == before
+
+
+def test_train_delete_leaves_nothing(tiny):
+    before = snapshot(tiny)
+    train_classifier(tiny, "t", **FAST)
+    after = snapshot(tiny)
+    assert "pred_t" in after["fields"] and "eval_t" in after["evaluations"]
+    assert any(f.startswith("runs/t") for f in after["files"])
+    _deleted_cleanly(tiny, "train_t", before)
+
+
+def test_generate_and_embed_delete_leave_nothing(tiny):
+    base = snapshot(tiny)
+    generate(tiny, "copies", "g", n=6, progress=False)
+    assert snapshot(tiny)["samples"] == base["samples"] + 6
+    train_classifier(tiny, "net", **FAST)
+    before_embed = snapshot(tiny)
+    compute_embeddings(tiny, "net", name="e", progress=False, num_threads=1)
+    after = snapshot(tiny)
+    assert "emb_e" in after["fields"] and "sim_e" in after["brain_runs"]
+    _deleted_cleanly(tiny, "embed_e", before_embed)
+    delete_run(tiny, "train_net")
+    _deleted_cleanly(tiny, "generate_g", base)
+
+
+@pytest.mark.parametrize("calibrate", [False, "val", "retrain"])
+def test_filter_delete_leaves_nothing(tiny, calibrate):
+    base = snapshot(tiny)
+    generate(tiny, "copies", "fg", n=8, progress=False)
+    train_classifier(tiny, "fnet", **FAST)
+    compute_embeddings(tiny, "fnet", name="fe", progress=False, num_threads=1)
+    before = snapshot(tiny)
+    train = TrainSettings(epochs=1, size=16)
+    calibration = CalibrationSettings(levels=(0.5,), train=train, num_threads=1)
+    report = run_filter(
+        tiny,
+        "knn_precision",
+        "k",
+        embed="fe",
+        calibrate=calibrate,
+        target=0.5,
+        calibration=calibration,
+    )
+    after = snapshot(tiny)
+    assert {"k_score", "k_reason"} <= set(after["fields"]) and "k_umap" in after["brain_runs"]
+    assert {"k:pass", "k:reject"} & set(after["tags"]) and "k-pass" in after["views"]
+    assert report.plots and any(f.startswith("filters/k/") for f in after["files"])
+    _deleted_cleanly(tiny, "filter_k", before)
+    for key in ("embed_fe", "train_fnet", "generate_fg"):
+        delete_run(tiny, key)
+    assert snapshot(tiny) == base
+
+
+def test_ssim_delete_leaves_nothing(tiny):
+    base = snapshot(tiny)
+    generate(tiny, "copies", "sg", n=4, progress=False)
+    before = snapshot(tiny)
+    compute_max_ssim(tiny, threshold=0.5, size=16, run="s", progress=False)
+    after = snapshot(tiny)
+    assert "max_ssim" in after["fields"] and "near-copies" in after["views"]
+    _deleted_cleanly(tiny, "ssim_s", before)
+    delete_run(tiny, "generate_sg")
+    assert snapshot(tiny) == base
+
+
+def test_runs_cli_lists_shows_and_deletes(tiny, capsys):
+    base = snapshot(tiny)
+    train_classifier(tiny, "c", **FAST)
+    capsys.readouterr()
+    assert main(["runs", "list", tiny, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"key": "train_c", "kind": "train", "name": "c"} in listed
+    assert main(["runs", "show", tiny, "train_c", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert shown["kind"] == "train" and shown["config"]["epochs"] == 1
+    assert shown["writes"]["fields"] == ["pred_c"] and shown["writes"]["evaluations"] == ["eval_c"]
+    assert main(["runs", "show", tiny, "train_c"]) == 0
+    assert "train_c: train run 'c'" in capsys.readouterr().out
+    assert main(["runs", "delete", tiny, "train_c"]) == 0
+    assert "deleted train_c; removed: fields pred_c" in capsys.readouterr().out
+    assert snapshot(tiny) == base
+    assert main(["runs", "delete", tiny, "train_c"]) == 2
+    assert "no synthcurate run 'train_c'" in capsys.readouterr().err
+    with pytest.raises(CurateError, match="no synthcurate run 'nope'"):
+        show_run(tiny, "nope")
