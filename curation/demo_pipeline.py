@@ -2,8 +2,9 @@
 
 Simulated FISH crops -> ingest -> ResNet on real train -> BBDM from the DAPI pool -> embeddings
 -> UMAP + Gaussian-mixture filter -> SSIM and leakage -> every arm of the study (real,
-class-weighted, all, filtered, random-matched, oversampled) -> verdicts -> report. The study is ``demo_experiment.yaml`` beside this module. A rerun continues
-the finished steps (``fresh=True`` starts over).
+class-weighted, all, filtered, random-matched, oversampled) -> verdicts -> report. The study is
+``demo_experiment.yaml`` beside this module. A rerun continues the finished steps (``fresh=True``
+starts over).
 """
 
 from __future__ import annotations

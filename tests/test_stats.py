@@ -29,3 +29,16 @@ def test_paired_comparison_no_difference():
     assert result["ci_low"] == result["ci_high"] == 0
     with pytest.raises(ValueError):
         paired_comparison([0.1], [0.2])
+
+
+def test_two_seeds_that_agree_in_sign_are_not_evidence():
+    """With two seeds the percentile bootstrap interval lies between the two differences, so it
+    excludes 0 whenever they share a sign; the verdict's interval (the wider of bootstrap and
+    paired t) does not."""
+    from brain.stats import verdict
+
+    result = paired_comparison([0.30, 0.10], [0.10, 0.05])  # differences +0.20 and +0.05
+    assert result["boot_low"] > 0  # the bootstrap alone would say "helps"
+    assert result["t_low"] < 0 < result["t_high"]
+    assert (result["ci_low"], result["ci_high"]) == (result["t_low"], result["t_high"])
+    assert verdict(result["ci_low"], result["ci_high"]) == "no evidence"

@@ -30,7 +30,7 @@ def demo(name: str, workdir: str | None, fresh: bool) -> None:
     results = run_demo(name, root, fresh=fresh, echo=click.echo, progress=show_progress())
     click.echo("")
     click.echo(markdown_table(results["tables"], results["seeds"]))
-    click.echo("\nverdicts (paired bootstrap CI of the rare-class F1 difference over seeds):")
+    click.echo("\nverdicts (95% CI of the paired rare-class F1 difference over seeds):")
     for line in results["verdicts"]:
         click.echo(("* " if line["headline"] else "  ") + format_verdict(line))
     for generator, counts in results["filter_counts"].items():

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from curation.cli.options import echo_json, json_option
+from curation.cli.options import echo_json, json_option, parse_params
 from curation.errors import CurateError
 
 
@@ -14,18 +12,6 @@ def _filter_names() -> list[str]:
     from brain.filters import FILTERS
 
     return FILTERS.names()
-
-
-def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    import yaml
-
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise CurateError(f"--param takes NAME=VALUE, got {pair!r}")
-        params[name.strip().replace("-", "_")] = yaml.safe_load(value)
-    return params
 
 
 def _parse_levels(text: str | None) -> tuple[float, ...] | None:
@@ -105,7 +91,7 @@ def filter_command(
     from brain.settings import TrainSettings
     from curation.runs.filter import run_filter
 
-    options = _parse_params(params)
+    options = parse_params(params)
     if seed is not None:
         if "random_state" not in filter_params(method):
             raise CurateError(f"--seed: filter {method!r} has no randomness")

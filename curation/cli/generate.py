@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from curation.cli.options import echo_json, json_option, show_progress
+from curation.cli.options import echo_json, json_option, parse_params, show_progress
 from generators import GENERATORS
-
-
-def _parse_params(values: tuple[str, ...]) -> dict:
-    params = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"--param expects KEY=VALUE, got {item!r}")
-        try:
-            params[key.strip()] = json.loads(raw)
-        except ValueError:
-            params[key.strip()] = raw
-    return params
 
 
 @click.command()
@@ -66,7 +51,7 @@ def generate(name, method, run, params, as_json, **options) -> None:
     from curation.runs.generate import generate as run_generate
 
     report = run_generate(
-        name, method, run, params=_parse_params(params), progress=show_progress(as_json), **options
+        name, method, run, params=parse_params(params), progress=show_progress(as_json), **options
     )
     for warning in report.warnings:
         click.echo(f"curate: warning: {warning}", err=True)

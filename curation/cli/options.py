@@ -23,3 +23,30 @@ def show_progress(as_json: bool = False) -> bool:
     """Whether a command draws progress bars: only on a terminal, and never with ``--json``
     (logs and pipes get no bars, so a failing command's stderr is its one error line)."""
     return not as_json and sys.stderr.isatty()
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--param NAME=VALUE`` pairs as a dict: ``-`` in names becomes ``_``; a value is read as
+    JSON (``2e-4``, ``true``, ``[1, 2]``), else as YAML (``{a: 1}``), else kept as text (``cpu``).
+
+    Raises:
+        CurateError: a pair without ``=`` or without a name.
+    """
+    import yaml
+
+    from curation.errors import CurateError
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise CurateError(f"--param takes NAME=VALUE, got {pair!r}")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                parsed = value
+        params[name.strip().replace("-", "_")] = parsed
+    return params

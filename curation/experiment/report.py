@@ -77,7 +77,7 @@ def compare_rows(rows: list[dict[str, Any]], experiment: str = "") -> tuple[list
 
 def _compare(row: dict, base: dict) -> dict[str, Any]:
     """Paired comparison of two rows over their common seeds, on F1 and AUC: mean difference,
-    tests, bootstrap CI, the smallest difference the design detects, and a verdict."""
+    tests, CI (bootstrap and t), the smallest difference the design detects, and a verdict."""
     result: dict[str, Any] = {"run": row["run"], "baseline": base["run"], "metric": "f1"}
     for metric in ("f1", "auc"):
         by_seed = dict(zip(base["seeds"], base[metric]["values"], strict=True))
@@ -100,10 +100,10 @@ def _compare(row: dict, base: dict) -> dict[str, Any]:
 
 
 def _verdict_lines(comparisons: list[dict], rows: dict[str, dict]) -> list[dict[str, Any]]:
-    """One verdict per comparison (``helps`` / ``no evidence`` / ``hurts`` from the paired
-    bootstrap CI of the rare-class F1 difference, with the AUC's beside it); the comparisons of
-    the first two :data:`COMPARISONS` (filtered vs random-matched, filtered vs real) are the
-    headline."""
+    """One verdict per comparison (``helps`` / ``no evidence`` / ``hurts`` from the paired CI of
+    the rare-class F1 difference, :func:`brain.stats.paired_comparison`, with the AUC's beside
+    it); the comparisons of the first two :data:`COMPARISONS` (filtered vs random-matched,
+    filtered vs real) are the headline."""
     lines = []
     for c in comparisons:
         if "verdict" not in c:
@@ -249,7 +249,7 @@ def _calibration_table(calibration: dict[str, Any]) -> str:
 
 def _comparisons_table(comparisons: list[dict], rows: dict[str, dict]) -> str:
     lines = [
-        "| training data | vs | mean F1 diff | 95% bootstrap CI | detectable (80% power) "
+        "| training data | vs | mean F1 diff | 95% CI | detectable (80% power) "
         "| paired t p | Wilcoxon p | verdict |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -263,10 +263,12 @@ def _comparisons_table(comparisons: list[dict], rows: dict[str, dict]) -> str:
         )
     lines.append(
         "\nPaired over seeds (same seed = same initialisation and data order). The verdict "
-        "reads the 95% bootstrap CI of the mean F1 difference: helps (above 0), hurts (below 0), "
-        "no evidence (it spans 0). No evidence is not evidence of no effect: a difference "
-        "smaller than the detectable one (from the observed spread of the paired differences, "
-        "two-sided 5%, 80% power) would likely go unseen with these seeds."
+        "reads the 95% CI of the mean F1 difference, the wider of the paired bootstrap and the "
+        "paired t intervals (with few seeds the bootstrap alone is far too narrow): helps "
+        "(above 0), hurts (below 0), no evidence (it spans 0). No evidence is not evidence of "
+        "no effect: a difference smaller than the detectable one (from the observed spread of "
+        "the paired differences, two-sided 5%, 80% power) would likely go unseen with these "
+        "seeds."
     )
     return "\n".join(lines)
 
