@@ -191,6 +191,14 @@ def cases(ws: Path) -> dict[str, tuple[list[str], str]]:
             ["filter", NAME, "--key", "f3", "-p", "colour=red"],
             "unknown parameter(s) colour for filter 'combined'",
         ),
+        "filter: --param without a value": (
+            ["filter", NAME, "--key", "f3", "-p", "colour"],
+            "--param takes NAME=VALUE, got 'colour'",
+        ),
+        "generate: --param without a name": (
+            ["generate", NAME, "--method", "interpolation", "--run", "g9", "-p", "=3"],
+            "--param takes NAME=VALUE, got '=3'",
+        ),
         "train: unknown fine-label field": (
             ["train", NAME, "--run", "fine", "--labels", "nope", "--epochs", "1"],
             "label field 'nope' does not exist",
