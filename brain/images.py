@@ -79,11 +79,18 @@ def _read_tiff(path: Path) -> np.ndarray:
     return tifffile.imread(path)
 
 
-def _read_pil(path: Path) -> np.ndarray:
+def _drops_alpha(image) -> bool:
+    """Whether the loader drops an alpha channel of this open PIL image."""
+    return image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info)
+
+
+def _read_pil(path: Path, alpha: list[bool] | None = None) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as image:
         image.load()
+        if alpha is not None:
+            alpha.append(_drops_alpha(image))
         if image.mode == "P":
             image = image.convert("RGBA" if "transparency" in image.info else "RGB")
         if image.mode in ("RGBA", "LA"):
@@ -105,9 +112,7 @@ def has_alpha(path: str | os.PathLike) -> bool:
         return False
     try:
         with Image.open(path) as image:
-            return image.mode in _ALPHA_MODES or (
-                image.mode == "P" and "transparency" in image.info
-            )
+            return _drops_alpha(image)
     except Exception:
         return False  # unreadable files are reported by read_image
 
@@ -142,20 +147,23 @@ def describe_shapes(shapes: Sequence[tuple[int, ...]], most: int = 4) -> str:
     )
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, alpha: list[bool] | None = None) -> np.ndarray:
     """Read one image as a ``uint8`` ``(H, W, C)`` array (scaled as the module says).
+
+    ``alpha``, when given, gets whether an alpha channel was dropped appended (what
+    :func:`has_alpha` says, without opening the file a second time).
 
     Raises:
         InputError: if the file is missing, unreadable, corrupt or of an unsupported layout.
     """
-    raw = read_array(path)
+    raw = read_array(path, alpha=alpha)
     try:
         return np.ascontiguousarray(to_uint8(raw))
     except InputError as error:
         raise InputError(f"cannot read image {path}: {error}") from None
 
 
-def read_array(path: str | os.PathLike) -> np.ndarray:
+def read_array(path: str | os.PathLike, *, alpha: list[bool] | None = None) -> np.ndarray:
     """Read one image as stored, without scaling: an ``(H, W, C)`` array of the file's dtype.
 
     For values that must stay as they are: instance label masks, and 16-bit intensities with a
@@ -169,7 +177,12 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     try:
-        raw = _read_tiff(path) if path.suffix.lower() in TIFF_EXTENSIONS else _read_pil(path)
+        if path.suffix.lower() in TIFF_EXTENSIONS:
+            raw = _read_tiff(path)
+            if alpha is not None:
+                alpha.append(False)  # TIFFs keep every channel
+        else:
+            raw = _read_pil(path, alpha)
         return np.ascontiguousarray(_channels_last(np.asarray(raw)))
     except InputError as error:
         raise InputError(f"cannot read image {path}: {error}") from None

@@ -46,6 +46,8 @@ class TrainSettings:
             ``None``: the dataset's policy, else ``border``.
         subset: train on a stratified subset of about this many samples.
         device: ``auto`` (a GPU when one is visible), ``cpu`` or ``cuda``.
+        devices: train data-parallel in this many processes, one per device (GPUs
+            ``cuda:0..N-1``, or CPU cores without a GPU); ``batch_size`` is per device.
     """
 
     arch: str = _option("resnet18", "Network architecture.", tuple(ARCHITECTURES.names()))
@@ -64,6 +66,7 @@ class TrainSettings:
     pad: str | None = _option(None, "Padding for size: border, edge, reflect or constant:V.")
     subset: int | None = _option(None, "Train on a stratified subset of about N samples.")
     device: str = _option("auto", "auto, cpu or cuda.")
+    devices: int = _option(1, "Data-parallel processes, one per GPU (or CPU core).")
 
     def replace(self, **changes: Any) -> TrainSettings:
         """A copy with ``changes`` (field names of this class).
@@ -81,6 +84,7 @@ class TrainSettings:
         """
         _at_least(self.epochs, 1, "epochs")
         _at_least(self.batch_size, 2, "batch_size")
+        _at_least(self.devices, 1, "devices")
         if not self.lr > 0:
             raise InputError(f"`lr` must be positive, got {self.lr}", params=("lr",))
         if self.subset is not None:

@@ -5,6 +5,13 @@ Images live in memory as one ``uint8`` tensor; batches are index slices drawn fr
 generator, so no DataLoader worker processes are needed and a seed fixes everything: weight
 initialisation (``torch.manual_seed``), batch order and augmentation draws (one
 ``torch.Generator``), with deterministic kernels switched on for the duration of the run.
+
+Data-parallel (``settings.devices`` > 1): :func:`fit` launches one process per device
+(:mod:`brain.distributed`); the network is wrapped in ``DistributedDataParallel``, every process
+draws the same batch order and trains on its share of the batches (``batch_size`` per device),
+with its own augmentation draws; batch-norm statistics are taken from rank 0 before each
+validation, so every process validates the same network and keeps the same epoch. The result
+(rank 0's) loads in one process like any other.
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from brain import distributed
 from brain.augment import augment_batch
 from brain.data import ImageSet, normalise
 from brain.devices import resolve_device
+from brain.errors import InputError
 from brain.metrics import rare_class_metrics
 from brain.models import build_model, forward_features
 from brain.settings import SCHEDULES, SELECTION, TrainSettings
@@ -90,17 +99,23 @@ def train_epoch(
     std: torch.Tensor,
     settings: TrainSettings,
     generator: torch.Generator,
+    augment_generator: torch.Generator | None = None,
     progress: bool = True,
 ) -> float:
-    """One pass over ``data`` in shuffled batches; returns the mean training loss."""
+    """One pass over ``data`` in shuffled batches; returns the mean training loss.
+
+    ``generator`` draws the batch order (and, without ``augment_generator``, the augmentation);
+    in a process group each process takes its :func:`~brain.distributed.shard` of the batches.
+    """
     model.train()
     labels = torch.from_numpy(data.labels)
     total, seen = 0.0, 0
-    chunks = batch_indices(len(data), settings.batch_size, generator)
+    chunks = distributed.shard(batch_indices(len(data), settings.batch_size, generator))
+    augment_with = augment_generator or generator
     for index in tqdm(chunks, desc="batches", unit="batch", leave=False, disable=not progress):
         batch = data.images[index]
         if settings.augment:
-            batch = augment_batch(batch, generator)
+            batch = augment_batch(batch, augment_with)
         inputs = normalise(batch, mean, std, device=settings.device)
         targets = labels[index].to(settings.device)
         optimizer.zero_grad(set_to_none=True)
@@ -109,6 +124,7 @@ def train_epoch(
         optimizer.step()
         total += float(loss.detach()) * len(index)
         seen += len(index)
+    total, seen = distributed.sum_values(total, seen)
     return total / max(seen, 1)
 
 
@@ -211,20 +227,34 @@ def fit(
         settings: the training settings.
         seed: seeds weights, batch order and augmentation.
         progress: show progress bars on epochs and batches.
+
+    With ``settings.devices`` > 1 it trains data-parallel in that many processes (see the
+    module docstring).
     """
-    settings = dataclasses.replace(settings, device=resolve_device(settings.device))
-    device = settings.device
+    if settings.devices > 1 and distributed.current() is None:
+        return _fit_on_devices(
+            train,
+            val,
+            num_classes=num_classes,
+            rare_index=rare_index,
+            mean=mean,
+            std=std,
+            settings=settings,
+            seed=seed,
+            progress=progress,
+        )
+    here = distributed.current()
+    device = here.device if here is not None else resolve_device(settings.device)
+    settings = dataclasses.replace(settings, device=device)
+    progress = progress and distributed.is_main()
     with deterministic():
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        height, width = train.images.shape[2:]
-        model = build_model(
-            settings.arch,
-            num_classes,
-            in_channels=train.images.shape[1],
-            input_size=(height, width),
-            pretrained=settings.pretrained,
-        ).to(device)
+        augment_generator = None
+        if distributed.world_size() > 1:  # the same batch order, each rank its own draws
+            augment_generator = torch.Generator().manual_seed(seed + 7919 * distributed.rank())
+        model = _build(train, num_classes, settings).to(device)
+        trained = _data_parallel(model)
         weight = class_weights(train.labels, num_classes) if settings.class_weighted else None
         loss_fn = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
@@ -238,7 +268,7 @@ def fit(
         )
         for epoch in epochs:
             loss = train_epoch(
-                model,
+                trained,
                 optimizer,
                 loss_fn,
                 train,
@@ -246,10 +276,12 @@ def fit(
                 std=std_t,
                 settings=settings,
                 generator=generator,
+                augment_generator=augment_generator,
                 progress=progress,
             )
             if scheduler is not None:
                 scheduler.step()
+            distributed.broadcast_state(model)  # every rank validates rank 0's network
             val_metrics, val_loss = validate(
                 model, val, rare_index, mean=mean_t, std=std_t, device=device, weight=weight
             )
@@ -265,3 +297,58 @@ def fit(
                     break
         model.load_state_dict(best_state)
     return FitResult(model.eval(), best_epoch, best_val, history)
+
+
+def _build(train: ImageSet, num_classes: int, settings: TrainSettings) -> nn.Module:
+    height, width = train.images.shape[2:]
+    return build_model(
+        settings.arch,
+        num_classes,
+        in_channels=train.images.shape[1],
+        input_size=(height, width),
+        pretrained=settings.pretrained,
+    )
+
+
+def _data_parallel(model: nn.Module) -> nn.Module:
+    """``model`` wrapped in ``DistributedDataParallel`` in a process group, else itself."""
+    here = distributed.current()
+    if here is None or here.world_size == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [torch.device(here.device).index] if here.device.startswith("cuda") else None
+    return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def _fit_worker(train: ImageSet, val: ImageSet, kwargs: dict) -> dict:
+    """One rank of :func:`_fit_on_devices`: rank 0 returns the kept weights and history."""
+    result = fit(train, val, **kwargs)
+    if not distributed.is_main():
+        return {}
+    # numpy, not tensors: a tensor sent between processes lives in the sender's shared memory
+    state = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
+    return {
+        "state": state,
+        "best_epoch": result.best_epoch,
+        "best_val": result.best_val,
+        "history": result.history,
+    }
+
+
+def _fit_on_devices(train: ImageSet, val: ImageSet, **kwargs) -> FitResult:
+    """:func:`fit` in ``settings.devices`` processes; the kept network, in this process."""
+    settings: TrainSettings = kwargs["settings"]
+    devices = distributed.plan_devices(settings.devices, settings.device)
+    batches = len(batch_indices(len(train), settings.batch_size))
+    if batches < len(devices):
+        raise InputError(
+            f"{len(train)} training samples make {batches} batch(es) of {settings.batch_size}, "
+            f"fewer than `devices` {len(devices)}; lower batch_size or devices",
+            params=("devices", "batch_size"),
+        )
+    out = distributed.launch(_fit_worker, (train, val, kwargs), devices)
+    model = _build(train, kwargs["num_classes"], settings)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in out["state"].items()})
+    model.to(resolve_device(settings.device))
+    return FitResult(model.eval(), out["best_epoch"], out["best_val"], out["history"])

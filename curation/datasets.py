@@ -85,14 +85,19 @@ def list_projects() -> list[str]:
 def delete_dataset(name: str) -> None:
     """Delete dataset ``name``, its ``<name>-parents`` dataset of whole images (see
     :mod:`curation.segment`), the leftovers of its killed runs and the media synthcurate wrote
-    for it (source images are kept)."""
+    for it (source images are kept). Similarity indexes outside the database (a Milvus or
+    Qdrant collection, a LanceDB table, a Milvus Lite file elsewhere) are dropped first, where
+    their store answers."""
     import shutil
+
+    from curation.runs.embed import drop_indexes
 
     dataset = open_dataset(name)
     media = media_root(name)
     if fo.dataset_exists(f"{name}-parents"):
         fo.load_dataset(f"{name}-parents").delete()
     clean_leftovers(name)
+    drop_indexes(dataset)
     dataset.delete()
     if media.is_dir():
         shutil.rmtree(media)
@@ -153,7 +158,9 @@ def resolve_view(dataset: fo.Dataset, name: str) -> fo.DatasetView:
 
 
 def save_view(dataset: fo.Dataset, name: str, view: fo.DatasetView, description: str = "") -> None:
-    """Save ``view`` under ``name``, replacing an older view of that name."""
+    """Save ``view`` under ``name``, replacing an older view of that name (also one another
+    process saved since ``dataset`` was loaded: the App, or a command that was killed)."""
+    dataset.reload()
     if dataset.has_saved_view(name):
         dataset.delete_saved_view(name)
     dataset.save_view(name, view, description=description or None)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import fiftyone as fo
 
-from brain.images import describe_shapes, has_alpha
+from brain.images import describe_shapes
 from curation.errors import CurateError
 from curation.readers import Record
 from curation.schema import (
@@ -94,9 +94,9 @@ def shape_problems(shapes: Sequence[Shape]) -> tuple[str, str]:
     return mixed_channels, mixed_sizes
 
 
-def alpha_warning(records: Sequence[Record]) -> str:
-    """A warning naming how many image files had an alpha channel (dropped when read)."""
-    dropped = [r.filepath for r in records if r.array is None and has_alpha(r.filepath)]
+def alpha_warning(dropped: Sequence[str]) -> str:
+    """A warning naming how many image files had an alpha channel (``dropped``: their paths,
+    found when ingest decoded them; see :func:`brain.images.has_alpha`)."""
     if not dropped:
         return ""
     return (
@@ -134,9 +134,11 @@ def check_ingested(
     implicit_rare: bool,
     made_split: bool,
     existing: fo.Dataset | None,
+    dropped_alpha: Sequence[str] = (),
 ) -> list[str]:
     """Check the dataset an ingest makes (``records`` with their decoded ``shapes``, plus the
-    samples of ``existing`` when appending); returns the warnings.
+    samples of ``existing`` when appending; ``dropped_alpha``: the files whose alpha channel was
+    dropped when decoded); returns the warnings.
 
     Raises:
         CurateError: for a new dataset (``existing`` is ``None``) whose images have mixed channel
@@ -152,4 +154,4 @@ def check_ingested(
         if any(errors):
             raise CurateError("; ".join(e for e in errors if e))
     found = [rare_problem, mixed_channels, *label_warnings(counts, rare)]
-    return [w for w in (*found, mixed_sizes, alpha_warning(records)) if w]
+    return [w for w in (*found, mixed_sizes, alpha_warning(dropped_alpha)) if w]

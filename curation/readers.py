@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,20 @@ class Record:
     fine: str | None = None
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+def _image_files(folder: Path) -> list[str]:
+    """Resolved paths of the image files anywhere under ``folder`` (symlinked folders are not
+    followed), in path order; one ``scandir`` per folder, ``resolve`` only for symlinked files."""
+    found: list[tuple[Path, bool]] = []
+    pending = [folder.resolve()]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif entry.is_file() and is_image_file(entry.name):
+                    found.append((Path(entry.path), entry.is_symlink()))
+    found.sort()
+    return [str(path.resolve()) if link else str(path) for path, link in found]
 
 
 def _require_dir(path: str | Path) -> Path:
@@ -59,7 +72,7 @@ def read_directory(root: str | Path) -> list[Record]:
             if not files and split != "pool":
                 raise CurateError(f"class {class_dir.name!r} has no images in {class_dir}")
             label = None if split == "pool" else class_dir.name
-            records += [Record(str(f.resolve()), label, split) for f in files]
+            records += [Record(f, label, split) for f in files]
     if not records:
         raise CurateError(f"no images found under {root}")
     return records
@@ -167,4 +180,4 @@ def read_pool(folder: str | Path) -> list[Record]:
     files = _image_files(folder)
     if not files:
         raise CurateError(f"no images found under {folder}")
-    return [Record(str(f.resolve()), None, "pool") for f in files]
+    return [Record(f, None, "pool") for f in files]

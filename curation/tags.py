@@ -18,6 +18,8 @@ from curation.schema import ORIGIN_FIELD, SYNTHETIC
 
 MANUAL_FIELD = "manual_decision"
 DECISIONS = ("pass", "reject")
+# ids per `select` when tagging: MongoDB refuses commands over 16 MB (about 800k ids)
+SELECT_CHUNK = 100_000
 
 
 def pass_tag(key: str) -> str:
@@ -92,6 +94,9 @@ def apply_filter_decisions(
                 wanted = decision == "pass"
                 overridden += final[sample_id] != wanted
                 final[sample_id] = wanted
-    _retag(synthetic.select(list(final)), key, final)
+    ids = list(final)
+    for start in range(0, len(ids), SELECT_CHUNK):  # a select's ids must fit in one command
+        chunk = ids[start : start + SELECT_CHUNK]
+        _retag(synthetic.select(chunk), key, {i: final[i] for i in chunk})
     n_pass = sum(final.values())
     return {"n_pass": n_pass, "n_reject": len(final) - n_pass, "n_overridden": overridden}

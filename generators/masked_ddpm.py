@@ -140,7 +140,7 @@ class MaskedDDPMGenerator(DiffusionGenerator):
         loss = F.mse_loss(self.unet_(noisy, t).sample, noise)
         self.optimizer_.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer_.step()
+        self._step(self.optimizer_)
         return float(loss.detach())
 
     def _after_step(self, total_steps: int) -> None:

@@ -70,9 +70,12 @@ def train_or_load(
     checkpoint_every: int | None,
     resume: bool,
     progress: bool,
+    devices: list[str] | None = None,
 ) -> Generator:
     """Load ``checkpoint``, or the finished checkpoint in ``checkpoint_dir``, else train (or
     resume) into it. A checkpoint trained on other images or with other parameters is refused.
+    With more than one of ``devices`` (:func:`brain.distributed.plan_devices`), a network
+    generator trains data-parallel on them (:func:`generators.parallel.fit_on_devices`).
 
     Raises:
         InputError: a checkpoint of another method, parameters or images, or an unfinished
@@ -101,6 +104,21 @@ def train_or_load(
         )
     if generator.trains and train_steps is not None and checkpoint_every is None:
         checkpoint_every = max(1, min(500, train_steps // 10))
+    if generator.trains and devices is not None and len(devices) > 1:
+        from generators.parallel import fit_on_devices
+
+        return fit_on_devices(
+            generator,
+            devices,
+            targets=targets,
+            sources=fit_sources,
+            masks=target_masks,
+            steps=train_steps,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            progress=progress,
+        )
     generator.fit(
         targets,
         fit_sources,

@@ -12,6 +12,13 @@ It owns what makes training resumable and reproducible:
 - ``resume=True`` restores all of it, so training ``N`` steps in two interrupted halves gives the
   same weights as training ``N`` steps at once (same thread count, same machine).
 
+Data-parallel (inside :func:`brain.distributed.launch`, see :mod:`generators.parallel`): every
+process builds the same networks (same seed), draws its own batches and noise (its generators
+are seeded by ``seed`` and its rank), and each optimizer step applies the gradient averaged over
+processes (:meth:`TorchGenerator._step`), so the networks stay identical; the loss history is
+the mean over processes. Rank 0 writes the checkpoint, which holds every rank's random state: a
+run resumes with the same number of processes.
+
 Small rare classes: a method trains on as few as ``min_train_images`` rare-class images (a
 parameter, default and floor :data:`MIN_TRAIN_IMAGES` = 2); :mod:`generators.batches` draws the
 batches (heavier augmentation below 8 images).
@@ -29,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from brain import distributed
 from brain.devices import resolve_device
 from brain.errors import InputError
 from generators.base import Capabilities, Generator
@@ -113,6 +121,14 @@ class TorchGenerator(Generator):
     def _train_step(self, data: TrainingData, total_steps: int) -> float:
         raise NotImplementedError
 
+    def _step(self, optimizer: Any) -> None:
+        """``optimizer.step()`` with the gradients averaged over data-parallel processes (what
+        a subclass's ``_train_step`` calls instead of stepping the optimizer itself)."""
+        distributed.average_gradients(
+            p for group in optimizer.param_groups for p in group["params"]
+        )
+        optimizer.step()
+
     def _after_step(self, total_steps: int) -> None:
         """Called after each step, once ``self.step_`` counts it."""
 
@@ -185,8 +201,11 @@ class TorchGenerator(Generator):
         if checkpoint_dir is not None:
             self._check_checkpoint_dir(checkpoint_dir)
         self._init_networks(total)
-        self.rng_ = np.random.default_rng(self.seed)
-        self.torch_rng_ = torch.Generator().manual_seed(self.seed)
+        for net in self.nets_.values():
+            distributed.broadcast_state(net)
+        rank = distributed.rank()  # rank 0 (and a single process) draws as it always has
+        self.rng_ = np.random.default_rng(self.seed if rank == 0 else [self.seed, rank])
+        self.torch_rng_ = torch.Generator().manual_seed(self.seed + 7919 * rank)
         self.step_ = 0
         self.loss_history_: list[float] = []
         state_path = None if checkpoint_dir is None else checkpoint_dir / TRAIN_STATE_FILE
@@ -199,10 +218,10 @@ class TorchGenerator(Generator):
             initial=min(self.step_, total),
             unit="step",
             desc=f"train {self.method}",
-            disable=not progress,
+            disable=not (progress and distributed.is_main()),
         ) as bar:
             while self.step_ < total:
-                loss = float(self._train_step(data, total))
+                loss = distributed.mean_value(float(self._train_step(data, total)))
                 self.step_ += 1
                 self.loss_history_.append(loss)
                 self._after_step(total)
@@ -248,14 +267,29 @@ class TorchGenerator(Generator):
         }
 
     def write_checkpoint(self, directory: Path, data_digest: str) -> None:
-        """Write ``training_state.pt`` (atomically), then the saved generator beside it."""
+        """Write ``training_state.pt`` (atomically), then the saved generator beside it (in a
+        process group: every rank calls it, rank 0 writes every rank's random state)."""
         import torch
 
+        ranks = distributed.gather(self._rank_state())
+        if not distributed.is_main():
+            return
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{TRAIN_STATE_FILE}.tmp"
-        torch.save(self.training_state(data_digest), tmp)
+        state = self.training_state(data_digest)
+        if len(ranks) > 1:
+            state["ranks"] = ranks
+        torch.save(state, tmp)
         os.replace(tmp, directory / TRAIN_STATE_FILE)
         self.save(directory)
+
+    def _rank_state(self) -> dict[str, Any]:
+        """This process's random state and method extras (differ between ranks)."""
+        return {
+            "numpy_rng": json.dumps(self.rng_.bit_generator.state),
+            "torch_rng": self.torch_rng_.get_state(),
+            "extra": self._extra_state(),
+        }
 
     def _restore(self, state_path: Path, data_digest: str) -> None:
         import torch
@@ -283,11 +317,20 @@ class TorchGenerator(Generator):
             optimizer.load_state_dict(state["optimizers"][name])
         for name, scheduler in self.lr_schedulers_.items():
             scheduler.load_state_dict(state["lr_schedulers"][name])
-        self.rng_.bit_generator.state = json.loads(state["numpy_rng"])
-        self.torch_rng_.set_state(state["torch_rng"])
+        ranks = state.get("ranks") or [state]
+        if len(ranks) != distributed.world_size():
+            raise InputError(
+                f"cannot resume from {state_path.parent}: it was trained by {len(ranks)} "
+                f"process(es), this run has {distributed.world_size()}; resume with `devices` "
+                f"{len(ranks)}",
+                params=("devices",),
+            )
+        own = ranks[distributed.rank()]
+        self.rng_.bit_generator.state = json.loads(own["numpy_rng"])
+        self.torch_rng_.set_state(own["torch_rng"])
         self.step_ = int(state["step"])
         self.loss_history_ = [float(v) for v in state["loss_history"].tolist()]
-        self._load_extra_state(state.get("extra", {}))
+        self._load_extra_state(own.get("extra", {}))
 
 
 class DiffusionGenerator(TorchGenerator):

@@ -103,3 +103,14 @@ def demo_dataset(demo_data) -> str:
     )
     ingest_records(read_pool(demo_data.pool_dir), "demo-session", source="test", append=True)
     return "demo-session"
+
+
+@pytest.fixture
+def project(demo_dataset, name) -> str:
+    """A private copy of the demo dataset (samples share the demo's source images)."""
+    import fiftyone as fo
+
+    fo.load_dataset(demo_dataset).clone(name, persistent=True)
+    yield name
+    if fo.dataset_exists(name):
+        fo.load_dataset(name).delete()

@@ -84,6 +84,7 @@ def ws(tmp_path_factory) -> Path:
     (root / "unknown-key.yaml").write_text(
         yaml.safe_dump({"dataset": NAME, "name": "x", "colour": "blue"})
     )
+    (root / "study.yaml").write_text(yaml.safe_dump({"dataset": NAME, "name": "x"}))
     return root
 
 
@@ -100,11 +101,11 @@ def cases(ws: Path) -> dict[str, tuple[list[str], str]]:
         "ingest: a label that occurs once becomes the rare class": (
             ["ingest", "csv", str(ws / "singleton.csv"), *new],
             "rare class 'Normal' (the least frequent label; choose another with --rare) has "
-            "train 0, val 0, test 1 real samples",
+            "train 1, val 0, test 0 real samples",
         ),
         "ingest: a rare class of 2 samples cannot reach train, val and test": (
             ["ingest", "csv", str(ws / "two-rare.csv"), "--rare", "rare", *new],
-            "rare class 'rare' has train 1, val 1, test 0 real samples: none in test",
+            "rare class 'rare' has train 1, val 0, test 1 real samples: none in val",
         ),
         "ingest: a 1x1 image among 16 px images": (
             ["ingest", "dir", str(ws / "tiny"), *new],
@@ -211,6 +212,14 @@ def cases(ws: Path) -> dict[str, tuple[list[str], str]]:
             ["train", NAME, "--run", "cv", "--cv", "99", "--epochs", "1"],
             "--cv 99",
         ),
+        "train: more devices than the machine has": (
+            ["train", NAME, "--run", "dp", "--devices", "99", "--epochs", "1"],
+            "99 asked for but",
+        ),
+        "generate: more devices than the machine has": (
+            ["generate", NAME, "--method", "copies", "--run", "g", "--n", "2", "--devices", "99"],
+            "99 asked for but",
+        ),
         "config: size below 8": (["config", NAME, "--size", "4"], "size must lie between 8"),
         "config: size above 1024": (["config", NAME, "--size", "2048"], "size must lie between"),
         "config: unknown padding": (
@@ -226,6 +235,10 @@ def cases(ws: Path) -> dict[str, tuple[list[str], str]]:
             "colour",
         ),
         "experiment: missing config": (["experiment", str(ws / "nope.yaml")], "nope.yaml"),
+        "experiment: a Ray address that does not answer": (
+            ["experiment", str(ws / "study.yaml"), "--address", "ray://127.0.0.1:1"],
+            "Ray address 'ray://127.0.0.1:1' does not answer",
+        ),
         "segment-score: missing masks": (
             ["segment-score", str(ws / "a.tif"), str(ws / "b.tif")],
             "a.tif",

@@ -17,7 +17,8 @@ from curation.demo import make_crop
 from curation.errors import CurateError
 from curation.ingest import ingest_records
 from curation.readers import Record
-from curation.runs.embed import compute_embeddings, find_similar
+from curation.runs.embed import compute_embeddings
+from curation.runs.neighbours import find_similar
 from curation.runs.records import load_run
 from curation.runs.train import train_classifier
 from curation.schema import ORIGIN_FIELD
@@ -25,20 +26,25 @@ from curation.schema import ORIGIN_FIELD
 N_SYNTHETIC = 6
 
 
-@pytest.fixture(scope="module")
-def embedded(demo_dataset: str, session_dir: Path) -> str:
-    """A clone of the demo dataset plus synthetic crops, a small train run and its embeddings."""
-    name = "emb-clone"
-    fo.load_dataset(demo_dataset).clone(name, persistent=True)
+def make_embedded(source: str, name: str, folder: Path) -> str:
+    """Dataset ``name``: a clone of ``source`` plus synthetic crops (written under ``folder``),
+    a small train run ``r`` and its embeddings (embed run ``r``, sklearn)."""
+    fo.load_dataset(source).clone(name, persistent=True)
     records = []
     for i in range(N_SYNTHETIC):
-        path = session_dir / "emb-synthetic" / f"syn_{i}.png"
+        path = folder / f"syn_{i}.png"
         write_png(make_crop(500 + i, size=64, translocation=True), path)
         records.append(Record(str(path), "translocation"))
     ingest_records(records, name, source="test", origin="synthetic", append=True)
     train_classifier(name, "r", epochs=1, subset=80, size=16, progress=False, num_threads=1)
     compute_embeddings(name, "r", progress=False, num_threads=1)
     return name
+
+
+@pytest.fixture(scope="module")
+def embedded(demo_dataset: str, session_dir: Path) -> str:
+    """A clone of the demo dataset plus synthetic crops, a small train run and its embeddings."""
+    return make_embedded(demo_dataset, "emb-clone", session_dir / "emb-synthetic")
 
 
 def _real_vectors(dataset: fo.Dataset, field: str) -> tuple[list[str], np.ndarray]:

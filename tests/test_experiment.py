@@ -21,15 +21,20 @@ from curation.runs.records import has_run
 DATASET = "study"
 
 
+def ingest_study_data(root: Path, name: str, n_labelled: int = 360) -> None:
+    """A small 16 px simulated dataset ``name`` (data files under ``root``)."""
+    data = make_demo_data(
+        root / "data", n_labelled=n_labelled, n_pool=40, size=16, prevalence=0.15, seed=4
+    )
+    ingest_csv(data.labels_csv, name, rare="translocation")
+    ingest_pool(data.pool_dir, name, append=True)
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """A small 16 px simulated dataset and a finished tiny study on it (every arm)."""
     root = tmp_path_factory.mktemp("study")
-    data = make_demo_data(
-        root / "data", n_labelled=360, n_pool=40, size=16, prevalence=0.15, seed=4
-    )
-    ingest_csv(data.labels_csv, DATASET, rare="translocation")
-    ingest_pool(data.pool_dir, DATASET, append=True)
+    ingest_study_data(root, DATASET)
     before = snapshot(DATASET)
     config = {
         "dataset": DATASET,

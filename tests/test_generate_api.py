@@ -27,15 +27,6 @@ FAST = {"params": TINY, "train_steps": 4, "steps": 3, "progress": False}
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def project(demo_dataset, name) -> str:
-    """A private copy of the demo dataset (samples share the demo's source images)."""
-    fo.load_dataset(demo_dataset).clone(name, persistent=True)
-    yield name
-    if fo.dataset_exists(name):
-        fo.load_dataset(name).delete()
-
-
 def synthetic(name: str, run: str | None = None):
     view = fo.load_dataset(name).match(F("origin") == "synthetic")
     return view if run is None else view.match(F("lineage.run") == run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from curation.cli.options import echo_json, json_option, show_progress
+from curation.cli.options import devices_option, echo_json, json_option, show_progress
 
 
 def _backend_names() -> list[str]:
@@ -65,6 +65,7 @@ def _choice(name: str) -> click.Choice:
     "tested once (for small rare classes).",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@devices_option
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
 @json_option
 def train(name: str, run: str, as_json: bool, threads: int | None, **options) -> None:
@@ -105,7 +106,12 @@ def train(name: str, run: str, as_json: bool, threads: int | None, **options) ->
 @click.option("--name", "embed_name", default=None, help="Embed run name [default: --run].")
 @click.option("--field", default=None, help="Embedding field [default: emb_<name>].")
 @click.option("--backend", type=click.Choice(_backend_names()), default="sklearn")
-@click.option("--url", default=None, help="Server URL, or LanceDB folder.")
+@click.option(
+    "--url",
+    default=None,
+    help="Milvus or Qdrant server URL, Milvus Lite .db path or LanceDB folder [default: under "
+    "the media folder].",
+)
 @click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default="euclidean")
 @click.option("--seed-index", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -139,7 +145,7 @@ def similar(name: str, sample_id: str, k: int, embed_name, all_origins: bool, as
     """List the real samples nearest to SAMPLE_ID in the embedding space, with distances."""
     from dataclasses import asdict
 
-    from curation.runs.embed import find_similar
+    from curation.runs.neighbours import find_similar
 
     neighbours = find_similar(name, sample_id, k=k, name=embed_name, real_only=not all_origins)
     if as_json:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from curation.cli.options import echo_json, json_option, parse_params, show_progress
+from curation.cli.options import (
+    devices_option,
+    echo_json,
+    json_option,
+    parse_params,
+    show_progress,
+)
 from generators import GENERATORS
 
 
@@ -42,6 +48,7 @@ from generators import GENERATORS
     help="Padding for --size: border, edge, reflect or constant:V (default: the policy's).",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@devices_option
 @click.option(
     "--threads", "num_threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads."
 )

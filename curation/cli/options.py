@@ -50,3 +50,13 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
                 parsed = value
         params[name.strip().replace("-", "_")] = parsed
     return params
+
+
+devices_option = click.option(
+    "--devices",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Processes, one per device: GPUs cuda:0..N-1, or CPU cores without a GPU "
+    "(data-parallel training; generation sharded).",
+)

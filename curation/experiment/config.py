@@ -79,6 +79,19 @@ class LeakageConfig:
 
 
 @dataclass
+class RayConfig:
+    """Run the study's trainings as Ray tasks, one device each (see
+    :mod:`curation.experiment.cluster`); the section left out (the default): in this process.
+    ``address``: ``local`` (or ``null``) starts a Ray of ``workers`` CPUs on this machine
+    (default: all of them); ``auto`` or ``ray://HOST:10001`` joins a running cluster.
+    ``retries``: how often a task whose worker died is run again."""
+
+    address: str | None = None
+    workers: int | None = None
+    retries: int = 3
+
+
+@dataclass
 class ExperimentConfig:
     """The whole study: real, real + unfiltered, real + filtered synthetic per generator, each
     with and without augmentation, over ``seeds`` seeds. ``classifier`` holds the training
@@ -97,6 +110,7 @@ class ExperimentConfig:
     filter: FilterConfig = field(default_factory=FilterConfig)
     ssim: SSIMConfig = field(default_factory=SSIMConfig)
     leakage: LeakageConfig = field(default_factory=LeakageConfig)
+    ray: RayConfig | None = None
     out: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -166,7 +180,22 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
         raise CurateError(f"leakage neighbours must be at least 1, got {config.leakage.neighbours}")
     if config.cv is not None and (not isinstance(config.cv, int) or config.cv < 2):
         raise CurateError(f"cv must be an integer >= 2 (folds), got {config.cv!r}")
+    if config.ray is not None:
+        _check_ray(config.ray)
     return config
+
+
+def _check_ray(ray: RayConfig) -> None:
+    if ray.address is not None and (not isinstance(ray.address, str) or not ray.address):
+        raise CurateError(
+            f"ray address must be local, auto or ray://HOST:PORT, got {ray.address!r}"
+        )
+    if ray.workers is not None and (not isinstance(ray.workers, int) or ray.workers < 1):
+        raise CurateError(f"ray workers must be an integer >= 1, got {ray.workers!r}")
+    if ray.workers is not None and ray.address not in (None, "local"):
+        raise CurateError("ray workers sets the size of a local Ray: a cluster has its own")
+    if not isinstance(ray.retries, int) or ray.retries < 0:
+        raise CurateError(f"ray retries must be an integer >= 0, got {ray.retries!r}")
 
 
 def _check_arms(config: ExperimentConfig, *, explicit: bool) -> None:
@@ -208,6 +237,8 @@ def parse_config(data: Any) -> ExperimentConfig:
     config.filter = _section(FilterConfig, config.filter, "filter")
     config.ssim = _section(SSIMConfig, config.ssim, "ssim")
     config.leakage = _section(LeakageConfig, config.leakage, "leakage")
+    if config.ray is not None:
+        config.ray = _section(RayConfig, config.ray, "ray")
     if config.embedding is not None:
         config.embedding = _section(EmbeddingConfig, config.embedding, "embedding")
         if config.embedding.epochs < 1:
@@ -218,6 +249,24 @@ def parse_config(data: Any) -> ExperimentConfig:
         _build(GeneratorConfig, g, f"generators[{i}]") for i, g in enumerate(config.generators)
     ]
     return _check(config)
+
+
+def with_ray(
+    config: ExperimentConfig, *, address: str | None = None, workers: int | None = None
+) -> ExperimentConfig:
+    """``config`` with its trainings on Ray: its own ``ray`` section (or the defaults, a local
+    Ray) with ``address`` and ``workers`` where given.
+
+    Raises:
+        CurateError: ``workers`` for a cluster (see :class:`RayConfig`).
+    """
+    ray = config.ray or RayConfig()
+    if address is not None:  # a cluster has its own size
+        ray = dataclasses.replace(ray, address=address, workers=None)
+    if workers is not None:
+        ray = dataclasses.replace(ray, workers=workers)
+    _check_ray(ray)
+    return dataclasses.replace(config, ray=ray)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

@@ -2,7 +2,9 @@
 the filter, SSIM, statistics and the report.
 
 Every step stores a run on the dataset; a rerun skips steps whose stored run matches the config
-(classifier cells) or continues them (generators). The test split is used only to report: the
+(classifier cells) or continues them (generators). The trainings of each phase (the real
+cells; the embedding network; the generator cells) go to a trainer as one batch: in this process,
+or as Ray tasks (:mod:`curation.experiment.cluster`). The test split is used only to report: the
 classifiers pick epochs on val, the filter level is calibrated on val, and synthetic training
 views are checked to hold no real val or test sample. The study's own record
 (:mod:`curation.experiment.record`) owns every run and view it made.
@@ -11,14 +13,14 @@ views are checked to hold no real val or test sample. The study's own record
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import fiftyone as fo
 
-from brain.settings import TrainSettings
-from curation.datasets import builtin_views, open_dataset, resolve_view
+from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
 from curation.experiment.cells import (
     Cell,
@@ -29,7 +31,9 @@ from curation.experiment.cells import (
     study_cells,
     synthetic_view_name,
 )
+from curation.experiment.cluster import Trainer, open_trainer
 from curation.experiment.config import ExperimentConfig
+from curation.experiment.jobs import TrainJob, finished
 from curation.experiment.record import EXPERIMENT, ExperimentRecord, ExperimentResults
 from curation.experiment.views import (
     check_training_view,
@@ -38,16 +42,9 @@ from curation.experiment.views import (
     size_matched_sources,
 )
 from curation.runs.records import run_timestamp
-from curation.runs.train import TRAIN
 from curation.schema import LABEL_FIELD
 
 Echo = Callable[[str], None]
-
-# settings compared with a stored train run to skip it; device and pad are resolved when
-# training (from the machine and the dataset's policy), so they are not compared
-_COMPARED = tuple(
-    f.name for f in dataclasses.fields(TrainSettings) if f.name not in ("device", "pad")
-)
 
 
 def _generate(dataset: fo.Dataset, config: ExperimentConfig, echo: Echo, progress: bool) -> dict:
@@ -81,40 +78,6 @@ def _generate(dataset: fo.Dataset, config: ExperimentConfig, echo: Echo, progres
     return reports
 
 
-@dataclasses.dataclass(frozen=True)
-class _Job:
-    """One train run of the study: its settings and inputs."""
-
-    run: str
-    settings: TrainSettings
-    seeds: int
-    seed: int = 0
-    with_view: str | None = None
-    oversample: int = 0
-    label_field: str = LABEL_FIELD
-
-
-def _finished(dataset: fo.Dataset, job: _Job) -> bool:
-    """Whether train run ``job.run`` used these settings and the same amount of training data
-    (a changed filter outcome changes the synthetic view, so the cell is trained again)."""
-    if not TRAIN.exists(dataset, job.run):
-        return False
-    stored, results = TRAIN.load(dataset, job.run)
-    n_train = len(builtin_views(dataset)["real-train"])
-    if job.with_view is not None:
-        n_train += len(dataset.load_saved_view(job.with_view))
-    same_settings = all(getattr(stored, k) == getattr(job.settings, k) for k in _COMPARED)
-    return (
-        bool(results.per_seed)
-        and results.n_train_available == n_train
-        and stored.seeds == [job.seed + i for i in range(job.seeds)]
-        and same_settings
-        and stored.oversample == job.oversample
-        and stored.label_field == job.label_field
-        and stored.with_view == job.with_view
-    )
-
-
 def _usable_view(dataset, name: str | None, run: str, echo: Echo) -> str | None:
     """``name`` checked to hold no real or val/test sample; ``None`` when it is empty."""
     if name is None:
@@ -127,24 +90,8 @@ def _usable_view(dataset, name: str | None, run: str, echo: Echo) -> str | None:
     return name
 
 
-def _train(dataset: fo.Dataset, job: _Job, progress: bool) -> None:
-    from curation.runs.train import train_classifier
-
-    train_classifier(
-        dataset,
-        job.run,
-        job.settings,
-        seeds=job.seeds,
-        seed=job.seed,
-        with_view=job.with_view,
-        oversample=job.oversample,
-        label_field=job.label_field,
-        progress=progress,
-    )
-
-
-def _train_cell(dataset, config, cell: Cell, echo: Echo, progress: bool, counts=None) -> None:
-    """Train the cell's run (per-seed arms: one run per seed, each drawing its own data)."""
+def _cell_jobs(dataset, config, cell: Cell, echo: Echo, counts=None) -> list[TrainJob]:
+    """The train runs of a cell (per-seed arms: one run per seed, each drawing its own data)."""
     settings = config.classifier.replace(augment=cell.augment)
     if cell.arm == "class-weighted":
         settings = settings.replace(class_weighted=True)
@@ -153,26 +100,43 @@ def _train_cell(dataset, config, cell: Cell, echo: Echo, progress: bool, counts=
         with_view = None
         if cell.arm in ("all", "filtered"):
             with_view = synthetic_view_name(config.name, cell.generator, cell.filtered)
-        jobs.append(_Job(cell.run, settings, config.seeds, with_view=with_view))
+        jobs.append(TrainJob(cell.run, settings, config.seeds, with_view=with_view))
     for seed in range(config.seeds) if cell.per_seed else ():
         if cell.arm == "random-matched":
             view = random_view_name(config.name, cell.generator, seed)
-            jobs.append(_Job(cell.seed_run(seed), settings, 1, seed, with_view=view))
+            jobs.append(TrainJob(cell.seed_run(seed), settings, 1, seed, with_view=view))
         else:  # oversampled: as many real rare copies as the filter let through
             copies = (counts or {}).get(cell.generator, {}).get("after", 0)
-            jobs.append(_Job(cell.seed_run(seed), settings, 1, seed, oversample=copies))
-    for job in jobs:
-        job = dataclasses.replace(
-            job, with_view=_usable_view(dataset, job.with_view, job.run, echo)
+            jobs.append(TrainJob(cell.seed_run(seed), settings, 1, seed, oversample=copies))
+    return [
+        dataclasses.replace(
+            job,
+            with_view=_usable_view(dataset, job.with_view, job.run, echo),
+            what=f"{cell.data_label}, {job.seeds} seed(s)",
         )
-        if _finished(dataset, job):
+        for job in jobs
+    ]
+
+
+def _train(dataset, jobs: list[TrainJob], trainer: Trainer, echo: Echo, progress: bool) -> None:
+    """Train the jobs that no stored run holds yet, as one batch."""
+    pending = []
+    for job in jobs:
+        if finished(dataset, job):
             echo(f"[train] {job.run}: done earlier, skipped")
-            continue
-        echo(f"[train] {job.run}: {cell.data_label}, {job.seeds} seed(s)")
-        _train(dataset, job, progress)
+        else:
+            pending.append(job)
+    if pending:
+        trainer.train(dataset, pending, echo, progress)
 
 
-def _embedder(dataset: fo.Dataset, config: ExperimentConfig, echo: Echo, progress: bool) -> str:
+def _train_cells(dataset, config, cells, trainer, echo, progress, counts=None) -> None:
+    """Train every cell of ``cells`` (one batch)."""
+    jobs = [job for cell in cells for job in _cell_jobs(dataset, config, cell, echo, counts)]
+    _train(dataset, jobs, trainer, echo, progress)
+
+
+def _embedder(dataset: fo.Dataset, config: ExperimentConfig, trainer, echo, progress) -> str:
     """The train run whose network embeds: the real baseline cell's, or a network trained for
     the filter alone (``embedding:`` in the config, e.g. on fine labels)."""
     if config.embedding is None:
@@ -185,21 +149,18 @@ def _embedder(dataset: fo.Dataset, config: ExperimentConfig, echo: Echo, progres
     )
     if label_field != LABEL_FIELD:
         settings = settings.replace(select="loss")  # the fine classes, not the task, shape it
-    job = _Job(embedder_run(config.name), settings, 1, label_field=label_field)
-    if _finished(dataset, job):
-        echo(f"[train] {job.run}: done earlier, skipped")
-        return job.run
     labels = config.embedding.label_field or "task labels"
-    echo(f"[train] {job.run}: the embedding network ({labels})")
-    _train(dataset, job, progress)
+    what = f"the embedding network ({labels})"
+    job = TrainJob(embedder_run(config.name), settings, 1, label_field=label_field, what=what)
+    _train(dataset, [job], trainer, echo, progress)
     return job.run
 
 
-def _embed(dataset: fo.Dataset, config: ExperimentConfig, echo: Echo, progress: bool) -> str:
+def _embed(dataset: fo.Dataset, config: ExperimentConfig, trainer, echo, progress) -> str:
     from curation.runs.embed import EMBED, compute_embeddings
 
     name = embed_name(config.name)
-    source = _embedder(dataset, config, echo, progress)
+    source = _embedder(dataset, config, trainer, echo, progress)
     if EMBED.exists(dataset, name):
         stored, results = EMBED.load(dataset, name)
         embedded_at = run_timestamp(dataset, "embed", name)
@@ -258,8 +219,12 @@ def run_experiment(
     out: str | Path | None = None,
     echo: Echo = print,
     progress: bool = True,
+    trainer: Trainer | None = None,
 ) -> dict[str, Any]:
     """Run the study that ``config`` describes and write its report.
+
+    The trainings run where ``trainer`` says (:mod:`curation.experiment.cluster`); by default
+    where ``config.ray`` says: as Ray tasks, or (no ``ray`` section) in this process.
 
     Returns:
         The report's data: ``tables`` (rows per cell with P, R, F1, AUC as mean and std),
@@ -271,13 +236,17 @@ def run_experiment(
 
     dataset = open_dataset(config.dataset)
     _preflight(dataset, config)
+    if trainer is None:  # connect (a Ray address that does not answer fails here) and go on
+        with open_trainer(config.ray, echo) as trainer:
+            return run_experiment(config, out=out, echo=echo, progress=progress, trainer=trainer)
     out = Path(out or config.out or Path("runs") / config.name)
     record = ExperimentRecord(config.as_dict())
     if config.cv:
         from curation.experiment.cv import run_cross_validated
         from curation.experiment.report import write_cv_report
 
-        results = run_cross_validated(config, out, echo, progress, run_experiment)
+        per_fold = functools.partial(run_experiment, trainer=trainer)
+        results = run_cross_validated(config, out, echo, progress, per_fold)
         stored = ExperimentResults(
             **{k: results[k] for k in ("tables", "comparisons", "verdicts", "fold_reports")},
             out=str(out),
@@ -295,9 +264,8 @@ def run_experiment(
     cells = study_cells(config.name, generators, config.augment, arms)
 
     generation = _generate(dataset, config, echo, progress)
-    for cell in cells:
-        if cell.generator is None:
-            _train_cell(dataset, config, cell, echo, progress)
+    real_cells = [cell for cell in cells if cell.generator is None]
+    _train_cells(dataset, config, real_cells, trainer, echo, progress)
     filter_result: dict[str, Any] = {}
     counts: dict[str, dict[str, int]] = {}
     leakage: dict[str, Any] = {}
@@ -305,7 +273,7 @@ def run_experiment(
         from curation.experiment.leakage import check_leakage
         from curation.runs.ssim import compute_max_ssim
 
-        embedding = _embed(dataset, config, echo, progress)
+        embedding = _embed(dataset, config, trainer, echo, progress)
         filter_result = _filter(dataset, config, embedding, echo).to_record()
         if config.leakage.enabled:
             leakage = check_leakage(dataset, config, embedding, echo)
@@ -320,9 +288,8 @@ def run_experiment(
                 run=config.name,
                 progress=progress,
             )
-        for cell in cells:
-            if cell.generator is not None:
-                _train_cell(dataset, config, cell, echo, progress, counts=counts)
+        generator_cells = [cell for cell in cells if cell.generator is not None]
+        _train_cells(dataset, config, generator_cells, trainer, echo, progress, counts)
 
     results = collect_results(dataset, config, cells, counts, filter_result, generation)
     results["leakage"] = leakage

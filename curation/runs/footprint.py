@@ -62,7 +62,7 @@ class Footprint:
         are removed by :func:`curation.runs.delete_run`, which calls this)."""
         present = self.present(dataset)
         for key in present.brain_runs:
-            _cleanup_brain_run(dataset, key)
+            cleanup_brain_run(dataset, key)
         for key in present.evaluations:
             dataset.delete_evaluation(key)
         for name in present.views:
@@ -100,10 +100,20 @@ class Footprint:
         }
 
 
-def _cleanup_brain_run(dataset: fo.Dataset, key: str) -> None:
-    """Delete a brain run, and an external index behind it where one can be reached."""
+def cleanup_brain_run(dataset: fo.Dataset, key: str, **load_options: Any) -> None:
+    """Delete brain run ``key`` (if present) and the external index behind it (a LanceDB
+    table, a Milvus or Qdrant collection) where ``load_options`` (its URL) reach it and it is
+    this dataset's own (see :meth:`~curation.runs.similarity.SimilarityBackend.owns_index`)."""
     import contextlib
 
-    with contextlib.suppress(Exception):  # an unreachable external index: forget it anyway
-        dataset.load_brain_results(key, cache=False).cleanup()
+    from curation.runs.similarity import BACKENDS, quiet_clients
+
+    if key not in dataset.list_brain_runs():
+        return
+    config = dataset.get_brain_info(key).config
+    method = getattr(config, "method", None)
+    if method in BACKENDS and BACKENDS.get(method).owns_index(dataset.name, key, config):
+        # an unreachable external index: forget our record of it anyway
+        with contextlib.suppress(Exception), quiet_clients():
+            dataset.load_brain_results(key, cache=False, **load_options).cleanup()
     dataset.delete_brain_run(key)

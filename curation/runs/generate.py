@@ -26,6 +26,10 @@ Reruns are idempotent: the plan of pairs is deterministic (a seeded order of the
 ``seed + round``), pairs already in the dataset for the run are skipped, and samples are added in
 batches of ``batch_size`` so that a killed run loses at most one batch (its PNGs are rewritten,
 identically, on the rerun). A training that was interrupted continues with ``resume=True``.
+
+On several devices (``devices`` > 1, :mod:`generators.parallel`) a network generator trains
+data-parallel, one process per device, and generation shards the planned batches over the
+processes; this process alone adds samples, each batch once, as its PNGs are reported written.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class GenerateConfig(Record):
     checkpoint: str | None = None
     size: int | None = None
     pad: str | None = None
+    devices: int = 1
 
 
 @dataclass
@@ -167,6 +172,7 @@ class _Inputs:
     source_masks: np.ndarray | None
     config: GenerateConfig
     warnings: list[str]
+    devices: list[str]
 
     def read_sources(self, index: list[int]) -> np.ndarray:
         """The source images ``index`` as the generator takes them (size policy applied)."""
@@ -203,6 +209,7 @@ def _check_run_config(dataset: fo.Dataset, run: str, config: GenerateConfig) -> 
 
 def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Inputs:
     """Read and check everything a run needs (nothing is written)."""
+    from brain.distributed import plan_devices
     from curation.runs import generate_data as data
     from curation.schema import GROUP_FIELD, rare_class
     from generators import GENERATORS
@@ -211,6 +218,7 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
 
     n, steps, train_steps = asked["n"], asked["steps"], asked["train_steps"]
     run_key("generate", run)
+    devices = plan_devices(asked["devices"], asked["device"])
     rare = rare_class(dataset)
     if rare is None:
         raise CurateError(f"dataset {dataset.name!r} has no rare class recorded")
@@ -272,6 +280,7 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
         checkpoint=checkpoint,
         size=size,
         pad=pad,
+        devices=len(devices),
     )
     _check_run_config(dataset, run, config)
     return _Inputs(
@@ -291,6 +300,7 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
         source_masks=source_masks,
         config=config,
         warnings=[] if checkpoint is not None else generator.training_warnings(len(train_view)),
+        devices=devices,
     )
 
 
@@ -310,16 +320,17 @@ def _pairs_to_add(inputs: _Inputs, run: str, n: int | None, seed: int):
     return todo[: max(0, len(plan) - len(existing))], existing, warnings
 
 
-def _add_batches(inputs: _Inputs, todo, run, images_dir: Path, *, steps, batch_size, progress):
-    """Generate ``todo`` pairs batch by batch: write the PNGs, then add the batch's samples."""
+def _add_batches(inputs: _Inputs, todo, run, saved: Path, *, steps, batch_size, progress):
+    """Generate ``todo`` pairs batch by batch: write the PNGs, then add the batch's samples (on
+    several devices the batches are sharded, and each is added when its PNGs are written)."""
     from tqdm.auto import tqdm
 
-    from brain.images import write_png
     from curation.runs.generate_data import make_sample
     from curation.schema import ensure_schema
+    from generators.parallel import Batch, generate_on_devices, write_batch
 
     generator = inputs.generator
-    digest = generator.checkpoint_digest
+    images_dir = run_dir(inputs.dataset.name, run) / IMAGES_DIR
     sampling_steps = steps if steps is not None else generator.capabilities().sampling_steps
     params = {
         **generator.get_params(),
@@ -327,35 +338,37 @@ def _add_batches(inputs: _Inputs, todo, run, images_dir: Path, *, steps, batch_s
         "size": inputs.size,
         "pad": inputs.pad,
     }
+    pairs = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    masks = inputs.source_masks
+    batches = [
+        Batch(
+            sources=[inputs.source_paths[i] for i, _ in pair],
+            seeds=[seed for _, seed in pair],
+            outputs=[str(images_dir / f"{inputs.source_ids[i]}_{seed}.png") for i, seed in pair],
+            masks=None if masks is None else masks[[i for i, _ in pair]],
+        )
+        for pair in pairs
+    ]
     ensure_schema(inputs.dataset)
     with tqdm(
         total=len(todo), unit="img", desc=f"generate {generator.method}", disable=not progress
     ) as bar:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            index = [i for i, _ in batch]
-            images = generator.generate(
-                inputs.read_sources(index),
-                [seed for _, seed in batch],
-                masks=None if inputs.source_masks is None else inputs.source_masks[index],
-                steps=steps,
-            )
+
+        def add(index: int) -> None:
             samples = []
-            for (i, seed), image in zip(batch, images, strict=True):
-                path = images_dir / f"{inputs.source_ids[i]}_{seed}.png"
-                write_png(image, path)
+            for (i, seed), path in zip(pairs[index], batches[index].outputs, strict=True):
                 lineage = {
                     "source_id": inputs.source_ids[i],
                     "source_filepath": inputs.source_paths[i],
                     "generator": generator.method,
                     "run": run,
-                    "checkpoint_digest": digest,
+                    "checkpoint_digest": generator.checkpoint_digest,
                     "seed": seed,
                     "params": params,
                 }
                 samples.append(
                     make_sample(
-                        path,
+                        Path(path),
                         inputs.shape,
                         rare=inputs.rare,
                         group=inputs.source_groups[i],
@@ -364,6 +377,21 @@ def _add_batches(inputs: _Inputs, todo, run, images_dir: Path, *, steps, batch_s
                 )
             inputs.dataset.add_samples(samples, progress=False)
             bar.update(len(samples))
+
+        if len(inputs.devices) > 1 and len(batches) > 1:
+            generate_on_devices(
+                saved,
+                batches,
+                inputs.devices,
+                size=inputs.size,
+                pad=inputs.pad,
+                steps=steps,
+                on_batch=add,
+            )
+            return
+        for index, batch in enumerate(batches):
+            write_batch(generator, batch, size=inputs.size, pad=inputs.pad, steps=steps)
+            add(index)
 
 
 def _training_results(generator, folder: Path, seconds: float, title: str) -> GenerateResults:
@@ -408,6 +436,7 @@ def generate(
     size: int | None = None,
     pad: str | None = None,
     device: str = "auto",
+    devices: int = 1,
     num_threads: int | None = None,
     progress: bool = True,
 ) -> GenerateReport:
@@ -445,6 +474,9 @@ def generate(
         pad: how ``size`` pads (``border``, ``edge``, ``reflect``, ``constant:VALUE``); default:
             the dataset's policy, else ``border`` (the colour of the image border).
         device: where networks run: ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
+        devices: processes, one per device (GPUs ``cuda:0..N-1``, or CPU cores without a GPU):
+            a network generator trains data-parallel (``batch_size`` of the method per device;
+            a training resumes with the same number) and generation is sharded over them.
         num_threads: torch CPU threads while training and generating (``None``: as it is).
         progress: show progress bars.
 
@@ -477,6 +509,8 @@ def generate(
         batch_size=batch_size,
         size=size,
         pad=pad,
+        device=device,
+        devices=devices,
     )
     folder = run_dir(dataset.name, run)
     with torch_threads(num_threads):
@@ -492,6 +526,7 @@ def generate(
             checkpoint_every=checkpoint_every,
             resume=resume,
             progress=progress,
+            devices=inputs.devices,
         )
         inputs.generator = generator
         train_seconds = time.perf_counter() - started
@@ -506,7 +541,7 @@ def generate(
             inputs,
             todo,
             run,
-            folder / IMAGES_DIR,
+            Path(checkpoint) if checkpoint is not None else folder / CHECKPOINT_DIR,
             steps=steps,
             batch_size=batch_size,
             progress=progress,

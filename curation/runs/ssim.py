@@ -143,15 +143,14 @@ def compute_max_ssim(
 
 
 def _link_nearest(dataset: fo.Dataset, ids: list[str], embed_name: str | None) -> None:
-    from curation.runs.embed import find_similar
+    """Each near-copy's nearest real sample, by the embed run's index (any backend)."""
+    from curation.runs.neighbours import nearest_neighbours
 
     if embed_name is None and not list_runs(dataset, "embed"):
         return
-    nearest = []
-    for sample_id in ids:
-        try:
-            hits = find_similar(dataset, sample_id, k=1, name=embed_name)
-        except CurateError:  # e.g. a sample embedded by no run
-            hits = []
-        nearest.append(hits[0].id if hits else None)
-    dataset.select(ids, ordered=True).set_values(NEAREST_FIELD, nearest)
+    try:
+        nearest = nearest_neighbours(dataset, ids, name=embed_name)
+    except CurateError:  # e.g. no index: the links stay empty
+        nearest = {}
+    links = [nearest[i].id if i in nearest else None for i in ids]
+    dataset.select(ids, ordered=True).set_values(NEAREST_FIELD, links)

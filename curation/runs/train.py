@@ -12,6 +12,9 @@ trained on. A run ``R`` writes, on the dataset:
   ``curate info`` and ``curate runs``.
 
 Everything is validated and trained before anything is written: bad input stores nothing.
+Training (:func:`fit_classifier`: reads the dataset, writes the checkpoints) and storing
+(:func:`store_fitted`) are separate halves, so other processes can train while one process
+stores every run (:mod:`curation.experiment.cluster`).
 Deleting the run (``curate runs delete NAME train_R``) removes all three.
 """
 
@@ -68,6 +71,7 @@ class TrainConfig(Record):
     pad: str | None = None
     subset: int | None = None
     device: str = "cpu"
+    devices: int = 1
     seeds: list[int] = field(default_factory=list)
     with_view: str | None = None
     oversample: int = 0
@@ -160,6 +164,20 @@ class TrainKind(RunKind):
 TRAIN = TrainKind()
 
 
+@dataclass
+class FittedRun:
+    """A train run that is trained (its checkpoints written) but not yet stored on the dataset:
+    its records and the first seed's test probabilities over the task's classes. Plain data, so
+    a worker process can train it and hand it to the one process that stores runs
+    (:mod:`curation.experiment.cluster`)."""
+
+    run: str
+    config: TrainConfig
+    results: TrainResults
+    test_ids: list[str]
+    proba: Any  # np.ndarray, (n_test, n_task_classes)
+
+
 def train_classifier(
     dataset: fo.Dataset | str,
     run: str,
@@ -210,6 +228,41 @@ def train_classifier(
         InputError: for bad input (missing rare class in train, val or test, a single class,
             mixed image sizes without a size, unknown views or settings); nothing is stored.
     """
+    fitted = fit_classifier(
+        dataset,
+        run,
+        settings,
+        seeds=seeds,
+        seed=seed,
+        with_view=with_view,
+        label_field=label_field,
+        cv=cv,
+        oversample=oversample,
+        num_threads=num_threads,
+        progress=progress,
+        **changes,
+    )
+    return store_fitted(as_dataset(dataset), fitted)
+
+
+def fit_classifier(
+    dataset: fo.Dataset | str,
+    run: str,
+    settings: TrainSettings | None = None,
+    *,
+    seeds: int = 1,
+    seed: int = 0,
+    with_view: str | None = None,
+    label_field: str | None = None,
+    cv: int | None = None,
+    oversample: int = 0,
+    num_threads: int | None = None,
+    progress: bool = True,
+    **changes: Any,
+) -> FittedRun:
+    """The training half of :func:`train_classifier` (same arguments): validate, read, train
+    and write the checkpoint folder; the dataset itself is only read. :func:`store_fitted`
+    stores the result."""
     from brain.classifier import (
         card_fields,
         check_labels,
@@ -224,9 +277,9 @@ def train_classifier(
     )
     from brain.data import ImageSet, channel_stats, digest
     from brain.devices import resolve_device, torch_threads
+    from brain.distributed import plan_devices
     from brain.metrics import summarise
     from curation.leftovers import clean_folder_leftovers, replace_folder, temp_folder
-    from curation.runs.predictions import store_predictions
     from curation.runs.train_data import read_classes, read_sets, sample_groups
     from curation.schema import size_policy
 
@@ -248,6 +301,7 @@ def train_classifier(
         pad=settings.pad or policy_pad,
         device=resolve_device(settings.device),
     )
+    plan_devices(settings.devices, settings.device)  # more devices than the machine has
     classes = read_classes(dataset, label_field)
     if classes.label_field != "ground_truth" and with_view is not None:
         raise CurateError(
@@ -310,15 +364,6 @@ def train_classifier(
         first_proba = task_probabilities(
             first_proba, classes.rare_index, classes.task[0] == classes.rare
         )
-    store_predictions(
-        dataset,
-        trained.test.ids,
-        first_proba,
-        classes=classes.task,
-        rare_class=classes.rare,
-        field=pred_field,
-        eval_key=eval_key,
-    )
     config = TrainConfig(
         **settings.as_dict(),
         seeds=seed_list,
@@ -355,5 +400,23 @@ def train_classifier(
         warnings=few_rare_warnings(val, trained.test, classes.rare_index, cv, trained.folds),
         run=run,
     )
-    results.run_key = TRAIN.store(dataset, run, config, results)
+    return FittedRun(run, config, results, list(trained.test.ids), first_proba)
+
+
+def store_fitted(dataset: fo.Dataset, fitted: FittedRun) -> TrainResults:
+    """Store a trained run on ``dataset``: the first seed's test predictions with their
+    evaluation, then the run record (replacing an older run of that name)."""
+    from curation.runs.predictions import store_predictions
+
+    config, results = fitted.config, fitted.results
+    store_predictions(
+        dataset,
+        fitted.test_ids,
+        fitted.proba,
+        classes=config.classes,
+        rare_class=config.rare_class,
+        field=results.predictions_field,
+        eval_key=results.eval_key,
+    )
+    results.run_key = TRAIN.store(dataset, fitted.run, config, results)
     return results

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from brain import distributed
 from brain.errors import InputError
 from generators.arrays import from_float
 from generators.base import GENERATORS
@@ -181,8 +182,8 @@ class BBDMGenerator(DiffusionGenerator):
         loss = (prediction - target).abs().mean()
         self.optimizer_.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer_.step()
-        value = float(loss.detach())
+        self._step(self.optimizer_)
+        value = distributed.mean_value(float(loss.detach()))  # one plateau schedule on all ranks
         self.lr_scheduler_.step(value)
         return value
 

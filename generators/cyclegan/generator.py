@@ -197,7 +197,7 @@ class CycleGANGenerator(TorchGenerator):
             )
         self.opt_g_.zero_grad(set_to_none=True)
         loss_g.backward()
-        self.opt_g_.step()
+        self._step(self.opt_g_)
         # discriminators: real -> 1, pooled fake -> 0, halved
         for d in (self.d_a_, self.d_b_):
             d.requires_grad_(True)
@@ -213,7 +213,7 @@ class CycleGANGenerator(TorchGenerator):
             )
         self.opt_d_.zero_grad(set_to_none=True)
         loss_d.backward()
-        self.opt_d_.step()
+        self._step(self.opt_d_)
         for scheduler in self.lr_schedulers_.values():
             scheduler.step()
         return float(loss_g.detach())

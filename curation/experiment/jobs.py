@@ -1,0 +1,77 @@
+"""The trainings of a study: one train run each (a cell, one seed of a per-seed cell, or the
+embedding network), what it trains on, and whether a stored run already holds it.
+
+A job is plain data, so it can be sent to another process to be trained
+(:mod:`curation.experiment.cluster`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import fiftyone as fo
+
+from brain.settings import TrainSettings
+from curation.datasets import builtin_views
+from curation.runs.train import TRAIN, FittedRun
+from curation.schema import LABEL_FIELD
+
+# settings compared with a stored train run to skip it; device and pad are resolved when
+# training (from the machine and the dataset's policy), so they are not compared
+_COMPARED = tuple(
+    f.name for f in dataclasses.fields(TrainSettings) if f.name not in ("device", "pad")
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainJob:
+    """One train run of the study: its settings and inputs, and how the log names it."""
+
+    run: str
+    settings: TrainSettings
+    seeds: int
+    seed: int = 0
+    with_view: str | None = None
+    oversample: int = 0
+    label_field: str = LABEL_FIELD
+    what: str = ""
+
+    def fit(
+        self, dataset: fo.Dataset, *, num_threads: int | None = None, progress: bool = True
+    ) -> FittedRun:
+        """Train the run (its checkpoints written; nothing stored on ``dataset``)."""
+        from curation.runs.train import fit_classifier
+
+        return fit_classifier(
+            dataset,
+            self.run,
+            self.settings,
+            seeds=self.seeds,
+            seed=self.seed,
+            with_view=self.with_view,
+            oversample=self.oversample,
+            label_field=self.label_field,
+            num_threads=num_threads,
+            progress=progress,
+        )
+
+
+def finished(dataset: fo.Dataset, job: TrainJob) -> bool:
+    """Whether train run ``job.run`` used these settings and the same amount of training data
+    (a changed filter outcome changes the synthetic view, so the cell is trained again)."""
+    if not TRAIN.exists(dataset, job.run):
+        return False
+    stored, results = TRAIN.load(dataset, job.run)
+    n_train = len(builtin_views(dataset)["real-train"])
+    if job.with_view is not None:
+        n_train += len(dataset.load_saved_view(job.with_view))
+    same_settings = all(getattr(stored, k) == getattr(job.settings, k) for k in _COMPARED)
+    return (
+        bool(results.per_seed)
+        and results.n_train_available == n_train
+        and stored.seeds == [job.seed + i for i in range(job.seeds)]
+        and same_settings
+        and stored.oversample == job.oversample
+        and stored.label_field == job.label_field
+        and stored.with_view == job.with_view
+    )
