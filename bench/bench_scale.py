@@ -379,7 +379,8 @@ def _milvus_direct(dataset, ids, brain_key, uri):
 
 
 def part_index(workdir: Path, n: int, args) -> None:
-    from curation.runs.embed import _build_index, _drop_index
+    from curation.runs.embed import _build_index
+    from curation.runs.footprint import cleanup_brain_run
     from curation.runs.similarity import get_backend
 
     dataset = scale_dataset(workdir, n)
@@ -401,7 +402,8 @@ def part_index(workdir: Path, n: int, args) -> None:
             url.parent.mkdir(parents=True, exist_ok=True)
         options = backend.index_options(dataset.name, brain_key, str(url) if url else None,
                                         "euclidean")  # fmt: skip
-        _drop_index(dataset, brain_key, backend.load_options(options.get(backend.url_param)))
+        load_options = backend.load_options(options.get(backend.url_param))
+        cleanup_brain_run(dataset, brain_key, **load_options)
         how = "ours"
         with PeakRSS() as peak:
             start = time.perf_counter()
@@ -411,7 +413,7 @@ def part_index(workdir: Path, n: int, args) -> None:
                 if name != "milvus":
                     raise
                 how = f"fiftyone.brain directly (ours failed: {str(error)[:120]})"
-                _drop_index(dataset, brain_key, {"uri": str(url)})
+                cleanup_brain_run(dataset, brain_key, uri=str(url))
                 start = time.perf_counter()
                 _milvus_direct(dataset, ids, brain_key, str(url))
             build = time.perf_counter() - start
