@@ -3,7 +3,8 @@
 FiftyOne attaches to any database service the same user already runs, whatever its database
 folder, so the tests start their own ``mongod`` (FiftyOne's bundled binary) on a free loopback
 port with a temporary data folder and point ``FIFTYONE_DATABASE_URI`` at it before FiftyOne is
-imported. Every test talks to that real database; it is stopped when the session ends.
+imported. Every test talks to that real database; it is stopped when the session ends. Worker
+processes a test starts use it too, and start none of their own.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from pathlib import Path
 
 from curation.private_db import use_private_database
 
-_SESSION_DIR = Path(tempfile.mkdtemp(prefix="synthcurate-tests-"))
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "synthcurate" / "numba"))
 os.environ["MPLBACKEND"] = "Agg"
 os.environ.pop("FIFTYONE_PLUGINS_DIR", None)
-use_private_database(_SESSION_DIR)  # before FiftyOne is imported anywhere
+_SESSION = "SYNTHCURATE_TEST_SESSION"
+if _SESSION in os.environ:  # a worker a test started, importing its test module and so this file
+    _SESSION_DIR = Path(os.environ[_SESSION])  # the session's database, in its environment
+else:
+    _SESSION_DIR = Path(tempfile.mkdtemp(prefix="synthcurate-tests-"))
+    use_private_database(_SESSION_DIR)  # before FiftyOne is imported anywhere
+    os.environ[_SESSION] = str(_SESSION_DIR)
 
 import pytest  # noqa: E402
 

@@ -5,6 +5,8 @@ sample exactly once, also after a ``kill -9`` mid-generation."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import fiftyone as fo
@@ -236,6 +238,23 @@ def test_sharded_generation_writes_what_one_process_writes(tmp_path):
         assert (tmp_path / "two" / f"{k}.png").read_bytes() == (
             tmp_path / "one" / f"{k}.png"
         ).read_bytes()
+
+
+def _database_of_every_rank() -> list[tuple[str, str]]:
+    """Worker: the database and media folder this process would use, gathered to rank 0."""
+    env = os.environ
+    return distributed.gather((env["FIFTYONE_DATABASE_URI"], env["FIFTYONE_DEFAULT_DATASET_DIR"]))
+
+
+def test_workers_spawned_from_a_test_module_use_the_session_database():
+    """A spawned worker imports its test module, and with it conftest: it must not start a
+    mongod of its own (its exit skips atexit, so one would outlive the session)."""
+    _needs_two_cores()
+    sessions = lambda: set(Path(tempfile.gettempdir()).glob("synthcurate-tests-*"))  # noqa: E731
+    before = sessions()
+    ours = (os.environ["FIFTYONE_DATABASE_URI"], os.environ["FIFTYONE_DEFAULT_DATASET_DIR"])
+    assert distributed.launch(_database_of_every_rank, (), TWO) == [ours, ours]
+    assert sessions() == before
 
 
 def _synthetic(name: str, run: str):
