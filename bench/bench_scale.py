@@ -408,7 +408,7 @@ def part_index(workdir: Path, n: int, args) -> None:
         with PeakRSS() as peak:
             start = time.perf_counter()
             try:
-                _build_index(dataset, ids, EMBED_FIELD, brain_key, options, name)
+                _build_index(dataset, EMBED_FIELD, brain_key, options, name)
             except Exception as error:
                 if name != "milvus":
                     raise

@@ -107,13 +107,15 @@ def drop_indexes(dataset: fo.Dataset) -> None:
         _drop_run_index(dataset, config, default_names(name)[1])
 
 
-def _build_index(dataset, ids, field, brain_key, options, backend_name) -> None:
+def _build_index(dataset, field, brain_key, options, backend_name) -> None:
+    """Index the samples that hold ``field`` (exactly those just embedded: a view by field, not
+    by ids, whose list would pass MongoDB's 16 MB command limit at about a million samples)."""
     import fiftyone.brain as fob
 
     try:
         with quiet_clients():
             fob.compute_similarity(
-                dataset.select(list(ids)),
+                dataset.exists(field),
                 embeddings=field,
                 brain_key=brain_key,
                 progress=False,
@@ -211,7 +213,7 @@ def compute_embeddings(
         dataset.delete_sample_field(field)
     dataset.set_values(field, dict(zip(images.ids, vectors, strict=True)), key_field="id")
     try:
-        _build_index(dataset, images.ids, field, brain_key, options, backend)
+        _build_index(dataset, field, brain_key, options, backend)
     except Exception:
         dataset.delete_sample_field(field)
         raise
