@@ -42,7 +42,11 @@ class PassRateCalibration:
         target: the share of rare val samples that must pass.
         n_val_rare: rare val samples; val_rare_pass: the share of them passing;
             val_other_pass: the share of the other class passing (NaN without one).
-        warnings: a target out of reach, or too few rare val samples.
+        warnings: a target out of reach, too few rare val samples, a level held back.
+        fallback: why the level is not the one the val samples asked for: ``"few-val"`` (too
+            few rare val samples for the target: the filter's default level), ``"floor"``
+            (the val samples asked for a looser level than :func:`loosest_threshold`);
+            ``None``: calibrated.
         method: ``"val"``.
     """
 
@@ -53,6 +57,7 @@ class PassRateCalibration:
     val_rare_pass: float
     val_other_pass: float
     warnings: list[str] = field(default_factory=list)
+    fallback: str | None = None
     method: str = "val"
 
     def as_dict(self) -> dict[str, Any]:
@@ -98,6 +103,20 @@ def calibration_from_record(data: dict[str, Any] | None):
 MIN_THRESHOLD = 1e-12
 
 
+def val_samples_needed(target: float) -> int:
+    """Rare val samples a pass-rate ``target`` needs to be resolved: with fewer, one sample
+    is more than the share ``1 - target`` the target lets fail (20 for 95%)."""
+    return int(np.ceil(1.0 / (1.0 - float(target)) - 1e-9))
+
+
+def loosest_threshold(flt) -> float:
+    """The lowest pass threshold a calibration may set on fitted ``flt``: that of its default
+    level or of the loosest end of its useful level range, whichever is lower. Below it the
+    filter's own gates (e.g. realism) would pass images they call unrealistic."""
+    ends = [flt.threshold(level) for level in flt.level_range()]
+    return float(min(flt.threshold(flt.default_level_), *ends))
+
+
 def calibrate_pass_rate(
     flt,
     val_scores: np.ndarray,
@@ -123,6 +142,14 @@ def calibrate_pass_rate(
     n_rare = int(rare.sum())
     if n_rare == 0:
         raise InputError("the real val split has no rare-class sample to calibrate on")
+    needed_val = val_samples_needed(target)
+    if n_rare < needed_val:
+        level = flt.resolve_level(None)
+        warning = (
+            f"the level rests on the filter's default ({level:.4g}), not on the {n_rare} real "
+            f"rare val sample(s): a {target:.0%} target needs at least {needed_val}"
+        )
+        return _pass_rate_result(flt, level, scores, rare, target, [warning], "few-val")
     ordered = np.sort(scores[rare])[::-1]
     needed = max(int(np.ceil(target * n_rare - 1e-9)), 1)
     # rare val samples that fail at every level (a score of 0 or below: e.g. classified as the
@@ -137,17 +164,38 @@ def calibrate_pass_rate(
     below = ordered[ordered < last]
     floor = max(float(below[0]), 0.0) if len(below) else last  # no passing score is <= 0
     threshold = max((last + floor) / 2, MIN_THRESHOLD)
+    warnings, fallback = [], None
+    if threshold < loosest_threshold(flt):
+        warnings.append(
+            f"the val samples asked for a pass threshold of {threshold:.3g}, below the "
+            f"filter's loosest ({loosest_threshold(flt):.3g}): the level is held there, so "
+            "images its own gates reject do not pass"
+        )
+        threshold, fallback = loosest_threshold(flt), "floor"
     level = _nearest_valid_level(flt, flt.level_for_threshold(threshold))
+    return _pass_rate_result(flt, level, scores, rare, target, warnings, fallback)
+
+
+def _pass_rate_result(
+    flt,
+    level: float,
+    scores: np.ndarray,
+    rare: np.ndarray,
+    target: float,
+    warnings: list[str],
+    fallback: str | None,
+) -> PassRateCalibration:
+    """The :class:`PassRateCalibration` of ``level``, with what the val samples say of it."""
     passed = flt.decide_scores(scores, level)
-    warnings = []
+    n_rare = int(rare.sum())
     reached = float(passed[rare].mean())
-    if reached < target:
+    if reached < target and fallback is None:
         warnings.append(
             f"only {reached:.0%} of the real rare val samples can pass at any level, short of "
             f"the {target:.0%} target (the filter rejects the others whatever the level: see "
             "their reasons); the level passes those that can"
         )
-    if n_rare < FEW_RARE:
+    if n_rare < FEW_RARE and fallback != "few-val":
         warnings.append(
             f"the level rests on {n_rare} real rare val sample(s): fewer than {FEW_RARE}, "
             "so the pass rate it aims at is a rough guess"
@@ -160,6 +208,7 @@ def calibrate_pass_rate(
         val_rare_pass=reached,
         val_other_pass=float(passed[~rare].mean()) if (~rare).any() else float("nan"),
         warnings=warnings,
+        fallback=fallback,
     )
 
 

@@ -43,28 +43,62 @@ def _as_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).permute(0, 3, 1, 2).to(torch.float32)
 
 
+def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
+    if x.shape[1:] != y.shape[1:]:
+        raise ValueError(f"shapes differ: {tuple(x.shape[1:])} vs {tuple(y.shape[1:])}")
+    if min(x.shape[2:]) < WINDOW:
+        raise ValueError(f"images must be at least {WINDOW} x {WINDOW}")
+
+
+def _ssim_means(ux, uy, vx, vy, vxy) -> torch.Tensor:
+    """The SSIM map from local means, variances and covariance, averaged per image."""
+    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+    numerator = (2 * ux * uy + c1) * (2 * vxy + c2)
+    denominator = (ux**2 + uy**2 + c1) * (vx + vy + c2)
+    return (numerator / denominator).mean(dim=(1, 2, 3))
+
+
+def _local_variance(x: torch.Tensor, y: torch.Tensor, ux, uy) -> torch.Tensor:
+    """Sample (co)variance of ``x`` and ``y`` over every valid window."""
+    cov_norm = WINDOW * WINDOW / (WINDOW * WINDOW - 1)
+    return cov_norm * (_local_means(x * y) - ux * uy)
+
+
 def pairwise_ssim(candidates: np.ndarray, references: np.ndarray) -> np.ndarray:
     """SSIM of every candidate against every reference: an ``(N, M)`` array.
 
     Both inputs are ``uint8`` ``(N, H, W, C)`` of one shape (at least 7 x 7).
     """
     x, y = _as_tensor(candidates), _as_tensor(references)
-    if x.shape[1:] != y.shape[1:]:
-        raise ValueError(f"shapes differ: {tuple(x.shape[1:])} vs {tuple(y.shape[1:])}")
-    if min(x.shape[2:]) < WINDOW:
-        raise ValueError(f"images must be at least {WINDOW} x {WINDOW}")
-    cov_norm = WINDOW * WINDOW / (WINDOW * WINDOW - 1)
-    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+    _check_pair(x, y)
     ux, uy = _local_means(x), _local_means(y)  # (N, C, h, w), (M, C, h, w)
-    vx = cov_norm * (_local_means(x * x) - ux * ux)
-    vy = cov_norm * (_local_means(y * y) - uy * uy)
+    vx, vy = _local_variance(x, x, ux, ux), _local_variance(y, y, uy, uy)
     out = np.empty((x.shape[0], y.shape[0]))
     for i in range(x.shape[0]):
-        uxy = _local_means(x[i : i + 1] * y)  # (M, C, h, w)
-        vxy = cov_norm * (uxy - ux[i : i + 1] * uy)
-        numerator = (2 * ux[i : i + 1] * uy + c1) * (2 * vxy + c2)
-        denominator = (ux[i : i + 1] ** 2 + uy**2 + c1) * (vx[i : i + 1] + vy + c2)
-        out[i] = (numerator / denominator).mean(dim=(1, 2, 3)).numpy()
+        one = slice(i, i + 1)
+        vxy = _local_variance(x[one], y, ux[one], uy)  # (M, C, h, w)
+        out[i] = _ssim_means(ux[one], uy, vx[one], vy, vxy).numpy()
+    return out
+
+
+def paired_ssim(first: np.ndarray, second: np.ndarray, *, chunk: int = 1024) -> np.ndarray:
+    """SSIM of ``first[i]`` against ``second[i]`` for every ``i``: an ``(N,)`` array.
+
+    Both inputs are ``uint8`` ``(N, H, W, C)`` of one shape (at least 7 x 7); pairs are
+    processed ``chunk`` at a time to bound memory.
+    """
+    if len(first) != len(second):
+        raise ValueError(f"{len(first)} images paired with {len(second)}")
+    out = np.empty(len(first))
+    with torch.inference_mode():
+        for start in range(0, len(first), chunk):
+            x = _as_tensor(first[start : start + chunk])
+            y = _as_tensor(second[start : start + chunk])
+            _check_pair(x, y)
+            ux, uy = _local_means(x), _local_means(y)
+            vx, vy = _local_variance(x, x, ux, ux), _local_variance(y, y, uy, uy)
+            vxy = _local_variance(x, y, ux, uy)
+            out[start : start + len(x)] = _ssim_means(ux, uy, vx, vy, vxy).numpy()
     return out
 
 

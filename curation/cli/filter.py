@@ -52,6 +52,13 @@ def _parse_levels(text: str | None) -> tuple[float, ...] | None:
     show_default=True,
     help="Share of real rare val samples that must pass with --calibrate val.",
 )
+@click.option(
+    "--copy-ssim",
+    type=float,
+    default=None,
+    help="SSIM in (0, 1] at or above which a synthetic sample copies a real train image or its "
+    "source and is rejected [default: measured on the real rare train images].",
+)
 @click.option("--levels", default=None, help="Levels to sweep with --calibrate retrain.")
 @click.option("--calibrate-seeds", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--calibrate-epochs", type=click.IntRange(min=1), default=10, show_default=True)
@@ -71,6 +78,7 @@ def filter_command(
     level: float | None,
     calibrate: str | None,
     target: float,
+    copy_ssim: float | None,
     levels: str | None,
     calibrate_seeds: int,
     calibrate_epochs: int,
@@ -112,6 +120,7 @@ def filter_command(
         target=target,
         calibration=calibration,
         params=options,
+        copy_threshold=copy_ssim,
         visualize=not no_visualization,
         plots=not no_plots,
     )
@@ -126,6 +135,9 @@ def filter_command(
     )
     reasons = ", ".join(f"{reason} {n}" for reason, n in report.reasons.items())
     click.echo(f"reasons: {reasons}")
+    click.echo(describe_copy_gate(report.copies))
+    for generator, summary in report.by_generator.items():
+        click.echo(describe_generator(generator, summary))
     for generator, card in report.scorecard.items():
         click.echo(f"scorecard {generator}: {format_scorecard(card)}")
     click.echo(f"fields {', '.join(report.fields)}; views {', '.join(report.views)}")
@@ -137,12 +149,40 @@ def filter_command(
         click.echo(f"warning: {warning}")
 
 
+def describe_copy_gate(copies: dict) -> str:
+    """``near-copy gate: SSIM >= 0.75 or pixel distance <= 0.07 (...); rejected ...``."""
+    if not copies:
+        return "near-copy gate: not recorded (a run from before the gate)"
+    how = {
+        "data": f"measured on {copies['n_reference']} real rare train images",
+        "given": "SSIM given",
+        "fallback": "too few real rare train images to measure: defaults",
+    }[copies["chosen"]]
+    rejected = ", ".join(f"{r} {n}" for r, n in copies["rejected"].items()) or "none"
+    size = f", compared at {copies['size']} px" if copies.get("size") else ""
+    return (
+        f"near-copy gate: SSIM >= {copies['ssim']:.3f} or pixel distance <= "
+        f"{copies['distance']:.3f} ({how}{size}); rejected: {rejected}"
+    )
+
+
+def describe_generator(generator: str, summary: dict) -> str:
+    """``bbdm: 14 of 60 pass (authenticity of those passing 0.45)``."""
+    authenticity = summary.get("authenticity")
+    beside = "" if authenticity is None else f" (authenticity of those passing {authenticity:.2f})"
+    return f"{generator}: {summary['n_pass']} of {summary['n']} pass{beside}"
+
+
 def _echo_calibration(calibration: dict | None) -> None:
     if not calibration:
         return
     if calibration.get("method") == "val":
+        held = {
+            "few-val": " (too few for the target: the filter's default level)",
+            "floor": " (held at the filter's loosest level)",
+        }.get(calibration.get("fallback"), "")
         click.echo(
-            f"calibrated on val: {calibration['val_rare_pass']:.1%} of "
+            f"calibrated on val{held}: {calibration['val_rare_pass']:.1%} of "
             f"{calibration['n_val_rare']} real rare val samples pass (target "
             f"{calibration['target']:.0%}), {calibration['val_other_pass']:.1%} of the others"
         )

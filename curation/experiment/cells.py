@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 ARMS = ("real", "class-weighted", "all", "filtered", "random-matched", "oversampled")
 GENERATOR_ARMS = ("all", "filtered", "random-matched", "oversampled")
+SYNTHETIC_ARMS = ("all", "filtered", "random-matched")
+"""The arms that train on synthetic samples (a "helps" of theirs must beat oversampling)."""
 PER_SEED_ARMS = ("random-matched", "oversampled")
 _SUFFIX = {
     "all": "all",
@@ -153,6 +155,8 @@ COMPARISONS = (
     ("filtered", "oversampled"),
     ("filtered", "class-weighted"),
     ("all", "real"),
+    ("all", "oversampled"),
+    ("random-matched", "oversampled"),
     ("oversampled", "real"),
     ("class-weighted", "real"),
 )

@@ -56,6 +56,7 @@ class FilterConfig:
     calibrate: bool | str = False  # false, "val" (pass rate), "retrain" (true = "retrain")
     target: float = 0.95
     calibrate_seeds: int = 1
+    copy_threshold: float | None = None  # near-copy SSIM; null: measured on the real rare train
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -159,6 +160,7 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
     if len(set(names)) != len(names):
         raise CurateError(f"generator names must be unique: {names}")
     config.classifier.check()
+    from brain.copies import check_copy_threshold
     from brain.filters import make_filter
 
     flt = make_filter(config.filter.method)  # raises listing the known filters
@@ -172,6 +174,7 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
         )
     if not 0 < config.filter.target < 1:
         raise CurateError(f"filter target must lie in (0, 1), got {config.filter.target}")
+    check_copy_threshold(config.filter.copy_threshold)
     if not 0 < config.ssim.threshold <= 1:
         raise CurateError(f"ssim threshold must lie in (0, 1], got {config.ssim.threshold}")
     if not 0 < config.leakage.threshold <= 1:

@@ -7,6 +7,7 @@ import fiftyone as fo
 import numpy as np
 from fiftyone import ViewField as F
 
+from brain.copies import COPY_REASONS
 from curation.datasets import builtin_views, resolve_view, save_view
 from curation.errors import CurateError
 from curation.experiment.cells import (
@@ -17,6 +18,8 @@ from curation.experiment.cells import (
 )
 from curation.experiment.config import ExperimentConfig
 from curation.experiment.leakage import LEAK_TAG
+from curation.runs.filter import reason_field
+from curation.runs.ssim import NEAR_COPY_TAG
 from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, REAL, SPLIT_FIELD, SYNTHETIC
 from curation.tags import pass_tag
 
@@ -63,6 +66,28 @@ def size_matched_sources(dataset: fo.Dataset, config: ExperimentConfig, gen) -> 
     name = sources_view_name(config.name, gen.name)
     save_view(dataset, name, view)
     return name
+
+
+def copy_shares(dataset: fo.Dataset, config: ExperimentConfig) -> dict[str, dict[str, float]]:
+    """Per generator, the share of the samples each synthetic arm draws from that are copies:
+    tagged ``near-copy`` (the SSIM step) or ``leak``, or rejected by the filter's near-copy
+    gate (:data:`brain.copies.COPY_REASONS`). ``all`` and ``random-matched`` draw from every
+    sample of the generator, ``filtered`` from those that passed."""
+    key = filter_key(config.name)
+    reasons = reason_field(key)
+    copy = F("tags").contains([NEAR_COPY_TAG, LEAK_TAG]) | F(reasons).is_in(list(COPY_REASONS))
+    shares = {}
+    for gen in config.generators:
+        samples = generator_samples(dataset, gen.name)
+        passing = samples.match_tags(pass_tag(key))
+        every, passed = _share(samples, copy), _share(passing, copy)
+        shares[gen.name] = {"all": every, "random-matched": every, "filtered": passed}
+    return shares
+
+
+def _share(view, condition) -> float:
+    """The share of ``view``'s samples matching ``condition`` (0 for an empty view)."""
+    return len(view.match(condition)) / len(view) if len(view) else 0.0
 
 
 def save_generator_views(

@@ -5,9 +5,13 @@ an embed run, scores every synthetic sample and stores, under the key ``K``:
 
 - the float field ``K_score`` on synthetic samples (higher = more like the real rare class),
   the string field ``K_reason`` (``pass``, or why the sample was rejected: ``unrealistic``,
-  ``other-class``, ``near-copy``, ``outside-ellipse``, ... or ``manual-pass`` /
-  ``manual-reject`` where a person decided) and, for filters made of parts, one float field per
-  part (``K_realism``, ``K_rare_prob``, ``K_copy_ratio`` for ``combined``);
+  ``other-class``, ``near-copy``, ``copy-of-source``, ``copy-of-other-class``,
+  ``outside-ellipse``, ... or ``manual-pass`` / ``manual-reject`` where a person decided) and,
+  for filters made of parts, one float field per part (``K_realism``, ``K_rare_prob``,
+  ``K_copy_ratio`` for ``combined``);
+- the near-copy gate's fields ``K_copy_ssim``, ``K_copy_distance`` and ``K_copy_of``
+  (:mod:`curation.runs.copy_gate`: every filter rejects copies of real images on their pixels,
+  whatever their score);
 - the tags ``K:pass`` / ``K:reject`` on synthetic samples (a rerun replaces them; manual decisions
   win, see :mod:`curation.tags`); real samples are never tagged;
 - the saved views ``real-train``, ``K-pass`` and ``K-reject``;
@@ -37,6 +41,7 @@ from typing import Any
 import fiftyone as fo
 import numpy as np
 
+from brain.copies import check_copy_threshold
 from brain.filter_calibration import (
     CALIBRATIONS,
     CalibrationSettings,
@@ -44,10 +49,12 @@ from brain.filter_calibration import (
     RetrainCalibration,
     calibration_from_record,
 )
+from brain.filters.scorecard import AUTHENTICITY_WARNING
 from brain.metrics import FEW_RARE
 from curation.datasets import as_dataset, builtin_views, media_root, save_view
 from curation.errors import CurateError
 from curation.runs.base import Record, RunKind, register
+from curation.runs.copy_gate import near_copy_gate
 from curation.runs.footprint import Footprint
 from curation.runs.records import list_runs, run_key
 from curation.tags import apply_filter_decisions, pass_tag, reject_tag
@@ -108,6 +115,7 @@ class FilterConfig(Record):
     level: float | None = None
     calibrate: str | None = None
     target: float | None = None
+    copy_threshold: float | None = None
 
 
 @dataclass
@@ -125,6 +133,10 @@ class FilterResults(Record):
         n_real, n_real_rare: real train samples fitted on, and rare ones among them.
         calibration: how the level was calibrated (``None``: not calibrated).
         scorecard: per generator run, the fidelity of all and of passing samples.
+        copies: the near-copy gate: its thresholds (``ssim``, ``distance``, how ``chosen``),
+            the comparison ``size`` and how many samples it ``rejected`` per reason.
+        by_generator: per generator run: ``n``, ``n_pass``, ``reasons`` (counts) and
+            ``authenticity`` of the passing samples (``None`` when none pass).
         warnings: what the fit had to simplify, or rests on few samples.
         status: ``writing`` while the run writes (and if it was killed), then ``done``.
     """
@@ -154,6 +166,8 @@ class FilterResults(Record):
     n_real_rare: int = 0
     calibration: PassRateCalibration | RetrainCalibration | None = None
     scorecard: dict[str, Any] = dataclasses.field(default_factory=dict)
+    copies: dict[str, Any] = dataclasses.field(default_factory=dict)
+    by_generator: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     warnings: list[str] = dataclasses.field(default_factory=list)
     status: str = "done"
 
@@ -212,12 +226,14 @@ def _calibration_mode(calibrate: bool | str | None) -> str | None:
     return calibrate
 
 
-def _check_request(method, key, level, mode, target, params):
-    """The filter asked for, checked with its key, level and calibration (before any read)."""
+def _check_request(method, key, level, mode, target, params, copy_threshold):
+    """The filter asked for, checked with its key, level, calibration and near-copy threshold
+    (before any read)."""
     from brain.filter_calibration import check_target
     from brain.filters import make_filter
 
     check_key(key)
+    check_copy_threshold(copy_threshold)
     run_key("filter", key)
     if mode and level is not None:
         raise CurateError("give either a level or a calibration, not both")
@@ -240,6 +256,7 @@ def run_filter(
     target: float = 0.95,
     calibration: CalibrationSettings | None = None,
     params: dict[str, Any] | None = None,
+    copy_threshold: float | None = None,
     visualize: bool = True,
     plots: bool = True,
     dedupe: bool = True,
@@ -264,6 +281,11 @@ def run_filter(
         target: the share of real rare val samples that must pass with ``calibrate="val"``.
         calibration: settings of the retraining sweep (levels, seeds, training settings).
         params: filter parameters (e.g. ``{"random_state": 1, "gmm_components": 3}``).
+        copy_threshold: the SSIM, in (0, 1], at or above which a synthetic sample copies a real
+            train image (or its own source) and is rejected whatever its score (reasons
+            ``near-copy``, ``copy-of-source``, ``copy-of-other-class``); ``None``: measured on
+            the real rare train images (:func:`brain.copies.copy_thresholds`). A pixel distance
+            below the one measured rejects too.
         visualize: store the plane's points as the visualization brain run ``K_umap``.
         plots: write ``umap.png``, ``density.png`` and ``grid.png`` under
             ``<media>/filters/K/``.
@@ -283,28 +305,30 @@ def run_filter(
     from curation.runs import filter_inputs as read
 
     mode = _calibration_mode(calibrate)
-    flt = _check_request(method, key, level, mode, target, params)
+    flt = _check_request(method, key, level, mode, target, params, copy_threshold)
     dataset = as_dataset(dataset)
     if dataset.has_sample_field(score_field(key)) and key not in list_runs(dataset, "filter"):
         raise CurateError(
             f"field {score_field(key)!r} exists and is not a filter score; choose another key"
         )
     inputs = read.read_inputs(dataset, embed)
-    needs_images = dedupe or plots or flt.uses_image_features
-    images = read.synthetic_images(dataset, inputs) if needs_images else []
+    images = read.synthetic_images(dataset, inputs)  # the near-copy gate needs them always
     if flt.uses_image_features:
         from brain.filters.image_stats import image_statistics
 
         inputs.real_stats = read.image_stats(dataset, inputs.real_ids)
         inputs.synthetic_stats = image_statistics(read.fitted(dataset, images))
     output = _fit_and_evaluate(flt, dataset, inputs)
+    gate = near_copy_gate(dataset, inputs, images, threshold=copy_threshold)
     warnings = list(getattr(flt, "notes_", []))
     if int(inputs.rare.sum()) < FEW_RARE:
         warnings.append(
             f"the filter was fitted on {int(inputs.rare.sum())} real rare train samples "
             f"(fewer than {FEW_RARE}): its decisions are rough"
         )
-    calibrated = _calibrate(mode, flt, dataset, inputs, output.scores, target, calibration)
+    # copies never pass, so a retraining sweep never trains on them
+    passable = np.where(gate.rejected, -np.inf, output.scores)
+    calibrated = _calibrate(mode, flt, dataset, inputs, passable, target, calibration)
     if calibrated is not None:
         level = calibrated.level
         warnings += getattr(calibrated, "warnings", [])
@@ -316,12 +340,14 @@ def run_filter(
         duplicate_of = read.duplicates(dataset, inputs, images)
         passed &= duplicate_of < 0
         reasons = np.where(duplicate_of >= 0, "duplicate", reasons).astype(object)
+    passed &= ~gate.rejected
+    reasons = np.where(gate.rejected, gate.reasons, reasons).astype(object)
     from brain.filters.scorecard import generator_scorecards
 
     scorecard, card_warnings = generator_scorecards(
         inputs.real, inputs.rare, inputs.synthetic, inputs.generators, passed
     )
-    warnings += card_warnings
+    warnings += card_warnings + _authenticity_warnings(scorecard)
     seed = flt.get_params().get("random_state")
     plane = None
     if visualize or plots:
@@ -337,10 +363,14 @@ def run_filter(
         level=level if not mode else None,
         calibrate=mode,
         target=float(target) if mode == "val" else None,
+        copy_threshold=None if copy_threshold is None else float(copy_threshold),
     )
     values = {
         score_field(key): output.scores,
         **{part_field(key, p): v for p, v in output.parts.items()},
+        part_field(key, "copy_ssim"): gate.ssim,
+        part_field(key, "copy_distance"): gate.distance,
+        part_field(key, "copy_of"): np.array(gate.copy_of, dtype=object),
     }
     results = FilterResults(
         key=key,
@@ -363,10 +393,12 @@ def run_filter(
         n_real_rare=int(inputs.rare.sum()),
         calibration=calibrated,
         scorecard=scorecard,
+        copies=gate.summary(),
         warnings=warnings,
         status="writing",
     )
     reasons = _write(dataset, key, config, results, inputs, values, passed, reasons, duplicate_of)
+    results.by_generator = _by_generator(inputs.generators, reasons, scorecard)
     if visualize:
         from curation.runs.filter_writes import store_visualization
 
@@ -385,10 +417,47 @@ def run_filter(
             reasons=reasons,
             images=images,
             title=f"{key} ({method}) at level {chosen:.3g}: samples by score",
+            generators=inputs.generators,
         )
     results.status = "done"
     FILTER.store(dataset, key, config, results)
     return results
+
+
+def _authenticity_warnings(scorecard: dict[str, Any]) -> list[str]:
+    """A warning per generator whose passing samples sit closer to real images than real
+    images sit to each other (authenticity below :data:`AUTHENTICITY_WARNING`)."""
+    warnings = []
+    for generator, card in scorecard.items():
+        value = card.get("pass", {}).get("authenticity")
+        if value is not None and value < AUTHENTICITY_WARNING:
+            warnings.append(
+                f"{generator}: the {card['pass']['n_synthetic']} passing samples have "
+                f"authenticity {value:.2f} (below {AUTHENTICITY_WARNING}): most sit closer to a "
+                "real rare train image than real images sit to each other, i.e. near-copies in "
+                "the embedding space"
+            )
+    return warnings
+
+
+def _by_generator(
+    generators: list[str], reasons: np.ndarray, scorecard: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Per generator run: samples, passing samples (manual decisions included), reasons and the
+    passing samples' authenticity."""
+    made_by = np.array(generators, dtype=object)
+    passed = np.isin(reasons.astype(str), ("pass", "manual-pass"))
+    summary = {}
+    for generator in sorted(set(generators)):
+        mine = made_by == generator
+        counts = Counter(str(r) for r in reasons[mine])
+        summary[generator] = {
+            "n": int(mine.sum()),
+            "n_pass": int((passed & mine).sum()),
+            "reasons": dict(sorted(counts.items())),
+            "authenticity": scorecard.get(generator, {}).get("pass", {}).get("authenticity"),
+        }
+    return summary
 
 
 def _fit_and_evaluate(flt, dataset: fo.Dataset, inputs):
