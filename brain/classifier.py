@@ -18,7 +18,14 @@ from brain.checkpoints import ModelCard, save_checkpoint
 from brain.data import ImageSet, channel_stats
 from brain.devices import resolve_device, torch_threads
 from brain.errors import InputError
-from brain.metrics import FEW_RARE, rare_class_metrics, summarise
+from brain.metrics import (
+    FEW_RARE,
+    pool_at_specificity,
+    rare_class_metrics,
+    rare_scores,
+    recall_at_specificity,
+    summarise,
+)
 from brain.settings import TrainSettings
 from brain.splits import LABELLED_SPLITS, fold_splits, stratified_group_folds
 from brain.training import channel_tensor, fit, run_network
@@ -30,8 +37,10 @@ class Trained:
 
     Attributes:
         per_seed: per seed, the rare-class metrics on the test samples (:func:`~brain.metrics.
-            rare_class_metrics`) with ``seed`` and, without folds, ``best_epoch``,
-            ``epochs_run``, ``val_f1`` and ``val_auc``.
+            rare_class_metrics`) with ``seed``, ``at_specificity`` (the recall on test at the
+            threshold reaching ``settings.specificity`` on val, :func:`~brain.metrics.
+            recall_at_specificity`; pooled over the folds with their own thresholds) and,
+            without folds, ``best_epoch``, ``epochs_run``, ``val_f1`` and ``val_auc``.
         checkpoints: the final checkpoint folders, seed by seed (fold by fold).
         probas: per seed, the ``(N, K)`` probabilities of :attr:`test`.
         test: the test samples (pooled over the folds: every sample once).
@@ -135,9 +144,10 @@ def train_seeds(
     final: Path,
     progress: bool,
 ) -> Trained:
-    """Train every seed, keep the epoch best on ``val``, test it on ``test`` and write its
-    checkpoint into ``folder / seed_<seed>`` (named ``final / seed_<seed>`` in the results:
-    the caller moves ``folder`` there)."""
+    """Train every seed, keep the epoch best on ``val``, test it on ``test`` (also at the
+    threshold that reaches ``settings.specificity`` on ``val``) and write its checkpoint into
+    ``folder / seed_<seed>`` (named ``final / seed_<seed>`` in the results: the caller moves
+    ``folder`` there)."""
     per_seed, checkpoints, probas = [], [], []
     mean = channel_tensor(card["mean"], settings.device)
     std = channel_tensor(card["std"], settings.device)
@@ -155,6 +165,9 @@ def train_seeds(
         )
         proba = run_network(result.model, test.images, mean=mean, std=std, device=settings.device)
         metrics = rare_class_metrics(test.labels, proba, rare_index)
+        at_specificity = _operating_point(
+            result.model, val, test, proba, mean=mean, std=std, settings=settings, rare=rare_index
+        )
         model_card = ModelCard(**card, seed=seed, best_epoch=result.best_epoch, metrics=metrics)
         save_checkpoint(result.model, model_card, folder / f"seed_{seed}")
         checkpoints.append(str(final / f"seed_{seed}"))
@@ -166,10 +179,26 @@ def train_seeds(
                 "val_f1": result.best_val.get("f1"),
                 "val_auc": result.best_val.get("auc"),
                 **metrics,
+                "at_specificity": at_specificity,
             }
         )
         probas.append(proba)
     return Trained(per_seed, checkpoints, probas, test)
+
+
+def _operating_point(
+    model, val: ImageSet, test: ImageSet, test_proba: np.ndarray, *, mean, std, settings, rare
+) -> dict:
+    """Recall on ``test`` at the threshold that reaches ``settings.specificity`` on ``val``
+    (the val split is scored once more by the kept network)."""
+    val_proba = run_network(model, val.images, mean=mean, std=std, device=settings.device)
+    return recall_at_specificity(
+        np.isin(val.labels, rare),
+        rare_scores(val_proba, rare),
+        np.isin(test.labels, rare),
+        rare_scores(test_proba, rare),
+        settings.specificity,
+    )
 
 
 def fold_assignment(
@@ -209,7 +238,7 @@ def cross_validate(
     """Train every seed on every fold (the fold tests, the next one picks the epoch, the rest
     trains); metrics pooled over the folds per seed, with per-fold means in ``folds``."""
     n_folds = int(fold_of.max()) + 1
-    checkpoints, folds, tested, fold_probas = [], [], [], []
+    checkpoints, folds, tested, fold_probas, fold_points = [], [], [], [], []
     for fold in range(n_folds):
         split = fold_splits(fold_of, fold, n_folds)
         train, val, test = (pooled.subset(np.flatnonzero(split == s)) for s in LABELLED_SPLITS)
@@ -229,6 +258,7 @@ def cross_validate(
         checkpoints += trained.checkpoints
         tested.append(test)
         fold_probas.append(trained.probas)
+        fold_points.append([entry["at_specificity"] for entry in trained.per_seed])
         folds.append(
             {
                 "fold": fold,
@@ -243,8 +273,12 @@ def cross_validate(
     test = ImageSet.concat(tested)
     probas = [np.concatenate([p[i] for p in fold_probas]) for i in range(len(seeds))]
     per_seed = [
-        {"seed": s, **rare_class_metrics(test.labels, proba, rare_index)}
-        for s, proba in zip(seeds, probas, strict=True)
+        {
+            "seed": s,
+            **rare_class_metrics(test.labels, proba, rare_index),
+            "at_specificity": pool_at_specificity([points[i] for points in fold_points]),
+        }
+        for i, (s, proba) in enumerate(zip(seeds, probas, strict=True))
     ]
     return Trained(per_seed, checkpoints, probas, test, folds)
 

@@ -1,5 +1,5 @@
 """Rare-class metrics on arrays: precision, recall, F1, ROC-AUC, accuracy, confusion matrix,
-and their mean and standard deviation over seeds."""
+recall at a specificity fixed on val, and their mean and standard deviation over seeds."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from brain.errors import InputError
 
 SUMMARY_METRICS = ("precision", "recall", "f1", "auc", "accuracy")
 FEW_RARE = 5
@@ -55,6 +57,117 @@ def rare_class_metrics(
         "accuracy": float(np.mean(truth == guess)) if len(labels) else 0.0,
         "confusion": confusion.tolist(),
         "support": int(truth.sum()),
+    }
+
+
+def rare_scores(proba: np.ndarray, rare_index: int | Sequence[int]) -> np.ndarray:
+    """``(N,)`` rare-class probability of each row of ``proba`` (summed over the rare columns
+    of a network trained on fine labels)."""
+    rare = np.atleast_1d(np.asarray(rare_index, dtype=np.int64))
+    return np.asarray(proba, dtype=np.float64)[:, rare].sum(axis=1)
+
+
+def check_specificity(specificity: float) -> float:
+    """``specificity`` if it lies strictly between 0 and 1.
+
+    Raises:
+        InputError: otherwise.
+    """
+    if not 0 < specificity < 1:
+        raise InputError(
+            f"`specificity` must lie strictly between 0 and 1, got {specificity}",
+            params=("specificity",),
+        )
+    return float(specificity)
+
+
+def threshold_at_specificity(other_scores: np.ndarray, specificity: float) -> float:
+    """The lowest threshold ``t`` on the rare-class score such that calling a sample rare when
+    its score is above ``t`` keeps at least ``specificity`` of ``other_scores`` (the scores of
+    other-class samples) below it: the ``(k + 1)``-th largest of them, where
+    ``k = floor((1 - specificity) n)`` of the ``n`` may lie above.
+
+    Raises:
+        InputError: ``specificity`` outside ``(0, 1)``.
+        ValueError: no other-class score.
+    """
+    check_specificity(specificity)
+    scores = np.sort(np.asarray(other_scores, dtype=np.float64))[::-1]
+    if scores.size == 0:
+        raise ValueError("need at least one other-class score")
+    allowed = int(np.floor((1 - specificity) * scores.size + 1e-9))
+    return float(scores[allowed])
+
+
+def recall_at_specificity(
+    val_truth: np.ndarray,
+    val_score: np.ndarray,
+    test_truth: np.ndarray,
+    test_score: np.ndarray,
+    specificity: float,
+) -> dict[str, float | int | None]:
+    """Recall of the rare class on test at the threshold that reaches ``specificity`` on val
+    (:func:`threshold_at_specificity`): the operating point is chosen on val only, and test
+    only reports it.
+
+    Args:
+        val_truth, test_truth: ``(N,)`` rare-class masks.
+        val_score, test_score: ``(N,)`` rare-class scores (:func:`rare_scores`).
+        specificity: the val specificity asked, in ``(0, 1)``.
+
+    Returns:
+        ``target``, ``threshold``, ``val_specificity`` (reached on val), ``recall`` and
+        ``test_specificity`` on test, and the test counts behind them (``tp`` of ``n_rare``,
+        ``tn`` of ``n_other``); ``threshold`` and the rates are ``None`` without other-class
+        val samples, a rate is ``None`` without test samples of its class.
+    """
+    check_specificity(specificity)
+    val_truth, test_truth = np.asarray(val_truth, bool), np.asarray(test_truth, bool)
+    val_score, test_score = np.asarray(val_score, float), np.asarray(test_score, float)
+    n_rare, n_other = int(test_truth.sum()), int((~test_truth).sum())
+    result: dict[str, float | int | None] = {
+        "target": float(specificity),
+        "threshold": None,
+        "val_specificity": None,
+        "recall": None,
+        "test_specificity": None,
+        "tp": 0,
+        "n_rare": n_rare,
+        "tn": 0,
+        "n_other": n_other,
+    }
+    if not (~val_truth).any():
+        return result
+    threshold = threshold_at_specificity(val_score[~val_truth], specificity)
+    tp = int(np.sum(test_score[test_truth] > threshold))
+    tn = int(np.sum(test_score[~test_truth] <= threshold))
+    result.update(
+        threshold=threshold,
+        val_specificity=float(np.mean(val_score[~val_truth] <= threshold)),
+        recall=tp / n_rare if n_rare else None,
+        test_specificity=tn / n_other if n_other else None,
+        tp=tp,
+        tn=tn,
+    )
+    return result
+
+
+def pool_at_specificity(parts: Sequence[dict]) -> dict[str, float | int | None]:
+    """:func:`recall_at_specificity` of several folds (each with its own val threshold) pooled
+    over their test samples: summed counts, the rates recomputed from them, and
+    ``thresholds``."""
+    tp, n_rare = sum(p["tp"] for p in parts), sum(p["n_rare"] for p in parts)
+    tn, n_other = sum(p["tn"] for p in parts), sum(p["n_other"] for p in parts)
+    defined = all(p["threshold"] is not None for p in parts)
+    return {
+        "target": parts[0]["target"],
+        "thresholds": [p["threshold"] for p in parts],
+        "recall": tp / n_rare if n_rare and defined else None,
+        "test_specificity": tn / n_other if n_other and defined else None,
+        "tp": tp,
+        "n_rare": n_rare,
+        "tn": tn,
+        "n_other": n_other,
     }
 
 

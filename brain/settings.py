@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from brain.errors import InputError
+from brain.metrics import check_specificity
 from brain.models import ARCHITECTURES
 
 SELECTION = ("f1", "auc", "loss")
@@ -48,6 +49,9 @@ class TrainSettings:
         device: ``auto`` (a GPU when one is visible), ``cpu`` or ``cuda``.
         devices: train data-parallel in this many processes, one per device (GPUs
             ``cuda:0..N-1``, or CPU cores without a GPU); ``batch_size`` is per device.
+        specificity: the val specificity, in ``(0, 1)``, that sets each seed's threshold on
+            the rare-class score; recall on test at that threshold is reported beside the
+            metrics (``brain.metrics.recall_at_specificity``). It does not change training.
     """
 
     arch: str = _option("resnet18", "Network architecture.", tuple(ARCHITECTURES.names()))
@@ -67,6 +71,9 @@ class TrainSettings:
     subset: int | None = _option(None, "Train on a stratified subset of about N samples.")
     device: str = _option("auto", "auto, cpu or cuda.")
     devices: int = _option(1, "Data-parallel processes, one per GPU (or CPU core).")
+    specificity: float = _option(
+        0.9, "Val specificity that sets the threshold of the reported recall at it."
+    )
 
     def replace(self, **changes: Any) -> TrainSettings:
         """A copy with ``changes`` (field names of this class).
@@ -87,6 +94,7 @@ class TrainSettings:
         _at_least(self.devices, 1, "devices")
         if not self.lr > 0:
             raise InputError(f"`lr` must be positive, got {self.lr}", params=("lr",))
+        check_specificity(self.specificity)
         if self.subset is not None:
             _at_least(self.subset, 2, "subset")
         if self.patience is not None:

@@ -1,9 +1,10 @@
 """Statistics for comparing training conditions over seeds: paired tests and bootstrap intervals
-(means and standard deviations come from :func:`brain.metrics.mean_std`)."""
+(means and standard deviations come from :func:`brain.metrics.mean_std`); and intervals over the
+test samples of one arm's recall and F1, from its confusion counts."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -102,3 +103,90 @@ def detectable_difference(
     spread = float(np.std(diff, ddof=1))
     quantiles = stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)
     return float(quantiles * spread / np.sqrt(n))
+
+
+def wilson_interval(successes: float, n: float, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / n`` (e.g. recall: true positives
+    out of the rare test samples).
+
+    Unlike the normal (Wald) interval it stays inside ``[0, 1]`` and is not empty at 0 or
+    ``n`` successes, which matters for the few rare samples of a test split. ``successes`` may
+    be fractional (the mean over seeds of counts on the same test samples).
+
+    Raises:
+        ValueError: ``n`` not positive or ``successes`` outside ``[0, n]``.
+    """
+    from scipy import stats
+
+    if not n > 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes} of {n}")
+    z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def f1_interval(
+    tp: float,
+    fp: float,
+    fn: float,
+    tn: float,
+    *,
+    n_boot: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the rare-class F1 over the test samples, from the
+    confusion counts alone.
+
+    F1 depends on the samples only through the counts (``2 tp / (2 tp + fp + fn)``, 0 when
+    ``tp`` is 0), so resampling the ``N = tp + fp + fn + tn`` test samples with replacement is
+    a multinomial draw of ``N`` over the four cells with probabilities ``count / N``: the same
+    bootstrap as one over the samples, without them. Counts may be fractional (the mean over
+    seeds); ``N`` is then rounded.
+
+    Raises:
+        ValueError: a negative count, or no sample.
+    """
+    counts = np.array([tp, fp, fn, tn], dtype=float)
+    if (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError(f"need non-negative counts of at least one sample, got {counts}")
+    n = max(1, round(float(counts.sum())))
+    rng = np.random.default_rng(seed)
+    drawn = rng.multinomial(n, counts / counts.sum(), size=n_boot)
+    denominator = 2 * drawn[:, 0] + drawn[:, 1] + drawn[:, 2]
+    f1 = np.divide(2 * drawn[:, 0], denominator, out=np.zeros(n_boot), where=denominator > 0)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(f1, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def count_intervals(
+    counts: Sequence[Mapping[str, float]], *, confidence: float = 0.95
+) -> dict[str, list[float] | None]:
+    """Confidence intervals over the test samples of an arm's rare-class recall (Wilson) and
+    F1 (count bootstrap, :func:`f1_interval`), at the mean over seeds of the confusion counts.
+
+    Every seed is tested on the same samples, so averaging seeds does not add test samples:
+    the interval is that of one classifier with the seeds' mean counts on this test split
+    (test-sample uncertainty), to read beside the spread over seeds (training
+    uncertainty).
+
+    Args:
+        counts: per seed, ``tp``, ``fp``, ``fn`` and ``tn`` of the rare class.
+        confidence: the intervals' level.
+
+    Returns:
+        ``recall_ci`` and ``f1_ci`` as ``[low, high]`` (``None`` without rare test samples or
+        without ``tn``, which older runs lack).
+    """
+    if not counts or any("tn" not in c for c in counts):
+        return {"recall_ci": None, "f1_ci": None}
+    mean = {k: float(np.mean([c[k] for c in counts])) for k in ("tp", "fp", "fn", "tn")}
+    support = mean["tp"] + mean["fn"]
+    if support <= 0:
+        return {"recall_ci": None, "f1_ci": None}
+    recall = wilson_interval(mean["tp"], support, confidence=confidence)
+    f1 = f1_interval(mean["tp"], mean["fp"], mean["fn"], mean["tn"], confidence=confidence)
+    return {"recall_ci": list(recall), "f1_ci": list(f1)}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from curation.datasets import open_dataset
-from curation.schema import LABEL_FIELD, ORIGIN_FIELD, SPLIT_FIELD, project_info
+from curation.schema import LABEL_FIELD, LINEAGE_FIELD, ORIGIN_FIELD, SPLIT_FIELD, project_info
 
 UNLABELLED = "(unlabelled)"
+NO_LINEAGE = "(no lineage)"
 
 
 def count_samples(dataset) -> dict[str, dict[str, dict[str, int]]]:
@@ -32,9 +34,39 @@ def list_stored_runs(dataset) -> dict[str, list[str]]:
     }
 
 
+def count_reasons(
+    generators: Sequence[str | None], reasons: Sequence[str | None]
+) -> dict[str, dict[str, int]]:
+    """``generator -> reason -> count`` (sorted; a missing generator counts under
+    ``"(no lineage)"``, a missing reason is left out)."""
+    counts = Counter(
+        (generator or NO_LINEAGE, str(reason))
+        for generator, reason in zip(generators, reasons, strict=True)
+        if reason is not None
+    )
+    table: dict[str, dict[str, int]] = defaultdict(dict)
+    for (generator, reason), n in sorted(counts.items()):
+        table[generator][reason] = n
+    return dict(table)
+
+
+def reasons_by_generator(dataset, key: str) -> dict[str, dict[str, int]]:
+    """Why filter run ``key`` passed or rejected each generator's samples: ``generator ->
+    reason -> count``, from the run's reason field (``pass`` or the reject reason, as the run
+    wrote it) and each sample's ``lineage.run``; empty without that field."""
+    from curation.runs.filter import reason_field
+
+    field = reason_field(key)
+    if not dataset.has_sample_field(field):
+        return {}
+    decided = dataset.exists(field)
+    return count_reasons(*decided.values([f"{LINEAGE_FIELD}.run", field]))
+
+
 def filter_summaries(dataset) -> dict[str, dict[str, Any]]:
     """Per filter run: method, level, calibration, live pass / reject / manual counts (from the
-    tags, so re-tagging in the App shows), reasons, scorecard and warnings."""
+    tags, so re-tagging in the App shows), reasons (in all and per generator:
+    :func:`reasons_by_generator`), scorecard and warnings."""
     from curation.runs.records import list_runs, load_run
     from curation.tags import MANUAL_FIELD, pass_tag, reject_tag
 
@@ -53,6 +85,7 @@ def filter_summaries(dataset) -> dict[str, dict[str, Any]]:
             "n_reject": tags.get(reject_tag(key), 0),
             "n_manual": n_manual,
             "reasons": results.get("reasons", {}),
+            "reasons_by_generator": reasons_by_generator(dataset, key),
             "scorecard": results.get("scorecard", {}),
             "warnings": results.get("warnings", []),
         }

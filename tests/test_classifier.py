@@ -64,6 +64,10 @@ def test_training_learns_well_above_a_constant_predictor(easy, trained):
     assert set(summary) >= {"precision", "recall", "f1", "auc", "accuracy"}
     seed = trained.per_seed[0]
     assert 1 <= seed["best_epoch"] <= 6 and np.sum(seed["confusion"]) == len(test_labels)
+    point = seed["at_specificity"]  # threshold from val, recall on test
+    assert point["target"] == 0.9 and point["val_specificity"] >= 0.9
+    assert point["n_rare"] == seed["support"] and point["recall"] == point["tp"] / point["n_rare"]
+    assert point["n_rare"] + point["n_other"] == len(test_labels)
 
 
 def test_predictions_evaluation_checkpoints_and_record_are_stored(easy, trained):
@@ -249,7 +253,7 @@ def test_checkpoint_that_does_not_fit_the_data_is_refused(name, tmp_path):
         load_classifier(name, "tiny", seed_index=3)
 
 
-def test_run_names_and_options_are_checked(easy, name):
+def test_run_names_and_options_are_checked(easy, name, capsys):
     with pytest.raises(InputError, match="invalid run name"):
         train_classifier(easy, "bad name!", epochs=1, progress=False, num_threads=1)
     with pytest.raises(InputError, match="does not exist"):
@@ -260,6 +264,12 @@ def test_run_names_and_options_are_checked(easy, name):
         train_classifier(easy, "r", schedule="step", progress=False)
     with pytest.raises(InputError, match="epochs must be at least 1"):
         train_classifier(easy, "r", epochs=0, progress=False, num_threads=1)
+    with pytest.raises(InputError, match="specificity must lie strictly between 0 and 1"):
+        train_classifier(easy, "r", specificity=1.0, progress=False)
+    capsys.readouterr()
+    assert main(["train", easy, "--run", "r", "--specificity", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "curate: error: --specificity must lie strictly between 0 and 1, got 0.0\n"
     with pytest.raises(InputError, match="no train run 'missing'"):
         predict_proba(easy, "missing")
     assert main(["train", easy]) == 2  # --run is required
@@ -278,3 +288,4 @@ def test_cli_train_prints_the_summary_as_json(easy, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "seed 0: precision" in out and "f1" in out and "pred_cli" in out
+    assert "recall at val specificity 0.9: " in out

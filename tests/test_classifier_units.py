@@ -14,7 +14,15 @@ from brain.checkpoints import ModelCard, load_checkpoint, save_checkpoint
 from brain.data import ImageCache, check_shapes, pad_to_square, stack_images
 from brain.errors import InputError
 from brain.images import write_png
-from brain.metrics import mean_std, rare_class_metrics, summarise
+from brain.metrics import (
+    mean_std,
+    pool_at_specificity,
+    rare_class_metrics,
+    rare_scores,
+    recall_at_specificity,
+    summarise,
+    threshold_at_specificity,
+)
 from brain.models import build_model, feature_dim, forward_features, pretrained_path
 from brain.training import (
     TrainSettings,
@@ -65,6 +73,44 @@ def test_summary_mean_and_sample_std():
     assert summary["f1"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert summary["auc"] == {"mean": 0.8, "std": 0.0, "n": 1}
     assert mean_std([]) == {"mean": None, "std": None, "n": 0}
+
+
+def test_threshold_at_specificity_keeps_the_share_of_other_samples_below_it():
+    other = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.95])
+    # 90% of 10: one other-class sample may lie above; a sample is rare when score > threshold
+    assert threshold_at_specificity(other, 0.9) == 0.8
+    assert threshold_at_specificity(other, 0.5) == 0.4  # 5 of the 10 lie above
+    assert threshold_at_specificity(other, 0.95) == 0.95  # 0.5 samples allowed: none above
+    assert np.mean(other <= threshold_at_specificity(other, 0.75)) >= 0.75
+    tied = np.array([0.1, 0.9, 0.9, 0.9])  # ties: fewer above than allowed, never more
+    assert np.mean(tied <= threshold_at_specificity(tied, 0.5)) >= 0.5
+    for bad in (0.0, 1.0, 1.5, -0.1):
+        with pytest.raises(InputError, match="specificity must lie strictly between 0 and 1"):
+            threshold_at_specificity(other, bad)
+    with pytest.raises(InputError, match="specificity"):
+        TrainSettings(specificity=1.0).check()
+
+
+def test_recall_at_specificity_picks_the_threshold_on_val_and_reports_test():
+    val_truth = np.array([0] * 10 + [1] * 4, dtype=bool)
+    val_score = np.r_[np.linspace(0.0, 0.9, 10), [0.5, 0.8, 0.95, 0.99]]
+    test_truth = np.array([0] * 5 + [1] * 4, dtype=bool)
+    test_score = np.array([0.1, 0.2, 0.85, 0.3, 0.9, 0.95, 0.7, 0.81, 0.2])
+    point = recall_at_specificity(val_truth, val_score, test_truth, test_score, 0.9)
+    assert point["threshold"] == pytest.approx(0.8)  # the 2nd highest of the 10 val others
+    assert point["val_specificity"] == pytest.approx(0.9)
+    assert (point["tp"], point["n_rare"], point["recall"]) == (2, 4, 0.5)  # 0.95, 0.81
+    assert (point["tn"], point["n_other"], point["test_specificity"]) == (3, 5, 0.6)
+    # the test scores never move the threshold
+    shifted = recall_at_specificity(val_truth, val_score, test_truth, test_score + 0.5, 0.9)
+    assert shifted["threshold"] == point["threshold"]
+    no_other = recall_at_specificity(val_truth[10:], val_score[10:], test_truth, test_score, 0.9)
+    assert no_other["threshold"] is None and no_other["recall"] is None
+    pooled = pool_at_specificity([point, {**point, "tp": 4, "tn": 5}])
+    assert (pooled["recall"], pooled["test_specificity"]) == (6 / 8, 8 / 10)
+    assert pooled["thresholds"] == [point["threshold"]] * 2
+    proba = np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    np.testing.assert_allclose(rare_scores(proba, [1, 2]), [0.8, 0.4])
 
 
 def test_resize_policy():

@@ -183,33 +183,23 @@ def test_every_filter_rejects_copies_on_their_pixels(copies_dataset, method):
     assert not any(f"g_{method}:pass" in t for t, k in zip(tags, kinds, strict=True) if k != "new")
 
 
-def test_copy_threshold_is_stored_and_bad_values_change_nothing(copies_dataset):
+def test_copy_threshold_is_stored_and_bad_values_change_nothing(copies_dataset, capsys):
     from curation.cli import main
     from curation.runs.records import load_run
 
     dataset = fo.load_dataset(copies_dataset)
-    report = run_filter(
-        copies_dataset, "gmm_full", "given", copy_threshold=0.99, plots=False, visualize=False
-    )
+    args = ["filter", copies_dataset, "--method", "gmm_full", "--no-plots", "--no-visualization"]
+    capsys.readouterr()
+    assert main([*args, "--key", "given", "--copy-ssim", "0.99"]) == 0
+    out = capsys.readouterr().out
+    assert "near-copy gate: SSIM >= 0.990 or pixel distance <= " in out
+    assert "rejected: copy-of-source 6, near-copy 18" in out and "blend: 0 of 12 pass" in out
     config, results = load_run(dataset, "filter", "given")
     assert config["copy_threshold"] == 0.99 and results["copies"]["chosen"] == "given"
-    assert report.copies["ssim"] == 0.99
+    assert results["copies"]["ssim"] == 0.99
     before = dataset.get_field_schema().keys()
     for bad in ("0", "1.5", "-1"):
-        code = main(
-            [
-                "filter",
-                copies_dataset,
-                "--method",
-                "gmm_full",
-                "--key",
-                "bad",
-                "--copy-ssim",
-                bad,
-                "--no-plots",
-                "--no-visualization",
-            ]
-        )
-        assert code == 2
+        assert main([*args, "--key", "bad", "--copy-ssim", bad]) == 2
+        assert "near-copy SSIM threshold must lie in (0, 1]" in capsys.readouterr().err
     dataset.reload()
     assert dataset.get_field_schema().keys() == before

@@ -10,11 +10,16 @@ import fiftyone as fo
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 from test_ingest import assert_one_line_error
 from test_runs import snapshot
 
+from brain.images import write_png
 from curation.cli import main
 from curation.demo import make_demo_data
+from curation.experiment.figures import sample_grid
+from curation.experiment.report import at_specificity_summary, markdown_table, reasons_table
+from curation.info import count_reasons
 from curation.ingest import ingest_csv, ingest_pool
 from curation.runs.records import has_run
 
@@ -69,8 +74,14 @@ def test_tables_figures_and_report(study, capsys):
     }
     for row in rows:
         assert len(row["f1"]["values"]) == 2 and row["f1"]["mean"] is not None
+        assert 0 <= row["recall_ci"][0] <= row["recall"]["mean"] <= row["recall_ci"][1] <= 1
+        assert 0 <= row["f1_ci"][0] <= row["f1_ci"][1] <= 1
+        assert row["at_specificity"]["target"] == 0.9
+        assert len(row["at_specificity"]["recall"]["values"]) == 2
     assert report["filter_counts"]["copies"]["before"] == 16
-    assert len(report["comparisons"]) == 8
+    assert len(report["comparisons"]) == 10  # all and random-matched vs oversampled too
+    # the generator copies real rare train images: the near-copy gate rejects every one
+    assert report["reasons"] == {"near-copy": 16}
     assert all("t_test_p" in c and "ci_low" in c for c in report["comparisons"])
     assert all(c["verdict"] in ("helps", "no evidence", "hurts") for c in report["comparisons"])
     headline = [v for v in report["verdicts"] if v["headline"]]
@@ -87,6 +98,10 @@ def test_tables_figures_and_report(study, capsys):
     text = (study["out"] / "report.md").read_text()
     assert "| real, augmented + copies (filtered) |" in text and "+-" in text
     assert "## Verdicts" in text and "detectable" in text
+    assert "| R [95% CI] | F1 [95% CI] |" in text and "R at val spec. 0.9" in text
+    assert "### Filter decisions per generator" in text
+    by_generator = report["reasons_by_generator"]["copies"]
+    assert sum(by_generator.values()) == 16 and by_generator.get("pass", 0) >= n_pass
     dataset = fo.load_dataset(DATASET)
     assert has_run(dataset, "experiment", "tiny")
     assert dataset.has_saved_view("near-copies")
@@ -131,7 +146,7 @@ def test_test_split_never_shapes_training(study):
     """Scrambling every test label and image path must not change what training produces."""
     from curation.runs.train import run_folder, train_classifier
 
-    kwargs = {"seeds": 1, "epochs": 2, "progress": False, "with_view": "tiny-copies-pass"}
+    kwargs = {"seeds": 1, "epochs": 2, "progress": False, "with_view": "tiny-copies-all"}
     first = train_classifier(DATASET, "leak-a", **kwargs)
     dataset = fo.load_dataset(DATASET)
     test = dataset.match({"split": "test"})
@@ -160,6 +175,7 @@ def test_test_split_never_shapes_training(study):
         ({"filter": {"method": "magic"}}, "unknown filter 'magic'"),
         ({"classifier": {"schedule": "step"}}, "unknown --schedule 'step'"),
         ({"classifier": {"epochs": 0}}, "--epochs must be at least 1"),
+        ({"classifier": {"specificity": 1.0}}, "--specificity must lie strictly between 0 and 1"),
         ({"dataset": "nope"}, "dataset 'nope' does not exist"),
         ({"generators": [{"method": "existing", "name": "elsewhere"}]}, "no synthetic samples"),
         ({"arms": ["all", "filtered"]}, "arms must include real"),
@@ -344,3 +360,54 @@ def test_deleting_the_studies_leaves_nothing(study, capsys):
     assert list_run_keys(DATASET) == []
     assert snapshot(DATASET) == study["before"]
     assert not study["out"].exists()
+
+
+def test_table_shows_test_intervals_and_recall_at_fixed_specificity():
+    """Pure: the table's R and F1 cells carry the 95% interval over the test samples beside
+    the seed spread, and the recall at the val-chosen threshold has its own column."""
+    points = [
+        {"target": 0.9, "threshold": 0.7, "recall": 0.5, "test_specificity": 0.92},
+        {"target": 0.9, "threshold": 0.6, "recall": 0.7, "test_specificity": 0.88},
+    ]
+    row = {
+        "data": "real",
+        "n_train": 100,
+        "n_train_synthetic": 0,
+        "precision": {"values": [0.6, 0.8]},
+        "recall": {"values": [0.5, 0.7]},
+        "f1": {"values": [0.55, 0.75]},
+        "auc": {"values": [0.8, 0.9]},
+        "recall_ci": [0.31, 0.83],
+        "f1_ci": [0.4, 0.86],
+        "at_specificity": at_specificity_summary(points),
+    }
+    table = markdown_table([row, {**row, "data": "old", "at_specificity": None}], 2)
+    assert "| R at val spec. 0.9 (test spec.) |" in table.splitlines()[0]
+    assert "| real | 0.70+-0.14 | 0.60+-0.14 [0.31, 0.83] | 0.65+-0.14 [0.40, 0.86] |" in table
+    assert "| 0.85+-0.07 | 0.60+-0.14 (0.90+-0.03) | 100 (0) |" in table
+    assert "| old |" in table and "| n/a | 100 (0) |" in table
+    assert at_specificity_summary([points[0], None]) is None  # a run from before
+
+
+def test_reasons_per_generator_table_and_labelled_grid(tmp_path):
+    counts = count_reasons(
+        ["bbdm", "bbdm", "copies", None, "bbdm"], ["pass", "unrealistic", "pass", "pass", None]
+    )
+    assert counts == {
+        "(no lineage)": {"pass": 1},
+        "bbdm": {"pass": 1, "unrealistic": 1},
+        "copies": {"pass": 1},
+    }
+    table = reasons_table(counts).splitlines()
+    assert table[0] == "| generator | pass | unrealistic | total |"
+    assert "| bbdm | 1 | 1 | 2 |" in table and "| copies | 1 | 0 | 1 |" in table
+    paths = [str(tmp_path / f"{i}.png") for i in range(3)]
+    for i, path in enumerate(paths):
+        write_png(np.full((20, 20, 1), 60 * i, np.uint8), path)
+    plain = sample_grid(paths, tmp_path / "plain.png", columns=2, tile=32)
+    labels = ["copies\npass", "bbdm\nunrealistic", "a-very-long-generator-name\nduplicate"]
+    labelled = sample_grid(paths, tmp_path / "labelled.png", columns=2, tile=32, labels=labels)
+    with Image.open(plain) as a, Image.open(labelled) as b:
+        assert a.size == (64, 64) and b.size == (64, 2 * (32 + 2 * 11 + 2))
+        caption = np.asarray(b.convert("L"))[33:56, :32]
+        assert caption.max() > 200  # white text under the first tile

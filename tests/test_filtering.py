@@ -14,6 +14,7 @@ from brain.images import write_png
 from curation.cli import main
 from curation.demo import make_crop
 from curation.errors import CurateError
+from curation.info import dataset_info
 from curation.ingest import ingest_records
 from curation.readers import Record
 from curation.runs.filter import run_filter
@@ -307,6 +308,11 @@ def test_combined_run_stores_reasons_parts_scorecard_and_grid(blobs_dataset, cap
     out = capsys.readouterr().out
     assert f"filter comb (combined, level {report.level:.4g}, calibrated: val)" in out
     assert f"{report.n_pass} pass" in out and "scorecard test:" in out
+    # per generator (lineage run "test": every synthetic sample here), from the reason field
+    assert dataset_info(blobs_dataset)["filters"]["comb"]["reasons_by_generator"] == {
+        "test": report.reasons
+    }
+    assert "  reasons by generator:" in out
 
 
 def test_duplicates_are_tagged_rejected_and_exported_once(blobs_dataset, session_dir, tmp_path):

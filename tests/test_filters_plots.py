@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image
 
-from brain.filters.plots import plot_densities, plot_umap_ellipses
+from brain.filters.base import Diagnostic, FilterOutput
+from brain.filters.plots import (
+    _density_scale,
+    grid_rows,
+    plot_densities,
+    plot_filter,
+    plot_umap_ellipses,
+)
 
 
 def test_umap_plot_and_densities(tmp_path):
@@ -38,3 +48,59 @@ def test_umap_plot_and_densities(tmp_path):
     )
     with Image.open(density) as image:
         assert image.format == "PNG"
+
+
+class _ZeroScoreFilter:
+    """A fitted filter's plotting hooks whose every score is 0 (e.g. a density far off)."""
+
+    def plane_ellipses(self):
+        return None
+
+    def diagnostic(self, output: FilterOutput, level: float | None = None) -> Diagnostic:
+        return Diagnostic("score", np.asarray(output.scores), None, 0.0, log_scale=True)
+
+
+def test_density_axis_is_readable_when_scores_are_zero():
+    """A log axis put zero scores at log10(1e-300) = -300; zeros now get a linear axis, and a
+    mix of zeros and tiny positive scores a symlog one (linear near 0)."""
+    assert _density_scale({"a": np.zeros(5)}, log_x=True, threshold=0.0) == ("linear", 0.0)
+    assert _density_scale({"a": np.r_[0.0, 1e-3, 0.5]}, log_x=True) == ("symlog", 1e-3)
+    scale, linthresh = _density_scale({"a": np.r_[1e-300, 1e-3, 0.5]}, log_x=True)
+    assert scale == "symlog" and linthresh == pytest.approx(0.5e-12)  # 12 decades at most
+    assert _density_scale({"a": np.r_[1e-3, 0.5]}, log_x=True, threshold=0.1) == ("log", 0.0)
+    assert _density_scale({"a": np.r_[0.0, 0.5]}, log_x=False) == ("linear", 0.0)
+
+
+def test_plot_filter_renders_all_zero_scores_and_labels_grid_tiles(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 12
+    scores = np.zeros(n)
+    passed = np.arange(n) < 4
+    reasons = np.where(passed, "pass", "unrealistic").astype(object)
+    generators = ["bbdm" if i % 2 else "copies" for i in range(n)]
+    images = [rng.integers(0, 255, (8, 8, 1), dtype=np.uint8) for _ in range(n)]
+    paths = plot_filter(
+        tmp_path,
+        _ZeroScoreFilter(),
+        FilterOutput(scores),
+        (rng.normal(size=(20, 2)), rng.normal(size=(n, 2))),
+        real_rare=np.arange(20) < 5,
+        passed=passed,
+        level=0.9,
+        reasons=reasons,
+        images=images,
+        title="all zero",
+        generators=generators,
+    )
+    assert [Path(p).name for p in paths] == ["umap.png", "density.png", "grid.png"]
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+    rows = grid_rows(images, scores, passed, reasons, generators)
+    captions = {caption for items in rows.values() for _, caption in items}
+    assert "copies\npass 0" in captions and "bbdm\nunrealistic 0" in captions
+    assert all(
+        "\n" not in c
+        for items in grid_rows(images, scores, passed, reasons).values()
+        for _, c in items
+    )

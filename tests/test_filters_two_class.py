@@ -266,3 +266,33 @@ def test_ellipse_filters_fall_back_to_what_few_rare_points_support():
         assert (flt.n_components_, flt.covariance_type_) == (components, covariance), n_rare
         assert bool(flt.notes_) == (n_rare < 8), flt.notes_
         assert np.isfinite(flt.score(BLOBS.near)).all()
+
+
+def test_two_rare_val_samples_fall_back_to_the_default_level_and_noise_stays_out():
+    """Real images and pure noise through the image statistics: with 2 rare val samples (one
+    of them scored just above 0) the level is the filter's default, not one that lets noise
+    through."""
+    from brain.filters.image_stats import image_statistics
+    from curation.demo import make_crop
+
+    rare = np.r_[np.ones(30, bool), np.zeros(90, bool)]
+    images = np.stack([make_crop(i, size=32, translocation=bool(r)) for i, r in enumerate(rare)])
+    embeddings = np.where(rare[:, None], 0.0, 6.0) + RNG.normal(size=(len(rare), DIM))
+    flt = CombinedFilter().fit(embeddings, rare, image_features=image_statistics(images))
+    noise = RNG.integers(0, 256, size=(20, 32, 32, 3)).astype(np.uint8)
+    noise_scores = flt.score(RNG.normal(size=(20, DIM)), image_features=image_statistics(noise))
+    report = calibrate_pass_rate(flt, np.array([0.8, 0.004]), np.ones(2, bool), target=0.95)
+    assert report.fallback == "few-val" and report.level == flt.default_level_
+    assert "needs at least 20" in report.warnings[0]
+    assert not flt.decide_scores(noise_scores, report.level).any()
+
+
+def test_calibration_never_sets_a_threshold_below_the_filters_loosest():
+    """20 rare val samples that ask for a threshold of 0.004: it is held at the loosest end of
+    the filter's useful range (the default level's threshold for ``combined``)."""
+    flt = CombinedFilter(realism="embedding").fit(BLOBS.real, BLOBS.rare)
+    scores = np.r_[np.linspace(0.5, 0.9, 18), 0.008, 0.0]
+    report = calibrate_pass_rate(flt, scores, np.ones(20, bool), target=0.95)
+    assert report.fallback == "floor" and report.threshold == pytest.approx(0.05)
+    assert "held there" in report.warnings[0]
+    assert not flt.decide_scores(np.array([0.008, 0.04]), report.level).any()

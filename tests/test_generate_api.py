@@ -15,7 +15,7 @@ from brain.errors import InputError
 from brain.images import read_image, write_png
 from curation.cli import main as cli_main
 from curation.datasets import media_root
-from curation.runs.generate import generate
+from curation.runs.generate import describe_sources, generate
 from curation.runs.generate_data import existing_pairs
 from curation.runs.records import load_run
 from generators.planning import plan_pairs
@@ -81,7 +81,7 @@ def test_bbdm_adds_samples_with_lineage_and_reruns_add_nothing(project):
         assert np.array_equal(read_image(s.filepath), read_image(match.filepath))
 
 
-def test_classic_methods_use_rare_train_sources(project):
+def test_classic_methods_use_rare_train_sources(project, capsys):
     dataset = fo.load_dataset(project)
     rare_train = dataset.match(
         (F("split") == "train") & (F("ground_truth.label") == "translocation")
@@ -89,6 +89,10 @@ def test_classic_methods_use_rare_train_sources(project):
     ids = set(rare_train.values("id"))
     report = generate(project, "copies", "copies", n=5, progress=False)
     assert report.added == 5 and report.trained_steps == 0
+    line = f"sources: view 'rare-train', {len(ids)} samples (train {len(ids)}); condition "
+    assert describe_sources(report) == line + (report.config["condition"] or "none")
+    assert cli_main(["generate", project, "-m", "copies", "-r", "copies", "--n", "5"]) == 0
+    assert describe_sources(report) in capsys.readouterr().out.splitlines()  # adds nothing
     for sample in synthetic(project, "copies"):
         assert sample.lineage.source_id in ids
         source = dataset[sample.lineage.source_id]

@@ -95,6 +95,9 @@ def test_cross_validation_tests_every_rare_sample_once(small):
     # every labelled sample got exactly one pooled test prediction
     assert len(dataset.exists(report.predictions_field)) == len(labelled)
     assert report.per_seed[0]["support"] == 9
+    point = report.per_seed[0]["at_specificity"]  # each fold at its own val threshold
+    assert point["n_rare"] == 9 and len(point["thresholds"]) == 3
+    assert point["n_rare"] + point["n_other"] == len(labelled)
     assert report.fold_summary["f1"]["n"] == 3
     config, results = load_run(dataset, "train", "cv")
     assert config["cv"] == 3 and len(results["checkpoints"]) == 3
@@ -142,6 +145,9 @@ def test_cross_validated_study_tests_every_rare_sample_once(small, tmp_path):
     assert len(real["counts"]) == 2  # per seed, summed over the folds
     for counts in real["counts"]:
         assert counts["tp"] + counts["fn"] == 9  # every rare sample tested once per seed
+    low, high = real["recall_ci"]  # from the pooled counts: 9 rare test samples
+    assert 0 <= low <= real["recall"]["mean"] <= high <= 1
+    assert [p["n_rare"] for p in real["at_specificity"]["per_seed"]] == [9, 9]
     assert len(real["fold_f1"]) == 3 and len(real["f1"]["values"]) == 2
     assert {tuple(v["arms"]) for v in results["verdicts"]} >= {("filtered", "real")}
     tested: list[str] = []

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from brain.metrics import mean_std
-from brain.stats import format_mean_std, paired_comparison
+from brain.stats import (
+    count_intervals,
+    f1_interval,
+    format_mean_std,
+    paired_comparison,
+    wilson_interval,
+)
 
 
 def test_mean_std_and_format():
@@ -42,3 +48,45 @@ def test_two_seeds_that_agree_in_sign_are_not_evidence():
     assert result["t_low"] < 0 < result["t_high"]
     assert (result["ci_low"], result["ci_high"]) == (result["t_low"], result["t_high"])
     assert verdict(result["ci_low"], result["ci_high"]) == "no evidence"
+
+
+def test_wilson_interval_matches_known_values_and_stays_in_range():
+    assert wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    low, high = wilson_interval(0, 10)  # the Wald interval would be [0, 0]
+    assert low == 0 and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = wilson_interval(10, 10)
+    assert low == pytest.approx(0.7225, abs=1e-4) and high == pytest.approx(1)
+    assert wilson_interval(7.5, 10)[0] < 0.75 < wilson_interval(7.5, 10)[1]  # a seed mean
+    with pytest.raises(ValueError):
+        wilson_interval(3, 0)
+
+
+def test_f1_interval_from_counts_is_the_bootstrap_over_the_samples():
+    """Resampling the confusion counts gives the interval of resampling the test samples."""
+    tp, fp, fn, tn = 12, 5, 8, 75
+    truth = np.array([1] * tp + [0] * fp + [1] * fn + [0] * tn, dtype=bool)
+    guess = np.array([1] * tp + [1] * fp + [0] * fn + [0] * tn, dtype=bool)
+    rng = np.random.default_rng(1)
+    draws = rng.integers(0, len(truth), size=(10_000, len(truth)))
+    t, g = truth[draws], guess[draws]
+    f1 = 2 * (t & g).sum(1) / (2 * (t & g).sum(1) + (~t & g).sum(1) + (t & ~g).sum(1))
+    expected = np.quantile(f1, [0.025, 0.975])
+    low, high = f1_interval(tp, fp, fn, tn)
+    assert (low, high) == pytest.approx(tuple(expected), abs=0.02)
+    assert low < 2 * tp / (2 * tp + fp + fn) < high
+    assert f1_interval(tp, fp, fn, tn) == (low, high)  # seeded
+    assert f1_interval(0, 0, 5, 20) == (0.0, 0.0)
+    with pytest.raises(ValueError):
+        f1_interval(0, 0, 0, 0)
+
+
+def test_count_intervals_use_the_seed_mean_counts():
+    counts = [{"tp": 6, "fp": 2, "fn": 4, "tn": 88}, {"tp": 8, "fp": 4, "fn": 2, "tn": 86}]
+    intervals = count_intervals(counts)
+    assert intervals["recall_ci"] == pytest.approx(list(wilson_interval(7, 10)))
+    assert intervals["f1_ci"] == pytest.approx(list(f1_interval(7, 3, 3, 87)))
+    assert count_intervals([{"tp": 0, "fp": 3, "fn": 0, "tn": 9}]) == {
+        "recall_ci": None,
+        "f1_ci": None,
+    }
+    assert count_intervals([{"tp": 1, "fp": 0, "fn": 1}])["recall_ci"] is None  # no tn: old run

@@ -6,7 +6,7 @@ matplotlib is driven through its Agg canvas (no display, no global pyplot state)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,8 @@ _GROUPS = (
     ("real, rare class", "#1f77b4", 7),
 )
 _DENSITY_COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9e9e9e", "#9467bd", "#ff7f0e")
+_LOG_DECADES = 12
+"""A log axis of the densities spans at most this many decades below the largest value."""
 _REASON_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -155,6 +157,60 @@ def _zoom_to(axes, points: np.ndarray, means: np.ndarray) -> None:
     axes.set_ylim(low[1] - pad[1], high[1] + pad[1])
 
 
+def _finite_values(groups: Mapping[str, np.ndarray], threshold: float | None) -> np.ndarray:
+    """Every finite value of ``groups``, and the threshold."""
+    parts = [np.asarray(v, dtype=np.float64).ravel() for v in groups.values()]
+    values = np.concatenate([*parts, np.array([] if threshold is None else [threshold])])
+    return values[np.isfinite(values)]
+
+
+def _density_scale(
+    groups: Mapping[str, np.ndarray], log_x: bool, threshold: float | None = None
+) -> tuple[str, float]:
+    """The x axis of :func:`plot_densities`: ``("linear", 0)``; ``("log", 0)`` when ``log_x``
+    and every value (and the threshold) is positive within :data:`_LOG_DECADES` decades of the
+    largest; else ``("symlog", linthresh)``: linear below the smallest positive value kept (so
+    zeros, which a log axis would put at minus infinity, sit at 0), logarithmic above it."""
+    if not log_x:
+        return "linear", 0.0
+    values = _finite_values(groups, threshold)
+    positive = values[values > 0]
+    if positive.size == 0:
+        return "linear", 0.0
+    floor = positive.max() * 10.0**-_LOG_DECADES
+    if positive.size == values.size and positive.min() >= floor:
+        return "log", 0.0
+    return "symlog", float(max(positive.min(), floor))
+
+
+def _axis_transform(scale: str, linthresh: float):
+    """The matplotlib transform of ``scale`` (densities are estimated in its coordinates)."""
+    from matplotlib.scale import LogTransform, SymmetricalLogTransform
+    from matplotlib.transforms import IdentityTransform
+
+    if scale == "log":
+        return LogTransform(10)
+    if scale == "symlog":
+        return SymmetricalLogTransform(10, linthresh, 1.0)
+    return IdentityTransform()
+
+
+def _widen_single_value(
+    axes, groups: Mapping[str, np.ndarray], threshold: float | None, scale: str
+) -> None:
+    """Centre the x axis on the one value shown when every value (and the threshold) is the
+    same, e.g. all scores 0, instead of leaving it on the axis's edge."""
+    values = _finite_values(groups, threshold)
+    if values.size == 0 or np.ptp(values) > 0:
+        return
+    value = float(values[0])
+    if scale == "log":
+        axes.set_xlim(value / 10, value * 10)
+    else:
+        half = max(abs(value), 1.0) / 2
+        axes.set_xlim(value - half, value + half)
+
+
 def plot_densities(
     path: str | Path,
     groups: Mapping[str, np.ndarray],
@@ -171,7 +227,9 @@ def plot_densities(
         groups: label -> values; empty groups are skipped.
         xlabel: what the values are.
         threshold: draw a vertical line here (e.g. the pass threshold).
-        log_x: show ``log10`` of the values (they must be positive; zeros are floored).
+        log_x: the values span orders of magnitude: a log axis, or a symlog one (linear near
+            0) when some are zero or negative or far below the rest (see
+            :func:`_density_scale`). Densities are estimated in the axis's coordinates.
         title: figure title.
 
     Returns:
@@ -181,27 +239,33 @@ def plot_densities(
 
     figure = _figure(6.5, 4.0)
     axes = figure.add_subplot()
+    scale, linthresh = _density_scale(groups, log_x, threshold)
+    forward = _axis_transform(scale, linthresh)
+    inverse = forward.inverted()
     for (label, values), colour in zip(groups.items(), _DENSITY_COLOURS * 4, strict=False):
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
-        if log_x:
-            values = np.log10(np.maximum(values, 1e-300))
         if values.size == 0:
             continue
-        if values.size < 3 or np.ptp(values) == 0:
+        shown = forward.transform_non_affine(values.reshape(-1, 1)).ravel()
+        if values.size < 3 or np.ptp(shown) == 0:
             axes.axvline(values.mean(), color=colour, label=f"{label} ({values.size})")
             continue
-        grid = np.linspace(values.min(), values.max(), 256)
-        pad = 0.05 * (grid[-1] - grid[0])
-        grid = np.linspace(grid[0] - pad, grid[-1] + pad, 256)
-        density = gaussian_kde(values)(grid)
-        axes.plot(grid, density, color=colour, label=f"{label} ({values.size})")
-        axes.fill_between(grid, density, color=colour, alpha=0.15)
+        pad = 0.05 * np.ptp(shown)
+        grid = np.linspace(shown.min() - pad, shown.max() + pad, 256)
+        density = gaussian_kde(shown)(grid)
+        x = inverse.transform_non_affine(grid.reshape(-1, 1)).ravel()
+        axes.plot(x, density, color=colour, label=f"{label} ({values.size})")
+        axes.fill_between(x, density, color=colour, alpha=0.15)
+    if scale == "symlog":
+        axes.set_xscale("symlog", linthresh=linthresh)
+    elif scale == "log":
+        axes.set_xscale("log")
     if threshold is not None:
-        shown = np.log10(max(threshold, 1e-300)) if log_x else threshold
-        axes.axvline(shown, color="black", linestyle="--", label="pass threshold")
-    axes.set_xlabel(f"log10 {xlabel}" if log_x else xlabel)
-    axes.set_ylabel("density")
+        axes.axvline(threshold, color="black", linestyle="--", label="pass threshold")
+    _widen_single_value(axes, groups, threshold, scale)
+    axes.set_xlabel(xlabel + (f" (linear below {linthresh:.3g})" if scale == "symlog" else ""))
+    axes.set_ylabel("density (in the axis's scale)" if scale != "linear" else "density")
     if title:
         axes.set_title(title)
     axes.legend(loc="best", fontsize=8)
@@ -215,7 +279,7 @@ def plot_sample_grid(
     title: str | None = None,
 ) -> Path:
     """A grid of sample images: one row per group (e.g. best passing, borderline, rejected by
-    reason), each image with a short caption (its score).
+    reason), each image with a short caption (e.g. its generator, reason and score).
 
     Args:
         path: PNG file to write.
@@ -246,10 +310,16 @@ def plot_sample_grid(
 
 
 def grid_rows(
-    images: list[np.ndarray], scores: np.ndarray, passed: np.ndarray, reasons: np.ndarray
+    images: list[np.ndarray],
+    scores: np.ndarray,
+    passed: np.ndarray,
+    reasons: np.ndarray,
+    generators: Sequence[str] | None = None,
 ) -> dict[str, list[tuple[np.ndarray, str]]]:
     """Rows of the sample grid: the best passing, the borderline ones on each side of the
-    threshold, and the lowest-scored rejected samples of each reason (8 per row)."""
+    threshold, and the lowest-scored rejected samples of each reason (8 per row), each
+    captioned with its generator (when ``generators`` is given), its reason (``pass`` or why
+    it was rejected) and its score."""
     per_row = 8
     order = np.argsort(-scores, kind="stable")
     passing = [i for i in order if passed[i]]
@@ -262,8 +332,10 @@ def grid_rows(
     for reason in sorted({str(reasons[i]) for i in rejected}):
         mine = [i for i in rejected if reasons[i] == reason]
         rows[f"rejected: {reason}"] = mine[-per_row:][::-1]
+    made_by = [f"{g}\n" for g in generators] if generators is not None else [""] * len(scores)
     return {
-        label: [(images[i], f"{scores[i]:.3g}") for i in chosen] for label, chosen in rows.items()
+        label: [(images[i], f"{made_by[i]}{reasons[i]} {scores[i]:.3g}") for i in chosen]
+        for label, chosen in rows.items()
     }
 
 
@@ -279,6 +351,7 @@ def plot_filter(
     reasons: np.ndarray,
     images: list[np.ndarray],
     title: str,
+    generators: Sequence[str] | None = None,
 ) -> list[str]:
     """Write ``umap.png`` (the plane, rejected samples coloured by reason, with the filter's
     ellipses where it has them), ``density.png`` (what the threshold cuts, see
@@ -293,6 +366,7 @@ def plot_filter(
         reasons: why each synthetic sample passed or not.
         images: the synthetic images, for the grid.
         title: the grid's title.
+        generators: the generator (lineage run) of each synthetic sample, shown in the grid.
 
     Returns:
         The paths written.
@@ -329,6 +403,8 @@ def plot_filter(
         log_x=diagnostic.log_scale,
     )
     grid_png = plot_sample_grid(
-        folder / "grid.png", grid_rows(images, output.scores, passed, reasons), title=title
+        folder / "grid.png",
+        grid_rows(images, output.scores, passed, reasons, generators),
+        title=title,
     )
     return [str(umap_png), str(density_png), str(grid_png)]

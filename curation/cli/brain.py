@@ -51,6 +51,13 @@ def _choice(name: str) -> click.Choice:
     help="Learning rate over epochs.",
 )
 @click.option(
+    "--specificity",
+    type=float,
+    default=0.9,
+    show_default=True,
+    help="Also report recall on test at the threshold reaching this specificity on val.",
+)
+@click.option(
     "--labels",
     "label_field",
     default=None,
@@ -89,6 +96,7 @@ def train(name: str, run: str, as_json: bool, threads: int | None, **options) ->
             + (f"(best epoch {entry['best_epoch']})" if "best_epoch" in entry else "(pooled)")
         )
     click.echo(f"run {run!r}: {format_summary(report.summary)}")
+    click.echo(_format_at_specificity(report.per_seed))
     if report.cv:
         click.echo(
             f"{report.cv}-fold cross-validation: metrics above pooled over the folds; "
@@ -97,6 +105,19 @@ def train(name: str, run: str, as_json: bool, threads: int | None, **options) ->
     click.echo(f"test predictions: {report.predictions_field}, evaluation: {report.eval_key}")
     for warning in report.warnings:
         click.echo(f"warning: {warning}")
+
+
+def _format_at_specificity(per_seed: list[dict]) -> str:
+    """``"recall at val specificity 0.9: 0.550+-0.050 (test specificity 0.912+-0.010)"``."""
+    from brain.stats import format_mean_std
+
+    points = [entry["at_specificity"] for entry in per_seed]
+    recall = format_mean_std([p["recall"] for p in points], digits=3)
+    specificity = format_mean_std([p["test_specificity"] for p in points], digits=3)
+    return (
+        f"recall at val specificity {points[0]['target']:g}: {recall} "
+        f"(test specificity {specificity})"
+    )
 
 
 @click.command()

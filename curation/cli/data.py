@@ -144,10 +144,25 @@ def _echo_filter_run(key: str, run: dict) -> None:
     )
     if run["reasons"]:
         click.echo("  reasons: " + ", ".join(f"{r} {n}" for r, n in run["reasons"].items()))
+    if run.get("reasons_by_generator"):
+        _echo_reasons_by_generator(run["reasons_by_generator"])
     for generator, card in run["scorecard"].items():
         click.echo(f"  scorecard {generator}: {format_scorecard(card)}")
     for warning in run["warnings"]:
         click.echo(f"  warning: {warning}")
+
+
+def _echo_reasons_by_generator(counts: dict[str, dict[str, int]]) -> None:
+    """A generator x reason table of sample counts."""
+    reasons = sorted({reason for by_reason in counts.values() for reason in by_reason})
+    width = max(len("generator"), *(len(g) for g in counts))
+    columns = [max(len(r), 5) for r in reasons]
+    click.echo("  reasons by generator:")
+    header = " ".join(f"{r:>{w}}" for r, w in zip(reasons, columns, strict=True))
+    click.echo(f"    {'generator':<{width}} {header}")
+    for generator, by_reason in counts.items():
+        cells = (f"{by_reason.get(r, 0):>{w}}" for r, w in zip(reasons, columns, strict=True))
+        click.echo(f"    {generator:<{width}} {' '.join(cells)}")
 
 
 @click.command()

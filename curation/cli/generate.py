@@ -55,6 +55,7 @@ from generators import GENERATORS
 @json_option
 def generate(name, method, run, params, as_json, **options) -> None:
     """Train (or load) a generator and add synthetic rare-class samples to dataset NAME."""
+    from curation.runs.generate import describe_sources
     from curation.runs.generate import generate as run_generate
 
     report = run_generate(
@@ -69,6 +70,7 @@ def generate(name, method, run, params, as_json, **options) -> None:
         f"{method} run {run!r}: added {report.added} synthetic samples to {name!r} "
         f"({report.total} in the run, {report.skipped} already there)"
     )
+    click.echo(describe_sources(report))
     click.echo(f"checkpoint {report.checkpoint_digest[:12]} ({report.trained_steps} steps)")
     if report.loss_curve:
         click.echo(f"loss curve: {report.loss_curve}")

@@ -10,7 +10,9 @@ exactly once.
 
 Pooling: per arm and seed, precision, recall and F1 come from the confusion counts summed over
 the folds (every test sample counted once); AUC is the mean over folds. The per-fold spread is
-reported beside it. The fold datasets persist, so a rerun resumes each fold's study.
+reported beside it. The intervals over the test samples come from the pooled counts, and the
+recall at a fixed val specificity from the test counts summed over the folds, each fold at its
+own val threshold. The fold datasets persist, so a rerun resumes each fold's study.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 import numpy as np
 from fiftyone import ViewField as F
 
-from brain.metrics import mean_std
+from brain.metrics import mean_std, pool_at_specificity
+from brain.stats import count_intervals
 from curation.datasets import dataset_exists, open_dataset
 from curation.errors import CurateError
 from curation.experiment.config import ExperimentConfig
@@ -90,6 +93,16 @@ def _pooled_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {metric: {**mean_std(values), "values": values} for metric, values in pooled.items()}
 
 
+def _pooled_at_specificity(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Per seed, the recall at the val-chosen threshold pooled over the folds' test samples."""
+    from curation.experiment.report import at_specificity_summary
+
+    if any(r.get("at_specificity") is None for r in rows):
+        return None
+    per_seed = zip(*(r["at_specificity"]["per_seed"] for r in rows), strict=True)
+    return at_specificity_summary([pool_at_specificity(list(points)) for points in per_seed])
+
+
 def pool_folds(fold_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One table row per arm with the metrics pooled over the folds (see the module doc) and
     ``fold_f1``: the mean F1 of each fold."""
@@ -98,9 +111,14 @@ def pool_folds(fold_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = [result["tables"][index] for result in fold_results]
         pooled = {**row, **_pooled_metrics(rows)}
         pooled["counts"] = [
-            {key: sum(r["counts"][index][key] for r in rows) for key in ("tp", "fp", "fn")}
+            {key: sum(r["counts"][index][key] for r in rows) for key in ("tp", "fp", "fn", "tn")}
             for index in range(len(row["seeds"]))
         ]
+        pooled.update(count_intervals(pooled["counts"]))
+        pooled["at_specificity"] = _pooled_at_specificity(rows)
+        shares = [r["copy_share"] for r in rows if r.get("copy_share") is not None]
+        if shares:  # the verdict reads the worst fold's share of copies
+            pooled["copy_share"] = max(shares)
         pooled["fold_f1"] = [r["f1"]["mean"] for r in rows]
         pooled["n_train"] = round(float(np.mean([r["n_train"] for r in rows])))
         pooled["n_train_synthetic"] = round(float(np.mean([r["n_train_synthetic"] for r in rows])))

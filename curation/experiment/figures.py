@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+_LINE_HEIGHT = 11
+"""Pixels per line of a tile's label in :func:`sample_grid`."""
+
 
 def _pyplot():
     import matplotlib
@@ -60,21 +63,46 @@ def plot_ssim_densities(values: dict[str, Sequence[float]], threshold: float, ou
     return out
 
 
-def sample_grid(paths: Sequence[str], out: Path, *, columns: int = 8, tile: int = 64) -> Path:
-    """A grid of images (each fitted into ``tile x tile``, grayscale shown as grey)."""
-    from PIL import Image
+def sample_grid(
+    paths: Sequence[str],
+    out: Path,
+    *,
+    columns: int = 8,
+    tile: int = 64,
+    labels: Sequence[str] | None = None,
+) -> Path:
+    """A grid of images (each fitted into ``tile x tile``, grayscale shown as grey), with
+    ``labels`` (one per image, lines split at ``\\n``, e.g. its generator and filter reason)
+    written under each tile, cut to the tile's width."""
+    from PIL import Image, ImageDraw, ImageFont
 
     from brain.images import read_image
 
+    font = ImageFont.load_default(size=10)
+    lines = max((len(label.split("\n")) for label in labels or []), default=0)
+    cell = tile + lines * _LINE_HEIGHT + (2 if lines else 0)
     rows = max(1, -(-len(paths) // columns))
-    canvas = Image.new("RGB", (columns * tile, rows * tile), (40, 40, 40))
+    canvas = Image.new("RGB", (columns * tile, rows * cell), (40, 40, 40))
+    draw = ImageDraw.Draw(canvas)
     for index, path in enumerate(paths):
         array = read_image(path)
         if array.shape[2] == 1:
             array = np.repeat(array, 3, axis=2)
         image = Image.fromarray(array[:, :, :3])
         image.thumbnail((tile, tile))
-        x, y = (index % columns) * tile, (index // columns) * tile
+        x, y = (index % columns) * tile, (index // columns) * cell
         canvas.paste(image, (x + (tile - image.width) // 2, y + (tile - image.height) // 2))
+        for line, text in enumerate(labels[index].split("\n") if labels else []):
+            shown = _cut_to_width(text, font, tile - 2)
+            draw.text((x + 1, y + tile + 1 + line * _LINE_HEIGHT), shown, fill="white", font=font)
     canvas.save(out)
     return out
+
+
+def _cut_to_width(text: str, font, width: int) -> str:
+    """``text``, shortened with a trailing ``~`` until it fits ``width`` pixels in ``font``."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "~") > width:
+        text = text[:-1]
+    return text + "~"

@@ -12,11 +12,27 @@ import numpy as np
 from fiftyone import ViewField as F
 
 from brain.metrics import mean_std
-from brain.stats import detectable_difference, format_mean_std, paired_comparison, verdict
+from brain.stats import (
+    count_intervals,
+    detectable_difference,
+    format_mean_std,
+    paired_comparison,
+    verdict,
+)
 from curation.datasets import open_dataset
-from curation.experiment.cells import COMPARISONS, Cell, comparison_pairs, filter_key
+from curation.experiment.cells import (
+    COMPARISONS,
+    SYNTHETIC_ARMS,
+    Cell,
+    comparison_pairs,
+    filter_key,
+)
 from curation.experiment.config import ExperimentConfig
 from curation.experiment.figures import plot_roc_pr, plot_ssim_densities, sample_grid
+from curation.experiment.verdicts import describe_basis, qualify
+from curation.experiment.views import copy_shares
+from curation.info import NO_LINEAGE, reasons_by_generator
+from curation.runs.filter import reason_field
 from curation.runs.records import load_run
 from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, SYNTHETIC
 from curation.tags import pass_tag, reject_tag
@@ -53,6 +69,8 @@ def _row(dataset, cell: Cell, seeds: int) -> dict[str, Any]:
         row[metric] = {**mean_std(values), "values": values}
     rare = (config.get("classes") or []).index(config.get("rare_class"))
     row["counts"] = [_rare_counts(m["confusion"], rare) for m in per_seed]
+    row.update(count_intervals(row["counts"]))
+    row["at_specificity"] = at_specificity_summary([m.get("at_specificity") for m in per_seed])
     row["warnings"] = sorted(set(warnings))
     row["predictions_field"] = results.get("predictions_field")
     row["classes"] = config.get("classes")
@@ -61,10 +79,25 @@ def _row(dataset, cell: Cell, seeds: int) -> dict[str, Any]:
 
 
 def _rare_counts(confusion: list[list[int]], rare: int) -> dict[str, int]:
-    """True positives, false positives and false negatives of the rare class."""
+    """True positives, false positives, false negatives and true negatives of the rare
+    class."""
     matrix = np.asarray(confusion)
     tp = int(matrix[rare, rare])
-    return {"tp": tp, "fp": int(matrix[:, rare].sum()) - tp, "fn": int(matrix[rare].sum()) - tp}
+    fp, fn = int(matrix[:, rare].sum()) - tp, int(matrix[rare].sum()) - tp
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": int(matrix.sum()) - tp - fp - fn}
+
+
+def at_specificity_summary(points: list[dict | None]) -> dict[str, Any] | None:
+    """Recall and test specificity at the val-chosen threshold (per seed, see
+    :func:`brain.metrics.recall_at_specificity`) as mean +- std over seeds, with the target and
+    the per-seed points; ``None`` when the runs predate it."""
+    if not points or any(p is None for p in points):
+        return None
+    summary: dict[str, Any] = {"target": points[0]["target"], "per_seed": points}
+    for name in ("recall", "test_specificity"):
+        values = [p[name] for p in points]
+        summary[name] = {**mean_std(values), "values": values}
+    return summary
 
 
 def compare_rows(rows: list[dict[str, Any]], experiment: str = "") -> tuple[list, list]:
@@ -72,7 +105,8 @@ def compare_rows(rows: list[dict[str, Any]], experiment: str = "") -> tuple[list
     table rows, and their verdict lines."""
     by_cell = {Cell(experiment, r["generator"], r["arm"], r["augment"]): r for r in rows}
     comparisons = [_compare(by_cell[a], by_cell[b]) for a, b in comparison_pairs(list(by_cell))]
-    return comparisons, _verdict_lines(comparisons, {r["run"]: r for r in rows})
+    oversampled = {cell.run: cell.sibling("oversampled").run for cell in by_cell}
+    return comparisons, _verdict_lines(comparisons, {r["run"]: r for r in rows}, oversampled)
 
 
 def _compare(row: dict, base: dict) -> dict[str, Any]:
@@ -99,11 +133,20 @@ def _compare(row: dict, base: dict) -> dict[str, Any]:
     return result
 
 
-def _verdict_lines(comparisons: list[dict], rows: dict[str, dict]) -> list[dict[str, Any]]:
+def _verdict_lines(
+    comparisons: list[dict], rows: dict[str, dict], oversampled: dict[str, str]
+) -> list[dict[str, Any]]:
     """One verdict per comparison (``helps`` / ``no evidence`` / ``hurts`` from the paired CI of
     the rare-class F1 difference, :func:`brain.stats.paired_comparison`, with the AUC's beside
-    it); the comparisons of the first two :data:`COMPARISONS` (filtered vs random-matched,
-    filtered vs real) are the headline."""
+    it), qualified by what it rests on (:func:`curation.experiment.verdicts.qualify`: a
+    synthetic arm's ``helps`` must beat oversampling and not rest on copies; the comparison's
+    own ``verdict`` is qualified too); the comparisons of the first two :data:`COMPARISONS`
+    (filtered vs random-matched, filtered vs real) are the headline.
+
+    Args:
+        oversampled: each row's run -> the run of its ``oversampled`` arm.
+    """
+    by_pair = {(c["run"], c["baseline"]): c for c in comparisons}
     lines = []
     for c in comparisons:
         if "verdict" not in c:
@@ -124,6 +167,11 @@ def _verdict_lines(comparisons: list[dict], rows: dict[str, dict]) -> list[dict[
                 "auc_mean_diff": auc.get("mean_diff"),
             }
         )
+        row = rows[c["run"]]
+        versus = by_pair.get((c["run"], oversampled.get(c["run"])))
+        qualify(lines[-1], row, rows[c["baseline"]], versus)
+    for line, c in zip(lines, [c for c in comparisons if "verdict" in c], strict=True):
+        c["raw_verdict"], c["verdict"] = c["verdict"], line["verdict"]
     return lines
 
 
@@ -135,7 +183,7 @@ def format_verdict(line: dict[str, Any]) -> str:
     return (
         f"{line['verdict']}: {line['comparison']}: F1 {line['mean_diff']:+.3f} "
         f"[{line['ci'][0]:+.3f}, {line['ci'][1]:+.3f}], {line['n_pairs']} seeds, "
-        f"detectable {line['detectable']:.3f}{auc}"
+        f"detectable {line['detectable']:.3f}{auc}{describe_basis(line)}"
     )
 
 
@@ -150,6 +198,10 @@ def collect_results(
     """Read every cell's stored run on ``dataset`` and compare it with its real baseline
     (``filter_result``: the filter run's results as stored)."""
     rows = {cell.run: _row(dataset, cell, config.seeds) for cell in cells}
+    shares = copy_shares(dataset, config) if config.generators else {}
+    for cell in cells:
+        if cell.arm in SYNTHETIC_ARMS:
+            rows[cell.run]["copy_share"] = shares[cell.generator][cell.arm]
     comparisons, verdicts = compare_rows(list(rows.values()), config.name)
     return {
         "experiment": config.name,
@@ -175,17 +227,50 @@ def collect_results(
 _SELECTED = {"f1": "F1 of the rare class", "auc": "AUC", "loss": "loss"}
 
 
+def _with_interval(values: list, interval: list[float] | None) -> str:
+    """``"0.62+-0.05 [0.41, 0.79]"``: the seed spread, then the test-sample interval."""
+    shown = format_mean_std(values)
+    return shown if interval is None else f"{shown} [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+def _at_specificity_cell(summary: dict | None) -> str:
+    """``"0.55+-0.05 (0.91+-0.01)"``: recall, then test specificity, at the val threshold."""
+    if summary is None:
+        return "n/a"
+    recall = format_mean_std(summary["recall"]["values"])
+    return f"{recall} ({format_mean_std(summary['test_specificity']['values'])})"
+
+
 def markdown_table(rows: list[dict], seeds: int) -> str:
-    """Rows as the study's tables: rare-class P, R, F1, AUC, mean +- std over seeds."""
+    """Rows as the study's tables: rare-class P, R, F1, AUC, mean +- std over seeds, with the
+    95% intervals over the test samples of R and F1 (:func:`brain.stats.count_intervals`), and
+    the recall at the specificity fixed on val."""
+    target = next((r["at_specificity"]["target"] for r in rows if r.get("at_specificity")), None)
+    at = f"R at val spec. {target:g} (test spec.)" if target is not None else "R at val spec."
     lines = [
-        "| training data | P | R | F1 | AUC | n train (synthetic) |",
-        "|---|---|---|---|---|---|",
+        f"| training data | P | R [95% CI] | F1 [95% CI] | AUC | {at} | n train (synthetic) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        cells = [format_mean_std(row[m]["values"]) for m in METRICS]
+        cells = [
+            format_mean_std(row["precision"]["values"]),
+            _with_interval(row["recall"]["values"], row.get("recall_ci")),
+            _with_interval(row["f1"]["values"], row.get("f1_ci")),
+            format_mean_std(row["auc"]["values"]),
+            _at_specificity_cell(row.get("at_specificity")),
+        ]
         n_train = f"{row['n_train']} ({row['n_train_synthetic']})"
         lines.append(f"| {row['data']} | {' | '.join(cells)} | {n_train} |")
-    lines.append(f"\nRare-class metrics on the test split, mean +- std over {seeds} seeds.")
+    lines.append(
+        f"\nRare-class metrics on the test split, mean +- std over {seeds} seeds (training "
+        "uncertainty). In brackets, the 95% interval over the test samples (test-sample "
+        "uncertainty), at the seeds' mean confusion counts, since every seed is tested on the "
+        "same samples: Wilson score interval for R, bootstrap of the test samples (a multinomial "
+        "draw of the confusion counts) for F1. R at val spec.: each seed's threshold on the "
+        "rare-class score is the lowest that keeps that share of the other-class val samples "
+        "below it; the recall and specificity shown are on test at that threshold (the test "
+        "split never picks it)."
+    )
     return "\n".join(lines)
 
 
@@ -199,6 +284,20 @@ def _counts_table(counts: dict[str, dict[str, int]]) -> str:
         lines.append(
             f"| {name} | {c['before']} | {c.get('leaks', 0)} | {c['after']} | {rate:.0%} |"
         )
+    return "\n".join(lines)
+
+
+def reasons_table(counts: dict[str, dict[str, int]]) -> str:
+    """Generator x reason counts (:func:`curation.info.reasons_by_generator`) as a markdown
+    table, with each generator's total."""
+    reasons = sorted({reason for by_reason in counts.values() for reason in by_reason})
+    lines = [
+        "| generator | " + " | ".join(reasons) + " | total |",
+        "|---|" + "---|" * (len(reasons) + 1),
+    ]
+    for generator, by_reason in counts.items():
+        cells = " | ".join(str(by_reason.get(reason, 0)) for reason in reasons)
+        lines.append(f"| {generator} | {cells} | {sum(by_reason.values())} |")
     return "\n".join(lines)
 
 
@@ -304,6 +403,18 @@ def _ssim_values(dataset, generators: list[str]) -> dict[str, list[float]]:
     return values
 
 
+def _grid_tiles(dataset, view, key: str) -> tuple[list[str], list[str]]:
+    """File paths of ``view``'s samples and a label per tile: its generator (``lineage.run``)
+    and its reason under filter run ``key`` (``pass`` or the reject reason; ``-``: none)."""
+    paths, runs = view.values(["filepath", f"{LINEAGE_FIELD}.run"])
+    field = reason_field(key)
+    reasons = view.values(field) if dataset.has_sample_field(field) else [None] * len(paths)
+    labels = [
+        f"{run or NO_LINEAGE}\n{reason or '-'}" for run, reason in zip(runs, reasons, strict=True)
+    ]
+    return paths, labels
+
+
 def _figures(config: ExperimentConfig, results: dict, folder: Path) -> dict[str, str]:
     dataset = open_dataset(config.dataset)
     folder.mkdir(parents=True, exist_ok=True)
@@ -319,8 +430,8 @@ def _figures(config: ExperimentConfig, results: dict, folder: Path) -> dict[str,
     for tag, title in ((pass_tag(key), "passing"), (reject_tag(key), "rejected")):
         view = dataset.match_tags(tag)
         if len(view):
-            paths = view.take(min(GRID_SIZE, len(view)), seed=0).values("filepath")
-            grid = sample_grid(paths, folder / f"grid_{title}.png")
+            paths, labels = _grid_tiles(dataset, view.take(min(GRID_SIZE, len(view)), seed=0), key)
+            grid = sample_grid(paths, folder / f"grid_{title}.png", labels=labels)
             figures[f"Synthetic samples the filter {title.replace('ing', 'ed')}"] = grid.name
     for source in results.get("filter_files", {}).values():
         for path in [source] if isinstance(source, str) else list(source or []):
@@ -369,6 +480,9 @@ def write_report(config: ExperimentConfig, results: dict[str, Any], out: Path) -
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(config, results, out / "figures")
     rows = {row["run"]: row for row in results["tables"]}
+    by_generator = {}
+    if results["filter_counts"]:
+        by_generator = reasons_by_generator(open_dataset(config.dataset), filter_key(config.name))
     sections = [
         f"# Study `{config.name}` on dataset `{config.dataset}`",
         f"Seeds: {results['seeds']} ({', '.join(map(str, results['tables'][0]['seeds']))}); "
@@ -400,6 +514,8 @@ def write_report(config: ExperimentConfig, results: dict[str, Any], out: Path) -
                 "Why samples were rejected: "
                 + ", ".join(f"{reason} {n}" for reason, n in results["reasons"].items())
             )
+        if by_generator:
+            sections += ["### Filter decisions per generator", reasons_table(by_generator)]
         if results.get("calibration"):
             sections += [
                 "## Filter level calibrated on val",
@@ -439,6 +555,10 @@ def write_report(config: ExperimentConfig, results: dict[str, Any], out: Path) -
     report = out / "report.md"
     report.write_text("\n\n".join(sections) + "\n")
     (out / "report.json").write_text(
-        json.dumps({**results, "figures": figures}, indent=2, default=str)
+        json.dumps(
+            {**results, "reasons_by_generator": by_generator, "figures": figures},
+            indent=2,
+            default=str,
+        )
     )
     return report

@@ -23,6 +23,7 @@ import fiftyone as fo
 from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
 from curation.experiment.cells import (
+    SYNTHETIC_ARMS,
     Cell,
     embed_name,
     embedder_run,
@@ -48,7 +49,7 @@ Echo = Callable[[str], None]
 
 
 def _generate(dataset: fo.Dataset, config: ExperimentConfig, echo: Echo, progress: bool) -> dict:
-    from curation.runs.generate import generate
+    from curation.runs.generate import describe_sources, generate
 
     reports = {}
     for gen in config.generators:
@@ -74,6 +75,7 @@ def _generate(dataset: fo.Dataset, config: ExperimentConfig, echo: Echo, progres
             params=dict(gen.params),
             progress=progress,
         )
+        echo(f"[generate] {gen.name}: {describe_sources(report)}")
         reports[gen.name] = report.as_dict()
     return reports
 
@@ -197,6 +199,7 @@ def _filter(dataset: fo.Dataset, config: ExperimentConfig, embedding: str, echo:
         target=config.filter.target,
         calibration=calibration,
         params=dict(config.filter.params),
+        copy_threshold=config.filter.copy_threshold,
     )
 
 
@@ -261,6 +264,13 @@ def run_experiment(
     if config.classifier.class_weighted and "class-weighted" in arms:
         echo("[note] the classifier is class-weighted already: no separate class-weighted arm")
         arms.remove("class-weighted")
+    missing = [a for a in ("filtered", "oversampled") if a not in arms]
+    if generators and missing and any(a in arms for a in SYNTHETIC_ARMS):
+        echo(
+            f"[note] arm(s) {', '.join(missing)} added: a synthetic arm's 'helps' must also beat "
+            "as many copies of real rare train images"
+        )
+        arms += missing
     cells = study_cells(config.name, generators, config.augment, arms)
 
     generation = _generate(dataset, config, echo, progress)

@@ -126,10 +126,22 @@ class GenerateReport:
     images_per_second: float | None
     config: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    sources: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
         return asdict(self)
+
+
+def describe_sources(report: GenerateReport) -> str:
+    """One line on what a generate run translated: the source view, its samples by split, and
+    the condition, e.g. ``sources: view 'pool', 40 samples (pool 40); condition channel:2``."""
+    sources = report.sources
+    splits = ", ".join(f"{split} {n}" for split, n in sources.get("splits", {}).items())
+    return (
+        f"sources: view {sources.get('view')!r}, {sources.get('count', 0)} samples ({splits}); "
+        f"condition {sources.get('condition') or 'none'}"
+    )
 
 
 @register
@@ -170,6 +182,7 @@ class _Inputs:
     source_paths: list[str]
     source_groups: list[str | None]
     source_masks: np.ndarray | None
+    source_splits: dict[str, int]
     config: GenerateConfig
     warnings: list[str]
     devices: list[str]
@@ -211,7 +224,7 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
     """Read and check everything a run needs (nothing is written)."""
     from brain.distributed import plan_devices
     from curation.runs import generate_data as data
-    from curation.schema import GROUP_FIELD, rare_class
+    from curation.schema import GROUP_FIELD, SPLIT_FIELD, rare_class
     from generators import GENERATORS
     from generators.sessions import make_generator
     from generators.sources import read_images
@@ -298,6 +311,9 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
         source_paths=list(source_paths),
         source_groups=list(source_groups),
         source_masks=source_masks,
+        source_splits=dict(
+            sorted((str(k), n) for k, n in sources.count_values(SPLIT_FIELD).items())
+        ),
         config=config,
         warnings=[] if checkpoint is not None else generator.training_warnings(len(train_view)),
         devices=devices,
@@ -571,4 +587,10 @@ def generate(
         images_per_second=None if rate is None else round(rate, 3),
         config=inputs.config.to_record(),
         warnings=warnings,
+        sources={
+            "view": inputs.view_name,
+            "count": len(inputs.source_ids),
+            "splits": inputs.source_splits,
+            "condition": inputs.config.condition,
+        },
     )

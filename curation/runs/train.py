@@ -72,6 +72,7 @@ class TrainConfig(Record):
     subset: int | None = None
     device: str = "cpu"
     devices: int = 1
+    specificity: float = 0.9
     seeds: list[int] = field(default_factory=list)
     with_view: str | None = None
     oversample: int = 0

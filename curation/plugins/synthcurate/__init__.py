@@ -139,6 +139,7 @@ class RunFilter(_Operator):
     )
 
     def resolve_input(self, ctx) -> types.Property:
+        from brain.copies import check_copy_threshold
         from brain.filter_calibration import CALIBRATIONS
         from brain.filters import FILTERS, RECOMMENDED, make_filter
         from curation.runs.filter import check_key
@@ -176,6 +177,15 @@ class RunFilter(_Operator):
             level = ctx.params.get("level")
             if level is not None:
                 _check(inputs, "level", lambda: make_filter(method).check_level(float(level)))
+        inputs.float(
+            "copy_threshold",
+            label="Near-copy SSIM (empty = measured on the real rare train images)",
+            description="samples this close to a real train image or their source are rejected",
+            required=False,
+        )
+        copy_threshold = ctx.params.get("copy_threshold")
+        if copy_threshold is not None:
+            _check(inputs, "copy_threshold", lambda: check_copy_threshold(copy_threshold))
         return types.Property(inputs, view=types.View(label="Run a synthcurate filter"))
 
     def resolve_delegation(self, ctx) -> bool | None:
@@ -193,6 +203,7 @@ class RunFilter(_Operator):
             key=ctx.params["key"],
             level=None if level is None else float(level),
             calibrate=False if calibrate == NO_CALIBRATION else calibrate,
+            copy_threshold=ctx.params.get("copy_threshold"),
         )
         _progress(ctx, 1.0, f"{result.n_pass} of {result.n_synthetic} passed")
         ctx.trigger("reload_dataset")
