@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -124,15 +124,30 @@ def read_card(folder: Path) -> ModelCard:
     """The model card in ``folder``.
 
     Raises:
-        InputError: if it is missing or not a model card.
+        InputError: if it is missing, not a model card, or has keys a card does not have (or
+            lacks some it must have).
     """
     path = Path(folder) / CARD_FILE
     if not path.is_file():
         raise InputError(f"no model card at {path}")
     try:
-        return ModelCard(**json.loads(path.read_text()))
-    except (ValueError, TypeError) as error:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
         raise InputError(f"unreadable model card {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} is not a model card (a JSON object)")
+    keys = {f.name: f for f in fields(ModelCard)}
+    unknown = sorted(set(data) - set(keys))
+    missing = [k for k, f in keys.items() if k not in data and _required(f)]
+    if unknown or missing:
+        parts = [f"unknown key(s) {', '.join(unknown)}"] if unknown else []
+        parts += [f"missing key(s) {', '.join(missing)}"] if missing else []
+        raise InputError(f"model card {path} has {' and '.join(parts)}")
+    return ModelCard(**data)
+
+
+def _required(spec) -> bool:
+    return spec.default is MISSING and spec.default_factory is MISSING
 
 
 def _read_state(folder: Path) -> dict[str, torch.Tensor]:

@@ -26,6 +26,7 @@ from brain.metrics import (
     recall_at_specificity,
     summarise,
 )
+from brain.progress import progress_bar
 from brain.settings import TrainSettings
 from brain.splits import LABELLED_SPLITS, fold_splits, stratified_group_folds
 from brain.training import channel_tensor, fit, run_network
@@ -151,6 +152,9 @@ def train_seeds(
     per_seed, checkpoints, probas = [], [], []
     mean = channel_tensor(card["mean"], settings.device)
     std = channel_tensor(card["std"], settings.device)
+    done = progress_bar(
+        total=len(seeds), desc="seeds", unit="seed", enabled=progress and len(seeds) > 1, every=1
+    )
     for seed in seeds:
         result = fit(
             train,
@@ -183,6 +187,9 @@ def train_seeds(
             }
         )
         probas.append(proba)
+        done.set_postfix(seed=seed, test_f1=f"{metrics['f1']:.3f}")
+        done.update()
+    done.close()
     return Trained(per_seed, checkpoints, probas, test)
 
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from brain.errors import InputError
 from brain.images import describe_shapes, read_image
+from brain.progress import progress_bar
 
 NO_LABEL = -1
 CACHE_BYTES = int(os.environ.get("SYNTHCURATE_IMAGE_CACHE_MB", "2048")) * 2**20
@@ -284,7 +284,7 @@ def decode_paths(
         raise InputError(f"no samples in {desc!r}")
     arrays = [
         IMAGE_CACHE.read(p)
-        for p in tqdm(paths, desc=desc, unit="img", leave=False, disable=not progress)
+        for p in progress_bar(paths, desc=desc, unit="img", leave=False, enabled=progress)
     ]
     return DecodedView(list(ids), list(labels), list(splits), list(origins), arrays)
 

@@ -28,6 +28,7 @@ import numpy as np
 from brain.data import ImageSet
 from brain.errors import InputError
 from brain.metrics import FEW_RARE
+from brain.progress import progress_bar
 from brain.settings import TrainSettings
 
 CALIBRATIONS = ("val", "retrain")
@@ -241,6 +242,7 @@ class CalibrationSettings:
             the sweep trains on the whole real train split).
         num_threads: torch CPU threads.
         real_only: also train without synthetic samples, as a reference row in the sweep.
+        progress: report the sweep, a line per level off a terminal (not part of the record).
     """
 
     levels: tuple[float, ...] | None = None
@@ -250,6 +252,7 @@ class CalibrationSettings:
     train: TrainSettings = field(default_factory=lambda: TrainSettings(epochs=10))
     num_threads: int | None = None
     real_only: bool = True
+    progress: bool = False
 
     def check(self) -> CalibrationSettings:
         """``self`` if the settings are in range.
@@ -279,15 +282,20 @@ def sweep_levels(
     levels: Sequence[float],
     decide: Callable[[float], np.ndarray],
     evaluate: Callable[[np.ndarray], list[float]],
+    *,
+    progress: bool = False,
+    desc: str = "calibration",
 ) -> list[dict[str, Any]]:
     """Evaluate each level: ``decide(level)`` gives the pass mask, ``evaluate(mask)`` the
-    validation F1 of each seed.
+    validation F1 of each seed. With ``progress``, a bar (a line per level off a terminal)
+    named ``desc``.
 
     Returns:
         One entry per level: ``level``, ``n_pass``, ``val_f1`` (per seed), ``val_f1_mean``,
         ``val_f1_std``.
     """
     sweep = []
+    bar = progress_bar(total=len(levels), desc=desc, unit="level", enabled=progress, every=1)
     for level in levels:
         passed = np.asarray(decide(float(level)), dtype=bool)
         scores = [float(v) for v in evaluate(passed)]
@@ -300,6 +308,10 @@ def sweep_levels(
                 "val_f1_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
             }
         )
+        shown = {} if np.isnan(level) else {"level": f"{level:.3g}"}
+        bar.set_postfix(**shown, val_f1=f"{sweep[-1]['val_f1_mean']:.3f}")
+        bar.update()
+    bar.close()
     return sweep
 
 
@@ -406,11 +418,20 @@ def calibrate_level(
         InputError: a level outside the filter's range.
     """
     levels = sweep_grid(flt, settings)
-    sweep = sweep_levels(levels, lambda lv: flt.decide_scores(scores, lv), trainer.val_f1)
+    sweep = sweep_levels(
+        levels,
+        lambda lv: flt.decide_scores(scores, lv),
+        trainer.val_f1,
+        progress=settings.progress,
+    )
     real_only = None
     if settings.real_only:
         real_only = sweep_levels(
-            [float("nan")], lambda _: np.zeros(len(scores), bool), trainer.val_f1
+            [float("nan")],
+            lambda _: np.zeros(len(scores), bool),
+            trainer.val_f1,
+            progress=settings.progress,
+            desc="calibration, real only",
         )
         real_only = {k: v for k, v in real_only[0].items() if k != "level"}
     best = choose_level(sweep)

@@ -11,14 +11,20 @@ One loader for every stage, so ingest, training, generation and SSIM all see the
   (``C, H, W`` with ``C <= 8``) are moved to channel-last. :func:`has_alpha` tells whether a file
   has an alpha channel, so ingest can say it dropped one.
 - Images need at least :data:`MIN_SIDE` pixels a side (:func:`check_min_side`).
+- Images above :data:`LARGE_PIXELS` (PIL's decompression-bomb limit, about 9459 x 9459) are read
+  as they are, without PIL's ``DecompressionBombWarning`` (ingest says so once, in its own
+  words); PIL refuses images above twice that, which is a ``cannot read image`` error.
+  :func:`check_max_pixels` refuses images above a limit the caller chooses.
 - Source files are only ever read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +35,7 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
 _MAX_CHANNELS_FIRST = 8
 MIN_SIDE = 8
+LARGE_PIXELS = 89_478_485  # PIL's Image.MAX_IMAGE_PIXELS: it warns above, refuses above twice
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "La", "RGBa"})
 
 
@@ -84,10 +91,20 @@ def _drops_alpha(image) -> bool:
     return image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info)
 
 
+@contextlib.contextmanager
+def _no_bomb_warning() -> Iterator[None]:
+    """PIL's ``DecompressionBombWarning`` silenced: ingest says it once, in its own words."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
 def _read_pil(path: Path, alpha: list[bool] | None = None) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as image:
+    with _no_bomb_warning(), Image.open(path) as image:
         image.load()
         if alpha is not None:
             alpha.append(_drops_alpha(image))
@@ -111,7 +128,7 @@ def has_alpha(path: str | os.PathLike) -> bool:
     if path.suffix.lower() in TIFF_EXTENSIONS:
         return False
     try:
-        with Image.open(path) as image:
+        with _no_bomb_warning(), Image.open(path) as image:
             return _drops_alpha(image)
     except Exception:
         return False  # unreadable files are reported by read_image
@@ -127,6 +144,21 @@ def check_min_side(shape: Sequence[int], path: str | os.PathLike) -> None:
     if min(height, width) < MIN_SIDE:
         raise InputError(
             f"image {path} is {height}x{width} pixels; images need at least {MIN_SIDE} a side"
+        )
+
+
+def check_max_pixels(shape: Sequence[int], path: str | os.PathLike, max_pixels: int) -> None:
+    """Refuse an ``(H, W, C)`` image of more than ``max_pixels`` pixels.
+
+    Raises:
+        InputError: naming the file and its size.
+    """
+    height, width = shape[:2]
+    if height * width > max_pixels:
+        raise InputError(
+            f"image {path} is {height}x{width} pixels ({height * width:,}), above "
+            f"`max_pixels` {max_pixels:,}",
+            params=("max_pixels",),
         )
 
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from brain import distributed
 from brain.augment import augment_batch
@@ -33,6 +32,7 @@ from brain.devices import resolve_device
 from brain.errors import InputError
 from brain.metrics import rare_class_metrics
 from brain.models import build_model, forward_features
+from brain.progress import progress_bar
 from brain.settings import SCHEDULES, SELECTION, TrainSettings
 
 INFERENCE_BATCH = 256
@@ -112,7 +112,8 @@ def train_epoch(
     total, seen = 0.0, 0
     chunks = distributed.shard(batch_indices(len(data), settings.batch_size, generator))
     augment_with = augment_generator or generator
-    for index in tqdm(chunks, desc="batches", unit="batch", leave=False, disable=not progress):
+    batches = progress_bar(chunks, desc="batches", unit="batch", leave=False, enabled=progress)
+    for index in batches:
         batch = data.images[index]
         if settings.augment:
             batch = augment_batch(batch, augment_with)
@@ -144,12 +145,12 @@ def run_network(
     model.eval()
     outputs = []
     with torch.inference_mode():
-        for start in tqdm(
+        for start in progress_bar(
             range(0, len(images), batch_size),
             desc="embedding" if features else "predicting",
             unit="batch",
             leave=False,
-            disable=not progress,
+            enabled=progress,
         ):
             inputs = normalise(images[start : start + batch_size], mean, std, device=device)
             if features:
@@ -263,10 +264,10 @@ def fit(
 
         best_key, best_state, best_epoch, best_val = None, None, 0, {}
         history, stale = [], 0
-        epochs = tqdm(
-            range(1, settings.epochs + 1), desc=f"seed {seed}", unit="epoch", disable=not progress
+        epochs = progress_bar(
+            total=settings.epochs, desc=f"seed {seed}", unit="epoch", enabled=progress, every=1
         )
-        for epoch in epochs:
+        for epoch in range(1, settings.epochs + 1):
             loss = train_epoch(
                 trained,
                 optimizer,
@@ -287,6 +288,7 @@ def fit(
             )
             history.append({"epoch": epoch, "loss": loss, "val_loss": val_loss, **val_metrics})
             epochs.set_postfix(loss=f"{loss:.3f}", val_f1=f"{val_metrics['f1']:.3f}")
+            epochs.update()
             key = selection_key(val_metrics, val_loss, settings.select)
             if best_key is None or key > best_key:
                 best_key, best_epoch, best_val, stale = key, epoch, val_metrics, 0
@@ -295,6 +297,7 @@ def fit(
                 stale += 1
                 if settings.patience is not None and stale >= settings.patience:
                     break
+        epochs.close()
         model.load_state_dict(best_state)
     return FitResult(model.eval(), best_epoch, best_val, history)
 

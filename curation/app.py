@@ -1,8 +1,12 @@
-"""Launching the FiftyOne App on a project dataset, with synthcurate's plugin enabled."""
+"""Launching the FiftyOne App on a project dataset, with synthcurate's plugin enabled, and
+stopping its server process promptly."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
+from collections.abc import Iterator
 
 from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
@@ -81,3 +85,54 @@ def launch(
     return fo.launch_app(
         dataset, view=view, port=port, address=address, auto=False, color_scheme=color_scheme
     )
+
+
+SERVER_STOP_TIMEOUT = 1.0
+"""Seconds the App's server processes get to exit when asked before they are killed."""
+
+
+def _server_processes() -> list:
+    """This process's FiftyOne App server service (FiftyOne's ``service/main.py --51-service
+    server`` child) and everything it started."""
+    import psutil
+
+    found = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            arguments = child.cmdline()
+            flags = [i for i, a in enumerate(arguments) if a == "--51-service"]
+            if any(arguments[i + 1 : i + 2] == ["server"] for i in flags):
+                found += [*child.children(recursive=True), child]
+    return found
+
+
+def stop_server(timeout: float = SERVER_STOP_TIMEOUT) -> None:
+    """Stop the App server this process started: ask its processes to exit (SIGTERM), kill
+    those still there after ``timeout`` seconds (FiftyOne's own shutdown waits for the server
+    however long it takes)."""
+    import psutil
+
+    processes = _server_processes()
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+
+
+@contextlib.contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit(143)`` while inside, so ``finally`` blocks run (the
+    default action ends the process at once, leaving the App server behind)."""
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

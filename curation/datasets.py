@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,8 @@ from fiftyone import ViewField as F
 
 from curation.errors import CurateError
 from curation.leftovers import clean_leftovers, is_temp_dataset_name
+from curation.names import DATASET_NAME
+from curation.names import check_name as check_named
 from curation.schema import (
     INFO_KEY,
     LABEL_FIELD,
@@ -28,16 +29,19 @@ if TYPE_CHECKING:
 
     from brain.data import DecodedView
 
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+RUN_AREAS = ("runs", "generate", "filters")
+"""The folders of a dataset's media folder that hold one folder per run (train, generate,
+filter)."""
 
 
 def check_name(name: str) -> str:
-    """Validate a dataset name (letters, digits, ``_``, ``.``, ``-``; used in folder names too)."""
-    if not _NAME_PATTERN.match(name or ""):
-        raise CurateError(
-            f"invalid dataset name {name!r}: use letters, digits, '_', '.' or '-' (max 100)"
-        )
-    return name
+    """Validate a dataset name (letters, digits, ``_``, ``.``, ``-``, at most 100 characters;
+    used in folder names too: see :mod:`curation.names`).
+
+    Raises:
+        CurateError: an invalid name.
+    """
+    return check_named(name, DATASET_NAME)
 
 
 def dataset_exists(name: str) -> bool:
@@ -111,6 +115,23 @@ def media_base() -> Path:
 def media_root(name: str) -> Path:
     """The folder where synthcurate writes images for dataset ``name`` (never beside sources)."""
     return media_base() / check_name(name)
+
+
+def run_area_folder(dataset_name: str, area: str, folder: str) -> Path:
+    """The folder of one run, ``<media>/<area>/<folder>`` (not created), where ``area`` is one
+    of :data:`RUN_AREAS`: refused unless it lies strictly inside ``<media>/<area>``, so that no
+    run writes or deletes outside its own folder.
+
+    Raises:
+        CurateError: ``folder`` is empty, ``.``, ``..`` or a path.
+    """
+    if area not in RUN_AREAS:
+        raise ValueError(f"unknown run area {area!r}")
+    parent = media_root(dataset_name) / area
+    path = parent / folder
+    if folder in ("", ".", "..") or path.parent != parent:
+        raise CurateError(f"run folder {folder!r} would not lie inside {parent}")
+    return path
 
 
 def media_dir(dataset: fo.Dataset | str, *parts: str) -> Path:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from brain.images import write_png
+from brain.progress import progress_bar
 from curation.errors import CurateError
 
 NORMAL, TRANSLOCATION = "normal", "translocation"
@@ -112,13 +112,13 @@ def make_demo_data(
     is_rare = rng.random(n_labelled) < prevalence
     crop_seeds = rng.integers(0, 2**31, size=n_labelled + n_pool)
     rows = []
-    for index in tqdm(range(n_labelled), desc="demo crops", unit="img", leave=False, disable=None):
+    for index in progress_bar(range(n_labelled), desc="demo crops", unit="img", leave=False):
         label = TRANSLOCATION if is_rare[index] else NORMAL
         image = make_crop(int(crop_seeds[index]), size=size, translocation=bool(is_rare[index]))
         relative = Path("labelled") / label / f"crop_{index:05d}.png"
         write_png(image, out / relative)
         rows.append((relative.as_posix(), label, f"metaphase_{index // CROPS_PER_GROUP:03d}"))
-    for index in tqdm(range(n_pool), desc="demo pool", unit="img", leave=False, disable=None):
+    for index in progress_bar(range(n_pool), desc="demo pool", unit="img", leave=False):
         image = make_crop(int(crop_seeds[n_labelled + index]), size=size, paint=False)
         write_png(image, out / "pool" / f"pool_{index:05d}.png")
     labels_csv = out / "labels.csv"

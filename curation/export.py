@@ -1,6 +1,10 @@
 """Export a curated view as a training set: an image-folder tree, a FiftyOne dataset, or a CSV.
 
-Exports are atomic (written to a temporary folder beside the target and renamed at the end, see
+Every export holds ``manifest.csv``: each exported file (its path inside the export) with its
+label, split, origin (real or synthetic), group, tags and lineage (the generator run, the
+source sample, ...), so a training set says which of its images are synthetic and where they
+came from; the CSV export is that manifest with the images under ``images/``. Exports are
+atomic (written to a temporary folder beside the target and renamed at the end, see
 :mod:`curation.leftovers`), refuse an existing target unless ``overwrite=True`` and a target that
 cannot be created, and copy images: sources are never moved.
 """
@@ -8,8 +12,10 @@ cannot be created, and copy images: sources are never moved.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
+from collections import defaultdict
 from pathlib import Path
 
 import fiftyone as fo
@@ -18,6 +24,7 @@ from fiftyone import ViewField as F
 from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
 from curation.leftovers import clean_folder_leftovers, replace_folder, temp_folder
+from curation.names import check_out_folder
 from curation.runs.records import list_runs
 from curation.schema import (
     GROUP_FIELD,
@@ -114,41 +121,92 @@ def _unique_name(filepath: str, used: set[str]) -> str:
     return name
 
 
-def _write_csv(view: fo.DatasetView, folder: Path) -> None:
-    images = folder / "images"
-    images.mkdir()
-    used: set[str] = set()
-    fields = ["filepath", f"{LABEL_FIELD}.label", SPLIT_FIELD, ORIGIN_FIELD, GROUP_FIELD, "tags"]
+def _manifest_rows(view: fo.DatasetView) -> list[tuple]:
+    """Per sample: id, source filepath, label, split, origin, group, tags, lineage values."""
+    fields = [
+        "id",
+        "filepath",
+        f"{LABEL_FIELD}.label",
+        SPLIT_FIELD,
+        ORIGIN_FIELD,
+        GROUP_FIELD,
+        "tags",
+    ]
     lineage = [f"{LINEAGE_FIELD}.{name}" for name in LINEAGE_SUBFIELDS]
-    values = view.values(fields + lineage)
-    with (folder / CSV_NAME).open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        for row in zip(*values, strict=True):
-            filepath, label, split, origin, group, tags, *lineage_values = row
-            target = Path("images") / _unique_name(filepath, used)
-            shutil.copy2(filepath, folder / target)
-            writer.writerow(
-                [target.as_posix(), label, split, origin, group, ";".join(tags or [])]
-                + ["" if v is None else v for v in lineage_values]
+    return list(zip(*view.values(fields + lineage), strict=True))
+
+
+def _check_folder_labels(labels: list[str]) -> None:
+    """Refuse labels that cannot name a folder of an image-folder tree."""
+    for label in labels:
+        if label in ("", ".", "..", CSV_NAME) or any(c in label for c in "/\\\0"):
+            raise CurateError(
+                f"label {label!r} cannot name a folder of an image-folder tree; "
+                "export with --format csv"
             )
 
 
+def _copy_images(rows: list[tuple], folder: Path, by_label: bool) -> dict[str, str]:
+    """Copy each sample's image into ``folder`` (under its label, or under ``images/``);
+    returns sample id -> the copy's path relative to ``folder``."""
+    used: dict[str, set[str]] = defaultdict(set)
+    files = {}
+    for sample_id, filepath, label, *_ in rows:
+        sub = label if by_label else "images"
+        target = Path(sub) / _unique_name(filepath, used[sub])
+        (folder / sub).mkdir(exist_ok=True)
+        shutil.copy2(filepath, folder / target)
+        files[sample_id] = target.as_posix()
+    return files
+
+
+def _exported_files(folder: Path) -> dict[str, str]:
+    """Sample id -> media path of a FiftyOne dataset export in ``folder`` (``samples.json``)."""
+    samples = json.loads((folder / "samples.json").read_text())["samples"]
+    files = {}
+    for sample in samples:
+        sample_id = sample["_id"]
+        files[sample_id.get("$oid") if isinstance(sample_id, dict) else str(sample_id)] = sample[
+            "filepath"
+        ]
+    return files
+
+
+def _write_manifest(folder: Path, rows: list[tuple], files: dict[str, str]) -> None:
+    """``manifest.csv``: each exported file with its label, split, origin, group, tags and
+    lineage (generator run, source sample, ...)."""
+    with (folder / CSV_NAME).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for sample_id, _, label, split, origin, group, tags, *lineage in rows:
+            writer.writerow(
+                [files[sample_id], label, split, origin, group, ";".join(tags or [])]
+                + [_cell(v) for v in lineage]
+            )
+
+
+def _cell(value) -> str:
+    """A lineage value as a CSV cell (its parameters as JSON)."""
+    if value is None:
+        return ""
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value)
+
+
 def _write(view: fo.DatasetView, folder: Path, fmt: str) -> None:
-    if fmt == "imagefolder":
-        options = {
-            "dataset_type": fo.types.ImageClassificationDirectoryTree,
-            "label_field": LABEL_FIELD,
-        }
-    elif fmt == "fiftyone":
-        options = {"dataset_type": fo.types.FiftyOneDataset}
+    rows = _manifest_rows(view)
+    if fmt == "fiftyone":
+        # the staging folder is ours and empty: overwrite=True keeps FiftyOne from warning
+        view.export(
+            export_dir=str(folder),
+            dataset_type=fo.types.FiftyOneDataset,
+            export_media=True,
+            progress=False,
+            overwrite=True,
+        )
+        files = _exported_files(folder)
     else:
-        _write_csv(view, folder)
-        return
-    # the staging folder is ours and empty: overwrite=True keeps FiftyOne from warning about it
-    view.export(
-        export_dir=str(folder), export_media=True, progress=False, overwrite=True, **options
-    )
+        files = _copy_images(rows, folder, by_label=fmt == "imagefolder")
+    _write_manifest(folder, rows, files)
 
 
 def export_samples(
@@ -161,13 +219,15 @@ def export_samples(
     """
     if fmt not in FORMATS:
         raise CurateError(f"unknown export format {fmt!r}; formats: {', '.join(FORMATS)}")
-    out = Path(out)
+    out = check_out_folder(out, fo.load_dataset(view.dataset_name))
     if out.exists() and not overwrite:
         raise CurateError(f"{out} exists; use --overwrite to replace it")
     missing = _missing_parents(out)
     selected = view.exists(f"{LABEL_FIELD}.label")
     if len(selected) == 0:
         raise CurateError("the view to export has no labelled samples")
+    if fmt == "imagefolder":
+        _check_folder_labels(selected.distinct(f"{LABEL_FIELD}.label"))
     clean_folder_leftovers(out.parent, out.name)
     staging = _make_staging(out, missing)
     try:
@@ -194,10 +254,14 @@ def export_view(
 
     Args:
         name: the project dataset.
-        out: the folder to create.
-        fmt: ``imagefolder`` (``ImageClassificationDirectoryTree``), ``fiftyone`` (a FiftyOne
-            dataset export with tags and every field) or ``csv`` (``manifest.csv`` with lineage,
-            images copied under ``images/``; re-ingest it with ``curate ingest csv``).
+        out: the folder to create: never the current directory, the dataset's media folder or
+            a folder above them, nor a folder holding, inside or above its images
+            (:func:`curation.names.check_out_folder`).
+        fmt: ``imagefolder`` (``<label>/<image>``, FiftyOne's
+            ``ImageClassificationDirectoryTree``), ``fiftyone`` (a FiftyOne dataset export with
+            tags and every field) or ``csv`` (images copied under ``images/``); each with
+            ``manifest.csv`` (file, label, split, origin, group, tags, lineage), which
+            ``curate ingest csv`` re-ingests.
         view: a saved or built-in view name; default: real train plus the synthetic samples that
             passed ``filter_key``.
         filter_key: the filter run whose passing samples join real train (default: the only
@@ -211,10 +275,10 @@ def export_view(
         raise CurateError("give --view or --filter, not both")
     if fmt not in FORMATS:
         raise CurateError(f"unknown export format {fmt!r}; formats: {', '.join(FORMATS)}")
-    if Path(out).exists() and not overwrite:
+    dataset = open_dataset(name)
+    if check_out_folder(out, dataset).exists() and not overwrite:
         raise CurateError(f"{out} exists; use --overwrite to replace it")
     _missing_parents(Path(out))
-    dataset = open_dataset(name)
     if view is not None:
         selected = resolve_view(dataset, view)
     elif filter_key is not None:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import fiftyone as fo
 import numpy as np
-from tqdm.auto import tqdm
 
 from brain.errors import InputError
-from brain.images import check_min_side, read_image, to_uint8, write_png
+from brain.images import check_max_pixels, check_min_side, read_image, to_uint8, write_png
+from brain.progress import progress_bar
 from brain.splits import DEFAULT_FRACTIONS, check_fractions, stratified_group_split
 from curation.datasets import check_name, dataset_exists, open_dataset
 from curation.errors import CurateError
@@ -107,13 +107,14 @@ def _choose_rare(records: Sequence[Record], rare: str | None, recorded: str | No
 
 
 def _decode_all(
-    records: list[Record], skip_bad: bool
+    records: list[Record], skip_bad: bool, max_pixels: int | None = None
 ) -> tuple[list[Record], list, list[str], list[str]]:
     """Decode every image once; returns the good records, their shapes, the skipped paths and
-    the files whose alpha channel the loader dropped."""
+    the files whose alpha channel the loader dropped. An image above ``max_pixels`` is refused
+    (also with ``skip_bad``: it is readable, the caller asked for no such image)."""
     good, shapes, bad, alpha = [], [], [], []
-    # disable=None: a bar only on a terminal (see curation.cli)
-    for record in tqdm(records, desc="checking images", unit="img", leave=False, disable=None):
+    checking = progress_bar(records, desc="checking images", unit="img", leave=False)
+    for record in checking:  # a bar on a terminal only
         try:
             if record.array is not None:
                 record.array = _npz_array(record.array)
@@ -130,12 +131,23 @@ def _decode_all(
                 raise CurateError(f"{error}{extra}") from None
             bad.append(record.filepath)
             continue
+        _check_max_pixels(shape, record, max_pixels)
         good.append(record)
         shapes.append(shape)
     if not good:
         raise CurateError("no readable images to ingest")
     good_paths = {record.filepath for record in good}
     return good, shapes, bad, [path for path in alpha if path in good_paths]
+
+
+def _check_max_pixels(shape: tuple, record: Record, max_pixels: int | None) -> None:
+    """Refuse an image above ``max_pixels`` (``None``: no limit), naming it and its size."""
+    if max_pixels is None:
+        return
+    try:
+        check_max_pixels(shape, record.filepath, max_pixels)
+    except InputError as error:
+        raise CurateError(error.template, params=error.params) from None
 
 
 def _npz_array(array: np.ndarray) -> np.ndarray:
@@ -236,6 +248,7 @@ def ingest_records(
     skip_bad: bool = False,
     seed: int = 0,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    max_pixels: int | None = None,
 ) -> IngestReport:
     """Validate ``records`` and add them to dataset ``name``.
 
@@ -251,6 +264,8 @@ def ingest_records(
         skip_bad: skip unreadable images (listed in the report) instead of refusing.
         seed: seed of the stratified group split made when the input has no split.
         fractions: train/val/test fractions of that split.
+        max_pixels: refuse images of more pixels (``None``: none refused; images above
+            :data:`brain.images.LARGE_PIXELS` are then warned about).
 
     Raises:
         CurateError: on any bad input; nothing is changed then.
@@ -259,6 +274,10 @@ def ingest_records(
         raise CurateError(f"unknown origin {origin!r}; origins: {', '.join(ORIGINS)}")
     if not records:
         raise CurateError("nothing to ingest")
+    if max_pixels is not None and max_pixels < 1:
+        raise CurateError(
+            f"`max_pixels` must be at least 1, got {max_pixels}", params=("max_pixels",)
+        )
     fractions = check_fractions(fractions)
     cleaned = clean_leftovers(check_name(name))
     _check_target(name, overwrite, append)
@@ -268,7 +287,7 @@ def ingest_records(
         _apply_binary(records, rare)
     implicit_rare = rare is None and info.get("rare_class") is None
     rare = _choose_rare(records, rare, info.get("rare_class"))
-    records, shapes, skipped, alpha = _decode_all(list(records), skip_bad)
+    records, shapes, skipped, alpha = _decode_all(list(records), skip_bad, max_pixels)
     split_record = _assign_splits(records, origin, seed, fractions, known_groups)
     warnings = check_ingested(
         records,

@@ -6,6 +6,8 @@ a split, so that what would make a later command fail is said at ingest.
 - Images need one channel count: ``curate train`` refuses mixed counts.
 - Mixed image sizes are warned about: ``curate train`` then needs ``--size``.
 - Images whose alpha channel the loader drops are counted (see :mod:`brain.images`).
+- Images above :data:`brain.images.LARGE_PIXELS` pixels are warned about once, naming the
+  largest (they are read as they are, slowly and with much memory; ``max_pixels`` refuses them).
 
 For a new (or replaced) dataset, mixed channel counts are an error, and so is a rare class
 missing from a split that synthcurate made (add samples of it or choose another rare class).
@@ -20,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import fiftyone as fo
 
-from brain.images import describe_shapes
+from brain.images import LARGE_PIXELS, describe_shapes
 from curation.errors import CurateError
 from curation.readers import Record
 from curation.schema import (
@@ -105,6 +107,22 @@ def alpha_warning(dropped: Sequence[str]) -> str:
     )
 
 
+def large_image_warning(paths: Sequence[str], shapes: Sequence[Shape]) -> str:
+    """A warning on the images above :data:`~brain.images.LARGE_PIXELS`, naming the largest
+    with its size (``""`` when there is none)."""
+    large = [(h * w, path, h, w) for path, (h, w, _) in zip(paths, shapes, strict=True)]
+    large = [entry for entry in large if entry[0] > LARGE_PIXELS]
+    if not large:
+        return ""
+    pixels, path, height, width = max(large)
+    size = f"{height}x{width} pixels ({pixels:,})"
+    if len(large) == 1:
+        said = f"image {path} is {size}, above the limit of {LARGE_PIXELS:,}"
+    else:
+        said = f"{len(large)} images are above {LARGE_PIXELS:,} pixels, the largest {path}: {size}"
+    return f"{said}; read as is (slowly, with much memory); --max-pixels N refuses images above N"
+
+
 def _existing(dataset: fo.Dataset | None) -> tuple[list[tuple], list[Shape]]:
     """``(label, split)`` pairs of the real samples and the image shapes already in
     ``dataset``."""
@@ -154,4 +172,5 @@ def check_ingested(
         if any(errors):
             raise CurateError("; ".join(e for e in errors if e))
     found = [rare_problem, mixed_channels, *label_warnings(counts, rare)]
-    return [w for w in (*found, mixed_sizes, alpha_warning(dropped_alpha)) if w]
+    large = large_image_warning([r.filepath for r in records], shapes)
+    return [w for w in (*found, mixed_sizes, alpha_warning(dropped_alpha), large) if w]

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -36,44 +37,68 @@ def bundled_mongod() -> str:
     return str(mongod)
 
 
-def use_private_database(workdir: Path) -> str:
-    """Start a private ``mongod`` under ``workdir`` and point FiftyOne at it (call before
-    importing FiftyOne); returns its URI. Media go to ``workdir / "media"``."""
+@dataclass
+class PrivateMongod:
+    """A ``mongod`` started by :func:`start_mongod`: its process, port and data folder."""
+
+    process: subprocess.Popen
+    port: int
+    folder: Path
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        """Stop the server (idempotent); its folder stays."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_mongod(workdir: Path) -> PrivateMongod:
+    """Start FiftyOne's bundled ``mongod`` on a free loopback port with its data in
+    ``workdir / "db"`` and its log in ``workdir / "mongod.log"``; returns once it listens.
+    It is stopped when the process exits, if not before (:meth:`PrivateMongod.stop`)."""
     data = workdir / "db"
     data.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     command = [bundled_mongod(), "--dbpath", str(data), "--port", str(port)]
     command += ["--bind_ip", "127.0.0.1", "--logpath", str(workdir / "mongod.log")]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    atexit.register(stop)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = PrivateMongod(process, port, data)
+    atexit.register(server.stop)
     deadline = time.time() + 60
     while time.time() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"mongod exited; see {workdir / 'mongod.log'}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return server
         except OSError:
             time.sleep(0.2)
-    else:
-        raise RuntimeError("mongod did not start within 60 s")
-    uri = f"mongodb://127.0.0.1:{port}"
-    os.environ["FIFTYONE_DATABASE_URI"] = uri
+    server.stop()
+    raise RuntimeError("mongod did not start within 60 s")
+
+
+def use_private_database(workdir: Path) -> str:
+    """Start a private ``mongod`` under ``workdir`` and point FiftyOne at it (call before
+    importing FiftyOne); returns its URI. Media go to ``workdir / "media"``. The server is
+    stopped and ``workdir`` removed when the process exits."""
+    server = start_mongod(workdir)
+
+    def stop_and_remove() -> None:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    atexit.register(stop_and_remove)
+    os.environ["FIFTYONE_DATABASE_URI"] = server.uri
     os.environ["FIFTYONE_DEFAULT_DATASET_DIR"] = str(workdir / "media")
     os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
     os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
     os.environ["HF_HUB_OFFLINE"] = "1"
-    return uri
+    return server.uri

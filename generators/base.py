@@ -368,9 +368,11 @@ class Generator:
             self.check_sampling_steps(int(steps))
         batch = int(batch_size or self._default_batch_size())
         outputs = []
-        from tqdm.auto import tqdm
+        from brain.progress import progress_bar
 
-        with tqdm(total=len(sources), unit="img", desc=self.method, disable=not progress) as bar:
+        with progress_bar(
+            total=len(sources), unit="img", desc=self.method, enabled=progress
+        ) as bar:
             for start in range(0, len(sources), batch):
                 part = slice(start, start + batch)
                 out = self._generate(
@@ -430,7 +432,8 @@ class Generator:
         ``image_size`` / ``channels``, when given, must match the saved ones.
 
         Raises:
-            InputError: on a missing or foreign checkpoint, or a method or shape mismatch.
+            InputError: on a missing or foreign checkpoint, a card with unknown parameters, or a
+                method or shape mismatch.
         """
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
@@ -446,6 +449,12 @@ class Generator:
                     f"checkpoint in {path} has {name} {card.get(name)}, but {wanted} is needed"
                 )
         method_cls = GENERATORS.get(card["method"])
+        unknown = sorted(set(card["params"]) - set(method_cls.param_names()))
+        if unknown:
+            raise InputError(
+                f"the card in {path} has unknown parameter(s) {', '.join(unknown)} for method "
+                f"{card['method']!r}"
+            )
         generator = method_cls(**card["params"])
         generator.check_params()
         try:

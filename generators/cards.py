@@ -66,4 +66,6 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"cannot read {card_path}: {error}") from None
     if not isinstance(card, dict) or "method" not in card or "params" not in card:
         raise InputError(f"{card_path} is not a generator card")
+    if not isinstance(card["params"], dict):
+        raise InputError(f"{card_path}: its params must be a JSON object")
     return card

@@ -192,7 +192,8 @@ class TorchGenerator(Generator):
         callback,
     ) -> None:
         import torch
-        from tqdm.auto import tqdm
+
+        from brain.progress import every_nth, progress_bar
 
         total = steps or self.default_train_steps
         self.total_steps_ = total
@@ -213,20 +214,21 @@ class TorchGenerator(Generator):
             self._restore(state_path, data_digest)
         for net in self.nets_.values():
             net.train()
-        with tqdm(
+        with progress_bar(
             total=total,
             initial=min(self.step_, total),
             unit="step",
             desc=f"train {self.method}",
-            disable=not (progress and distributed.is_main()),
+            enabled=progress and distributed.is_main(),
+            every=every_nth(total),
         ) as bar:
             while self.step_ < total:
                 loss = distributed.mean_value(float(self._train_step(data, total)))
                 self.step_ += 1
                 self.loss_history_.append(loss)
                 self._after_step(total)
-                bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                bar.update(1)
                 if (
                     checkpoint_dir is not None
                     and checkpoint_every

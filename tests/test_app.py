@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import shutil
+import signal
 import socket
 import time
 from pathlib import Path
 
 import fiftyone as fo
 import pytest
+from conftest import curate_process
 from fiftyone.operators.executor import ExecutionError
 from test_ingest import assert_one_line_error
 
@@ -113,6 +118,54 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _url_line(process, timeout: float = 180) -> str:
+    """The line ``curate app`` prints once its server answers (FiftyOne prints others first),
+    read straight from the pipe; what it printed instead if it ends or stays silent."""
+    fd, text = process.stdout.fileno(), ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], deadline - time.monotonic())
+        chunk = os.read(fd, 4096).decode() if ready else ""
+        if not chunk:
+            break
+        text += chunk
+        for line in text.splitlines():
+            if line.startswith("FiftyOne App:"):
+                return line
+    return text
+
+
+def test_sigterm_stops_the_app_and_its_server_within_seconds(workbench):
+    import psutil
+
+    port = _free_port()
+    process = curate_process("app", workbench, "--port", str(port))
+    children = []
+    try:
+        assert _url_line(process).startswith("FiftyOne App: http://127.0.0.1:")
+        assert _answers(port)
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert children
+        process.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        _, alive = psutil.wait_procs(children, timeout=3)
+        elapsed = time.monotonic() - start
+        process.wait(timeout=30)  # then the interpreter exits (seconds on a busy machine)
+    finally:
+        for child in [process, *children]:
+            with contextlib.suppress(psutil.Error, OSError):
+                child.kill()
+        process.wait()
+    assert alive == [] and elapsed < 3, (alive, elapsed)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert not _answers(port)
 
 
 @pytest.mark.slow

@@ -16,8 +16,10 @@ import pytest
 import yaml
 from conftest import curate_process
 
+from brain.errors import InputError
 from brain.images import write_png
 from curation.cli import main
+from curation.datasets import media_root
 from curation.ingest import ingest_dir
 from curation.runs.embed import compute_embeddings
 from curation.runs.train import train_classifier
@@ -26,6 +28,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 NAME = "bad-inputs"
 NEW = "bad-inputs-new"  # a dataset that a refused ingest must not create
+BAD_NAMES = {  # label -> (a refused name, why)
+    "empty": ("", "it is empty"),
+    "'.'": (".", "'.' names a folder"),
+    "'..'": ("..", "'..' names a folder"),
+    "of 300 characters": ("r" * 300, "it has 300 characters"),
+    "path-like": ("../x", "it is a path"),
+}
+API_BAD_NAMES = {**BAD_NAMES, "with a backslash": ("a\\b", "it is a path")}
 
 
 def _write(path: Path, shape: tuple[int, ...], seed: int = 0) -> Path:
@@ -85,6 +95,12 @@ def ws(tmp_path_factory) -> Path:
         yaml.safe_dump({"dataset": NAME, "name": "x", "colour": "blue"})
     )
     (root / "study.yaml").write_text(yaml.safe_dump({"dataset": NAME, "name": "x"}))
+    for label, (value, _) in BAD_NAMES.items():  # a study named as a refused name
+        (root / _study(label)).write_text(yaml.safe_dump({"dataset": NAME, "name": value}))
+    card = {"method": "copies", "params": {"colour": "blue"}, "image_size": 16, "channels": 3}
+    (root / "card").mkdir()
+    (root / "card" / "generator.json").write_text(json.dumps(card))
+    (root / "junk.db").write_text("not a Milvus Lite store")
     return root
 
 
@@ -243,7 +259,124 @@ def cases(ws: Path) -> dict[str, tuple[list[str], str]]:
             ["segment-score", str(ws / "a.tif"), str(ws / "b.tif")],
             "a.tif",
         ),
+        # issue 23: embedding fields, a Milvus Lite file nobody may write, a generator card
+        "embed: --field a path": (
+            ["embed", NAME, "--run", "base", "--field", "../x"],
+            "invalid field name '../x' for --field: it is a path",
+        ),
+        "embed: --field with a dot": (
+            ["embed", NAME, "--run", "base", "--field", "a.b"],
+            "invalid field name 'a.b' for --field: use a letter",
+        ),
+        "embed: --field empty": (
+            ["embed", NAME, "--run", "base", "--field", ""],
+            "invalid field name '' for --field: it is empty",
+        ),
+        "embed: --field another run's or the project's field": (
+            ["embed", NAME, "--run", "base", "--name", "e2", "--field", "one_class"],
+            "--field 'one_class' exists and holds no embeddings of embed run 'e2'",
+        ),
+        "embed: Milvus Lite in a folder that cannot be written": (
+            ["embed", NAME, "--run", "base", "--backend", "milvus", "--url", "/proc/1/m.db"],
+            "'/proc/1' is not writable",
+        ),
+        "embed: a Milvus Lite path holding something else (no stale brain run left)": (
+            ["embed", NAME, "--run", "base", "--backend", "milvus", "--url", f"{ws}/junk.db"],
+            "similarity backend 'milvus' cannot open ",
+        ),
+        "generate: a checkpoint card with an unknown parameter": (
+            ["generate", NAME, "-m", "copies", "-r", "g", "--n", "2", "--checkpoint", f"{ws}/card"],
+            "unknown parameter(s) colour for method 'copies'",
+        ),
+        **name_cases(ws),
+        **out_cases(ws),
+        "ingest: an image above --max-pixels": (
+            ["ingest", "dir", str(ws / "real"), "--dataset", NEW, "--max-pixels", "100"],
+            "is 16x16 pixels (256), above --max-pixels 100",
+        ),
     }
+
+
+def name_cases(ws: Path) -> dict[str, tuple[list[str], str]]:
+    """Every refused name (:data:`BAD_NAMES`) for each option that names a run, a filter key, a
+    dataset or a study: one line naming the option and why."""
+    rows = {}
+    for label, (value, reason) in BAD_NAMES.items():
+        rows |= {
+            f"train: --run {label}": (
+                ["train", NAME, "--run", value, "--epochs", "1"],
+                f"invalid run name {_shown(value)} for --run: {reason}",
+            ),
+            f"generate: --run {label}": (
+                ["generate", NAME, "--method", "copies", "--run", value, "--n", "2"],
+                f"invalid run name {_shown(value)} for --run: {reason}",
+            ),
+            f"embed: --name {label}": (
+                ["embed", NAME, "--run", "base", "--name", value],
+                f"invalid run name {_shown(value)} for --name: {reason}",
+            ),
+            f"filter: --key {label}": (
+                ["filter", NAME, "--method", "umap_gmm", "--key", value],
+                f"invalid filter key {_shown(value)} for --key: {reason}",
+            ),
+            f"ingest: --dataset {label}": (
+                ["ingest", "dir", str(ws / "tiny"), "--dataset", value],
+                f"invalid dataset name {_shown(value)}: {reason}",
+            ),
+            f"experiment: study name {label}": (
+                ["experiment", str(ws / _study(label)), "--out", str(ws / "report")],
+                f"invalid experiment name {_shown(value)}: {reason}",
+            ),
+        }
+    return rows
+
+
+def out_cases(ws: Path) -> dict[str, tuple[list[str], str]]:
+    """``--out`` folders that ``export`` and ``experiment`` refuse, ``--overwrite`` or not; and
+    a run that another run was built on."""
+    media = media_root(NAME)
+    study = ["experiment", str(ws / "study.yaml"), "--out"]
+    refused = {
+        "empty": ("", "--out is empty: name the folder to write"),
+        "the current directory": (".", "the current directory: choose another folder"),
+        "above the current directory": ("..", "the current directory: choose another folder"),
+        "a source folder": (str(ws / "real" / "rare"), "holds images of dataset 'bad-inputs'"),
+        "above the source folders": (str(ws), "holds images of dataset 'bad-inputs'"),
+        "the media folder": (str(media), f"is the media folder of dataset 'bad-inputs' ({media})"),
+        "above the media folder": (str(media.parent), "holds the media folder of dataset"),
+        "in the train runs' folder": (
+            str(media / "runs" / "x"),
+            f"lies in {media / 'runs'}, where the runs of 'bad-inputs' write",
+        ),
+    }
+    replaced = ("empty", "the current directory", "a source folder", "the media folder")
+    rows = {}
+    for label, (value, message) in refused.items():
+        rows[f"export: --out {label}"] = (["export", NAME, "--out", value], message)
+        rows[f"experiment: --out {label}"] = ([*study, value], message)
+    for label in replaced:  # what --overwrite would rename aside
+        value, message = refused[label]
+        rows[f"export: --out {label}, --overwrite"] = (
+            ["export", NAME, "--out", value, "--overwrite"],
+            message,
+        )
+    rows["runs delete: the train run behind an embed run"] = (
+        ["runs", "delete", NAME, "train_base"],
+        "train_base is an input of embed_base: delete it first, or pass --with-dependents to "
+        "delete them too",
+    )
+    return rows
+
+
+def _study(label: str) -> str:
+    """The file name of the study config named as :data:`BAD_NAMES` ``label``."""
+    return "study-" + "".join(c if c.isalnum() else "-" for c in label) + ".yaml"
+
+
+def _shown(value: str) -> str:
+    """How an error line shows a refused name (a long one cut short)."""
+    text = repr(value)
+    return text if len(text) <= 42 else f"{text[:30]}...'"
 
 
 CASES = sorted(cases(Path("/x")))
@@ -307,6 +440,33 @@ def test_a_real_process_prints_one_line(ws):
     assert out == b""
 
 
+@pytest.mark.parametrize("label", sorted(API_BAD_NAMES))
+def test_every_run_kind_refuses_the_name_and_leaves_the_media_tree(label, ws):
+    """Through the Python API: each kind of run refuses the name before it reads or writes
+    anything (the media tree, with every run's folder, is as it was)."""
+    from curation.experiment import parse_config
+    from curation.runs.filter import run_filter
+    from curation.runs.generate import generate
+    from curation.runs.ssim import compute_max_ssim
+
+    value, reason = API_BAD_NAMES[label]
+    media = Path(fo.config.default_dataset_dir)
+    before = snapshot(NAME, ws, media)
+    kinds = {
+        "train": lambda: train_classifier(NAME, value, epochs=1, progress=False),
+        "generate": lambda: generate(NAME, "copies", value, n=2, progress=False),
+        "embed": lambda: compute_embeddings(NAME, "base", name=value, progress=False),
+        "filter": lambda: run_filter(NAME, "umap_gmm", value, plots=False),
+        "ssim": lambda: compute_max_ssim(NAME, run=value, progress=False),
+        "experiment": lambda: parse_config({"dataset": NAME, "name": value}),
+    }
+    for kind, make in kinds.items():
+        with pytest.raises(InputError) as refused:
+            make()
+        assert reason in str(refused.value) and "\n" not in str(refused.value), kind
+    assert snapshot(NAME, ws, media) == before
+
+
 class _Terminal(io.StringIO):
     """A text stream that says it is a terminal, so progress bars are drawn into it."""
 
@@ -347,3 +507,23 @@ def test_progress_bars_are_erased_before_the_error_on_a_terminal(ws, monkeypatch
     assert "checking images" in drawn and "kept bar" in drawn  # bars were drawn, then erased
     [line] = _screen(drawn)
     assert line.startswith("curate: error: cannot read image")
+
+
+def test_a_model_card_with_an_unknown_key_is_one_line_and_changes_nothing(ws, capfd):
+    from curation.runs.train import TRAIN
+
+    _, results = TRAIN.load(fo.load_dataset(NAME), "base")
+    card = Path(results.checkpoints[0]) / "model.json"
+    original = card.read_text()
+    card.write_text(json.dumps({**json.loads(original), "colour": "blue"}))
+    try:
+        media = Path(fo.config.default_dataset_dir)
+        before = snapshot(NAME, ws, media)
+        capfd.readouterr()
+        assert main(["embed", NAME, "--run", "base", "--name", "card"]) == 2
+        out, err = capfd.readouterr()
+        assert_one_error_line(err, f"model card {card} has unknown key(s) colour")
+        assert out == ""
+        assert snapshot(NAME, ws, media) == before
+    finally:
+        card.write_text(original)

@@ -296,3 +296,7 @@ def test_checkpoint_round_trip_and_mismatches(tmp_path):
     card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "classes": ["a"] * 3}))
     with pytest.raises(InputError, match="does not match its model card"):
         load_checkpoint(tmp_path / "ck")
+    # a card with keys a card does not have, or without those it must have, is refused
+    card_path.write_text(json.dumps({"arch": "resnet18", "colour": "blue"}))
+    with pytest.raises(InputError, match=r"unknown key\(s\) colour and missing key\(s\) classes"):
+        load_checkpoint(tmp_path / "ck")

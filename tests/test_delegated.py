@@ -104,7 +104,8 @@ def test_long_operators_are_delegated(projects):
 def test_forms_show_bad_inputs_and_refuse_to_queue(projects):
     errors = _errors(_form("train_classifier", GOOD, run="bad name!", epochs=0, seeds=0, size=4))
     assert errors == {
-        "run": "invalid run name 'bad name!': use letters, digits, '_' or '-'",
+        "run": "invalid run name 'bad name!' for run: use letters, digits, '_' or '-' "
+        "(not first), at most 100 characters",
         "epochs": "epochs must be at least 1, got 0",
         "seeds": "seeds must be at least 1, got 0",
     }

@@ -23,7 +23,10 @@ from curation.experiment.report import markdown_table
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 DATASET = "ray-study"
-RUNS = ("real", "copies-all", "copies-pass")  # after the study's name
+# the train runs, after the study's name: the oversampled arm (one run per seed) is added to
+# every study with a synthetic arm
+RUNS = ("real", "copies-all", "copies-pass", "copies-over-s0", "copies-over-s1")
+N_CELLS = 4
 
 
 def _config(root: Path, name: str, **changes) -> Path:
@@ -85,7 +88,7 @@ def test_ray_cells_match_in_process_and_a_killed_worker_is_retried(studies, caps
     for run in RUNS:  # each cell submitted once, stored once (its retry is Ray's)
         assert log.count(f"[train] onray-{run}: ") == 2, log
         assert f"[train] onray-{run}: stored" in log
-    assert len(on_ray["tables"]) == len(here["tables"]) == len(RUNS)
+    assert len(on_ray["tables"]) == len(here["tables"]) == N_CELLS
     assert _named_apart(on_ray["tables"]) == _named_apart(here["tables"])
     assert markdown_table(on_ray["tables"], on_ray["seeds"]) == markdown_table(
         here["tables"], here["seeds"]

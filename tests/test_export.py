@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+from collections import Counter
 from pathlib import Path
 
 import fiftyone as fo
@@ -33,6 +35,25 @@ def _expected(name: str) -> dict:
     return {**counts, "rare": counts["rare"] + 5}
 
 
+def _manifest(out: Path) -> list[dict[str, str]]:
+    """The rows of ``out``'s manifest, checked to list every exported image once, each with
+    its origin and (synthetic samples) its lineage."""
+    with (out / "manifest.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    images = {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
+    assert sorted(row["filepath"] for row in rows) == sorted(images)
+    for row in rows:
+        synthetic = row["origin"] == "synthetic"
+        assert row["origin"] in ("real", "synthetic") and row["label"]
+        assert (row["lineage_generator"] == "external") == synthetic, row
+        assert (out / row["filepath"]).is_file()
+    return rows
+
+
+def _origins(rows: list[dict[str, str]]) -> dict[str, int]:
+    return dict(Counter(row["origin"] for row in rows))
+
+
 def test_csv_export_round_trips(curated, tmp_path, capsys):
     out = tmp_path / "export-csv"
     assert main(["export", curated, "--out", str(out), "--format", "csv", "--json"]) == 0
@@ -41,16 +62,18 @@ def test_csv_export_round_trips(curated, tmp_path, capsys):
     again = f"{curated}-again"
     ingest_csv(out / "manifest.csv", again)
     assert fo.load_dataset(again).count_values("ground_truth.label") == _expected(curated)
-    lineage = [
-        line for line in (out / "manifest.csv").read_text().splitlines() if "external" in line
-    ]
-    assert len(lineage) == 5
+    n_real = sum(_expected(curated).values()) - 5
+    assert _origins(_manifest(out)) == {"real": n_real, "synthetic": 5}
 
 
 def test_imagefolder_export_round_trips(curated, tmp_path):
     out = tmp_path / "export-tree"
     assert main(["export", curated, "--out", str(out), "--filter", "f1"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["normal", "rare"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.csv", "normal", "rare"]
+    rows = _manifest(out)
+    assert all(row["filepath"].startswith(f"{row['label']}/") for row in rows)
+    n_real = sum(_expected(curated).values()) - 5
+    assert _origins(rows) == {"real": n_real, "synthetic": 5}
     again = f"{curated}-tree"
     ingest_dir(out, again)
     assert fo.load_dataset(again).count_values("ground_truth.label") == _expected(curated)
@@ -62,6 +85,11 @@ def test_fiftyone_export_keeps_tags(curated, tmp_path):
     copy = fo.Dataset.from_dir(str(out), dataset_type=fo.types.FiftyOneDataset)
     assert copy.count_sample_tags() == {"f1:pass": 5}
     assert len(copy.exists("lineage")) == 5
+    rows = _manifest(out)
+    assert _origins(rows) == {"real": len(copy) - 5, "synthetic": 5}
+    paths, origins = copy.values(["filepath", "origin"])
+    by_file = {Path(p).name: o for p, o in zip(paths, origins, strict=True)}
+    assert {Path(row["filepath"]).name: row["origin"] for row in rows} == by_file
 
 
 def test_export_refuses_existing_folder_and_bad_view(curated, tmp_path, capsys):

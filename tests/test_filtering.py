@@ -343,3 +343,47 @@ def test_duplicates_are_tagged_rejected_and_exported_once(blobs_dataset, session
     exported = (tmp_path / "out" / "manifest.csv").read_text()
     assert "copy_of_near_0" not in exported  # the duplicate is never exported
     assert ("images/near_0.png" in exported) == ("dd:pass" in original.tags)
+
+
+def test_filter_embeds_samples_added_after_the_embed_run_with_its_network(
+    trained_dataset, session_dir, capsys
+):
+    """Two synthetic samples added since `curate embed` (one a pixel copy of an embedded one)
+    and three whose embedding was removed are embedded by the filter with the embed run's
+    network: the removed ones get their old vectors back, the copy its original's, all join
+    the similarity index, and the output says so in one line."""
+    from curation.runs.embed import EMBED
+    from curation.runs.neighbours import find_similar
+
+    name = "filter-trained-more"
+    dataset = fo.load_dataset(trained_dataset).clone(name, persistent=True)
+    original = _synthetic(dataset).first()
+    copy = session_dir / name / "copy.png"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_bytes(Path(original.filepath).read_bytes())
+    added = session_dir / name / "new.png"
+    write_png(make_crop(777, size=64, translocation=True), added)
+    records = [Record(str(copy), "translocation"), Record(str(added), "translocation")]
+    ingest_records(records, name, source="test", origin="synthetic", append=True)
+    dataset.reload()
+    real_train = dataset.match({"origin": "real", "split": "train"})
+    removed = [*_synthetic(dataset).skip(1).limit(2).values("id"), real_train.first().id]
+    kept = {i: np.asarray(dataset[i]["emb_r"]) for i in removed}
+    dataset.set_values("emb_r", dict.fromkeys(removed), key_field="id")
+    args = ["filter", name, "--method", "gmm_full", "--key", "more", "-p", "pca_components=4"]
+    assert main([*args, "--no-plots", "--no-visualization", "--threads", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        "warning: embedded 1 real train samples and 4 synthetic samples that had no 'emb_r' "
+        "with the network of embed run 'r' (train run 'r', seed index 0)"
+    ) in lines
+    dataset.reload()
+    for sample_id, vector in kept.items():
+        np.testing.assert_allclose(dataset[sample_id]["emb_r"], vector, rtol=1e-5, atol=1e-6)
+    twin = dataset.match(fo.ViewField("filepath") == str(copy)).first()
+    np.testing.assert_allclose(twin["emb_r"], original["emb_r"], rtol=1e-5, atol=1e-6)
+    assert dataset.match(fo.ViewField("filepath") == str(added)).first()["emb_r"] is not None
+    assert find_similar(name, original.id, k=1, real_only=False)[0].id == twin.id
+    _, results = EMBED.load(dataset, "r")
+    assert results.n == len(dataset.exists("emb_r")) == len(dataset)
+    assert "more_score" in dataset.get_field_schema()

@@ -266,6 +266,9 @@ def test_ellipse_filters_fall_back_to_what_few_rare_points_support():
         assert (flt.n_components_, flt.covariance_type_) == (components, covariance), n_rare
         assert bool(flt.notes_) == (n_rare < 8), flt.notes_
         assert np.isfinite(flt.score(BLOBS.near)).all()
+        # the heaviest weight is the default level; one component (weight 1): its 95% ellipse
+        assert flt.default_level_ == (0.95 if components == 1 else flt.weight_)
+        assert flt.decide(BLOBS.near).any()  # the default level is a valid one
 
 
 def test_two_rare_val_samples_fall_back_to_the_default_level_and_noise_stays_out():

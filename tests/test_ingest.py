@@ -290,3 +290,33 @@ def test_many_mixed_sizes_are_described_in_one_short_line():
     described = describe_shapes(shapes)
     assert described.startswith("280 shapes, heights 20-59, widths 10-16; most common ")
     assert described.count(":") == 4 and len(described) < 160
+
+
+def test_an_image_above_the_pixel_limit_is_said_once_in_one_warning(tmp_path, name, capsys):
+    """A 9500 x 9500 1-bit PNG (90 million pixels, 11 KB on disk): PIL would warn with its raw
+    DecompressionBombWarning; ingest reads it and says so in one ``curate: warning:`` line."""
+    import warnings
+
+    from PIL import Image
+
+    from brain.images import LARGE_PIXELS
+
+    tree = tmp_path / "large"
+    rng = np.random.default_rng(0)
+    for label, n in {"a": 10, "b": 5}.items():
+        for i in range(n):
+            write_png(rng.integers(0, 255, (16, 16), dtype=np.uint8), tree / label / f"{i}.png")
+    big = tree / "a" / "big.png"
+    Image.new("1", (9500, 9500)).save(big)
+    assert LARGE_PIXELS < 9500 * 9500
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _cli("ingest", "dir", str(tree), "--dataset", name) == 0
+    assert not [w for w in caught if "DecompressionBomb" in type(w.message).__name__]
+    lines = [line for line in capsys.readouterr().err.splitlines() if str(big) in line]
+    assert lines == [
+        f"curate: warning: image {big} is 9500x9500 pixels (90,250,000), above the limit of "
+        "89,478,485; read as is (slowly, with much memory); --max-pixels N refuses images above N"
+    ]
+    widths = fo.load_dataset(name).values("metadata.width")
+    assert sorted(widths)[-1] == 9500 and len(widths) == 16

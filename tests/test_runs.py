@@ -4,6 +4,8 @@ leaves no field, tag, saved view, brain run, evaluation, sample or file behind."
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import fiftyone as fo
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from brain.filter_calibration import CalibrationSettings
 from brain.settings import TrainSettings
 from curation.cli import main
-from curation.datasets import media_root
+from curation.datasets import media_root, run_area_folder
 from curation.demo import make_demo_data
 from curation.errors import CurateError
 from curation.ingest import ingest_csv, ingest_pool
@@ -71,18 +73,65 @@ def test_train_delete_leaves_nothing(tiny):
     _deleted_cleanly(tiny, "train_t", before)
 
 
-def test_generate_and_embed_delete_leave_nothing(tiny):
+def test_generate_and_embed_delete_leave_nothing(tiny, capsys):
+    """And the train run behind an embed run is deleted only with its dependents."""
     base = snapshot(tiny)
     generate(tiny, "copies", "g", n=6, progress=False)
     assert snapshot(tiny)["samples"] == base["samples"] + 6
+    before_train = snapshot(tiny)
     train_classifier(tiny, "net", **FAST)
     before_embed = snapshot(tiny)
     compute_embeddings(tiny, "net", name="e", progress=False, num_threads=1)
     after = snapshot(tiny)
     assert "emb_e" in after["fields"] and "sim_e" in after["brain_runs"]
+    with pytest.raises(CurateError, match="train_net is an input of embed_e: delete it first"):
+        delete_run(tiny, "train_net")
+    assert snapshot(tiny) == after
     _deleted_cleanly(tiny, "embed_e", before_embed)
-    delete_run(tiny, "train_net")
+    compute_embeddings(tiny, "net", name="e2", progress=False, num_threads=1)
+    capsys.readouterr()
+    assert main(["runs", "delete", tiny, "train_net", "--with-dependents"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("deleted train_net; removed: fields ") and "runs embed_e2" in out
+    assert snapshot(tiny) == before_train
     _deleted_cleanly(tiny, "generate_g", base)
+
+
+def test_generate_rerun_refuses_when_images_of_its_samples_are_gone(tiny, capsys):
+    base = snapshot(tiny)
+    generate(tiny, "copies", "gone", n=4, progress=False)
+    paths = fo.load_dataset(tiny).match({"lineage.run": "gone"}).values("filepath")
+    Path(paths[0]).unlink()
+    before = snapshot(tiny)
+    capsys.readouterr()
+    assert main(["generate", tiny, "--method", "copies", "--run", "gone", "--n", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        f"curate: error: 1 of the 4 images of generate run 'gone' are missing (e.g. {paths[0]}); "
+        f"delete the run (`curate runs delete {tiny} generate_gone`) and generate it again"
+    )
+    assert snapshot(tiny) == before
+    _deleted_cleanly(tiny, "generate_gone", base)
+
+
+def test_no_run_folder_lies_outside_its_area_and_an_old_empty_name_deletes_only_its_own(tiny):
+    """The guard where run folders are derived; and a train run that an older version stored
+    under the empty name (its folder was the whole ``runs/``) is deleted without touching the
+    folder of any other run."""
+    for folder in ("", ".", "..", "a/b", "/tmp"):
+        with pytest.raises(CurateError, match="would not lie inside"):
+            run_area_folder(tiny, "runs", folder)
+    assert run_area_folder(tiny, "generate", "g") == media_root(tiny) / "generate" / "g"
+    other = media_root(tiny) / "runs" / "other" / "seed_0.pt"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"another run's checkpoint")
+    dataset = fo.load_dataset(tiny)
+    dataset.register_run("train_", dataset.init_run(synthcurate_kind="train", synthcurate_name=""))
+    assert show_run(tiny, "train_").footprint.files == []
+    delete_run(tiny, "train_")
+    assert "train_" not in fo.load_dataset(tiny).list_runs()
+    assert other.read_bytes() == b"another run's checkpoint"
+    shutil.rmtree(other.parent)
 
 
 @pytest.mark.parametrize("calibrate", [False, "val", "retrain"])
@@ -107,6 +156,8 @@ def test_filter_delete_leaves_nothing(tiny, calibrate):
     assert {"k_score", "k_reason"} <= set(after["fields"]) and "k_umap" in after["brain_runs"]
     assert {"k:pass", "k:reject"} & set(after["tags"]) and "k-pass" in after["views"]
     assert report.plots and any(f.startswith("filters/k/") for f in after["files"])
+    with pytest.raises(CurateError, match="train_fnet is an input of embed_fe, filter_k"):
+        delete_run(tiny, "train_fnet")
     _deleted_cleanly(tiny, "filter_k", before)
     for key in ("embed_fe", "train_fnet", "generate_fg"):
         delete_run(tiny, key)

@@ -35,6 +35,8 @@ from brain.filters.maths import (
 )
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+SINGLE_COMPONENT_LEVEL = 0.95
+"""The default level of a one-component mixture (whose weight, 1, is not a valid level)."""
 
 
 def fit_rare_mixture(
@@ -161,7 +163,8 @@ class EllipseFilter(EmbeddingFilter):
         self.precision_ = np.linalg.inv(self.covariance_)
         self.dof_ = dim
         self.n_components_, self.covariance_type_ = components, covariance_type
-        self.default_level_ = self.weight_
+        # one component weighs 1, a level that would pass everything: its 95% ellipse instead
+        self.default_level_ = self.weight_ if self.weight_ < 1.0 else SINGLE_COMPONENT_LEVEL
 
     def _estimable(self, n_rare: int, dim: int) -> tuple[int, str]:
         """The mixture that ``n_rare`` points in ``dim`` dimensions can support: the asked

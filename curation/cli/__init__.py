@@ -2,14 +2,18 @@
 
 Commands are imported only when called, so ``curate --help`` stays fast. Errors a user can cause
 (:class:`curation.errors.CurateError` and bad options) print one line and exit with code 2.
-Progress bars are drawn only on a terminal (:func:`curation.cli.options.show_progress`), and a
+A command that uses the database connects to the one its environment names before it does
+anything, or stops in one line (:mod:`curation.database`). Progress is drawn as bars on a
+terminal and printed as plain lines elsewhere (:func:`curation.cli.options.show_progress`); a
 command that fails erases the bars still on screen first, so its error is the one line left.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -38,6 +42,9 @@ COMMANDS: dict[str, str] = {
     "runs": "curation.cli.runs:runs",
 }
 
+# commands that never touch the database, so do not connect first (see LazyGroup)
+NO_DATABASE = frozenset({"demo-data", "segment-score"})
+
 # API parameters whose flag is not ``--`` + the name with dashes
 FLAGS = {
     "with_view": "--with",
@@ -54,8 +61,34 @@ def flag(param: str) -> str:
     return FLAGS.get(param, "--" + param.replace("_", "-"))
 
 
+def _connecting(callback: Callable) -> Callable:
+    """``callback`` connecting to the database first (:func:`curation.database.connect`)."""
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        from curation.database import connect
+
+        connect()
+        return callback(*args, **kwargs)
+
+    run.connects_first = True
+    return run
+
+
+def connect_first(command: click.Command) -> click.Command:
+    """``command``, and every command of a group, checking and connecting to the database once
+    its arguments are parsed (``--help`` and bad options stay fast and touch nothing)."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            connect_first(sub)
+    elif command.callback is not None and not getattr(command.callback, "connects_first", False):
+        command.callback = _connecting(command.callback)
+    return command
+
+
 class LazyGroup(click.Group):
-    """A group whose commands are imported on first use."""
+    """A group whose commands are imported on first use; those that use the database connect
+    to it first (:mod:`curation.database`)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -65,7 +98,8 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attribute = target.split(":")
-        return getattr(importlib.import_module(module), attribute)
+        command = getattr(importlib.import_module(module), attribute)
+        return command if cmd_name in NO_DATABASE else connect_first(command)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

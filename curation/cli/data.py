@@ -18,6 +18,13 @@ def _common_ingest_options(command):
         click.option("--overwrite", is_flag=True, help="Replace an existing dataset."),
         click.option("--append", is_flag=True, help="Add to an existing dataset."),
         click.option("--skip-bad", is_flag=True, help="Skip unreadable images (listed)."),
+        click.option(
+            "--max-pixels",
+            type=int,
+            default=None,
+            help="Refuse images of more pixels (default: none refused; above 89,478,485 a "
+            "warning).",
+        ),
         click.option("--seed", type=int, default=0, show_default=True, help="Split seed."),
         click.option(
             "--fractions",

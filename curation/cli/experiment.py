@@ -9,7 +9,13 @@ from curation.cli.options import echo_json, json_option, show_progress
 
 @click.command()
 @click.argument("config_path", metavar="CONFIG.yaml", type=click.Path())
-@click.option("--out", type=click.Path(), default=None, help="Report folder [default: runs/NAME].")
+@click.option(
+    "--out",
+    type=click.Path(),
+    default=None,
+    help="Report folder [default: the config's out, else <media>/experiments/NAME under the "
+    "dataset's media folder].",
+)
 @click.option("--ray", "use_ray", is_flag=True, help="Train the cells as tasks on a local Ray.")
 @click.option(
     "--workers",

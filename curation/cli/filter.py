@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from curation.cli.options import echo_json, json_option, parse_params
+from curation.cli.options import echo_json, json_option, parse_params, show_progress
 from curation.errors import CurateError
 
 
@@ -109,6 +109,7 @@ def filter_command(
         seeds=calibrate_seeds,
         train=TrainSettings(epochs=calibrate_epochs, size=size, device=device),
         num_threads=threads,
+        progress=show_progress(as_json),
     )
     report = run_filter(
         name,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
@@ -20,9 +19,11 @@ def echo_json(payload: Any) -> None:
 
 
 def show_progress(as_json: bool = False) -> bool:
-    """Whether a command draws progress bars: only on a terminal, and never with ``--json``
-    (logs and pipes get no bars, so a failing command's stderr is its one error line)."""
-    return not as_json and sys.stderr.isatty()
+    """Whether a command reports progress: always but with ``--json``. On a terminal it draws
+    bars; off one (a log, a pipe) it prints a plain line per epoch, seed, step group or study
+    cell with the time elapsed and left (:func:`brain.progress.progress_bar`), none before
+    the command's input is checked, so a refused command's stderr is its one error line."""
+    return not as_json
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:

@@ -53,13 +53,20 @@ def show(name: str, key: str, as_json: bool) -> None:
 @runs.command("delete")
 @click.argument("name")
 @click.argument("key")
+@click.option(
+    "--with-dependents",
+    is_flag=True,
+    help="Also delete the runs built on KEY (embed runs on a train run, filter runs on an "
+    "embed run, studies on their runs); without it such a KEY is refused.",
+)
 @json_option
-def delete(name: str, key: str, as_json: bool) -> None:
+def delete(name: str, key: str, with_dependents: bool, as_json: bool) -> None:
     """Delete run KEY of dataset NAME and every field, tag, view, brain run, evaluation,
-    sample and file it wrote (a study: with the runs it made)."""
+    sample and file it wrote (a study: with the runs it made). A run that other runs were
+    built on is refused, naming them, unless --with-dependents deletes them too."""
     from curation.runs import delete_run
 
-    removed = delete_run(name, key).as_dict()
+    removed = delete_run(name, key, with_dependents=with_dependents).as_dict()
     if as_json:
         echo_json({"key": key, "removed": removed})
         return

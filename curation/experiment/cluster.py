@@ -66,15 +66,27 @@ class Trainer(Protocol):
     ) -> None: ...
 
 
+def cell_progress(jobs: Sequence[TrainJob], progress: bool):
+    """Progress over a batch of trainings: a line per finished run off a terminal."""
+    from brain.progress import progress_bar
+
+    return progress_bar(
+        total=len(jobs), desc="study trainings", unit="run", enabled=progress, every=1
+    )
+
+
 class InProcess:
     """Train each job in this process, one after another."""
 
     def train(
         self, dataset: fo.Dataset, jobs: Sequence[TrainJob], echo: Echo, progress: bool
     ) -> None:
-        for job in jobs:
-            echo(f"[train] {job.run}: {job.what}")
-            store_fitted(dataset, job.fit(dataset, progress=progress))
+        with cell_progress(jobs, progress) as done:
+            for job in jobs:
+                echo(f"[train] {job.run}: {job.what}")
+                store_fitted(dataset, job.fit(dataset, progress=progress))
+                done.set_postfix(last=job.run)
+                done.update()
 
 
 class RayTrainer:
@@ -94,6 +106,7 @@ class RayTrainer:
 
         task = ray.remote(_fit_on_worker)
         pending = {}
+        done = cell_progress(jobs, progress)
         try:
             for job in jobs:
                 devices = job.settings.devices
@@ -106,7 +119,10 @@ class RayTrainer:
                 job = pending.pop(ref)
                 store_fitted(dataset, _result(ref))
                 echo(f"[train] {job.run}: stored")
+                done.set_postfix(last=job.run)
+                done.update()
         finally:
+            done.close()
             for ref in pending:  # a failed batch: stop the rest
                 ray.cancel(ref)
 

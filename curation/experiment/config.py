@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,9 @@ import yaml
 from brain.settings import TrainSettings
 from curation.errors import CurateError
 from curation.experiment.cells import ARMS
+from curation.names import EXPERIMENT_NAME, GENERATOR_NAME, check_name
 
 EXISTING = "existing"  # a "generator" that only selects synthetic samples already present
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,40}$")
 
 
 @dataclass
@@ -137,8 +136,7 @@ def _build(cls, data: Any, where: str):
 def _check(config: ExperimentConfig) -> ExperimentConfig:
     from generators import GENERATORS
 
-    if not _NAME.match(config.name):
-        raise CurateError(f"experiment name {config.name!r}: letters, digits, '_' or '-', max 41")
+    check_name(config.name, EXPERIMENT_NAME)
     if not isinstance(config.seeds, int) or config.seeds < 2:
         raise CurateError("seeds must be an integer >= 2 (paired tests need two or more)")
     if not config.augment or any(not isinstance(a, bool) for a in config.augment):
@@ -149,8 +147,7 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
         if generator.method != EXISTING:
             GENERATORS.get(generator.method)  # raises listing the known methods
         generator.name = generator.name or generator.method
-        if not _NAME.match(generator.name):
-            raise CurateError(f"generator name {generator.name!r}: letters, digits, '_' or '-'")
+        check_name(generator.name, GENERATOR_NAME)
         names.append(generator.name)
         if generator.source_match not in (None, "size"):
             raise CurateError(

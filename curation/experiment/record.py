@@ -9,10 +9,12 @@ folder and, when cross-validated, the fold datasets; deleting the run removes al
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import fiftyone as fo
 
+from curation.names import out_folder_problem
 from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint
 
@@ -62,9 +64,16 @@ class ExperimentKind(RunKind):
         stored, results = self.load(dataset, name)
         config = parse_config(stored.values)
         footprint = study_footprint(config)
-        if results.out:
-            footprint.files.append(results.out)
+        if results.out and out_folder_problem(Path(results.out), dataset) is None:
+            footprint.files.append(results.out)  # never the current directory, sources, ...
         return footprint
+
+    def inputs(self, dataset: fo.Dataset, name: str) -> list[tuple[str, str]]:
+        """The runs the study made: its tables and verdicts rest on them."""
+        from curation.experiment.config import parse_config
+
+        stored, _ = self.load(dataset, name)
+        return study_footprint(parse_config(stored.values)).runs
 
 
 EXPERIMENT = ExperimentKind()

@@ -20,7 +20,7 @@ from typing import Any
 
 import fiftyone as fo
 
-from curation.datasets import open_dataset, resolve_view
+from curation.datasets import media_root, open_dataset, resolve_view
 from curation.errors import CurateError
 from curation.experiment.cells import (
     SYNTHETIC_ARMS,
@@ -42,6 +42,7 @@ from curation.experiment.views import (
     save_generator_views,
     size_matched_sources,
 )
+from curation.names import check_out_folder
 from curation.runs.records import run_timestamp
 from curation.schema import LABEL_FIELD
 
@@ -175,14 +176,18 @@ def _embed(dataset: fo.Dataset, config: ExperimentConfig, trainer, echo, progres
     return name
 
 
-def _filter(dataset: fo.Dataset, config: ExperimentConfig, embedding: str, echo: Echo):
+def _filter(
+    dataset: fo.Dataset, config: ExperimentConfig, embedding: str, echo: Echo, progress: bool
+):
     from brain.filter_calibration import CalibrationSettings
     from curation.runs.filter import run_filter
 
     key = filter_key(config.name)
     # the sweep trains like the study's classifiers, without early stopping or a subset
     train = config.classifier.replace(augment=config.augment[0], patience=None, subset=None)
-    calibration = CalibrationSettings(seeds=config.filter.calibrate_seeds, train=train)
+    calibration = CalibrationSettings(
+        seeds=config.filter.calibrate_seeds, train=train, progress=progress
+    )
     how = (
         f"level calibrated on val ({config.filter.calibrate})"
         if config.filter.calibrate
@@ -216,6 +221,12 @@ def _preflight(dataset: fo.Dataset, config: ExperimentConfig) -> None:
             resolve_view(dataset, gen.source)
 
 
+def report_folder(dataset_name: str, name: str) -> Path:
+    """Where study ``name`` of a dataset writes its report unless told:
+    ``<media>/experiments/<name>``, under the dataset's media folder."""
+    return media_root(dataset_name) / "experiments" / name
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -227,7 +238,10 @@ def run_experiment(
     """Run the study that ``config`` describes and write its report.
 
     The trainings run where ``trainer`` says (:mod:`curation.experiment.cluster`); by default
-    where ``config.ray`` says: as Ray tasks, or (no ``ray`` section) in this process.
+    where ``config.ray`` says: as Ray tasks, or (no ``ray`` section) in this process. The report
+    goes to ``out``, else the config's ``out``, else :func:`report_folder` (under the dataset's
+    media folder); it is checked before any work (:func:`curation.names.check_out_folder`:
+    never empty, the current directory, the media folder or a folder of the dataset's images).
 
     Returns:
         The report's data: ``tables`` (rows per cell with P, R, F1, AUC as mean and std),
@@ -239,10 +253,11 @@ def run_experiment(
 
     dataset = open_dataset(config.dataset)
     _preflight(dataset, config)
+    default = config.out if config.out is not None else report_folder(dataset.name, config.name)
+    out = check_out_folder(out if out is not None else default, dataset)
     if trainer is None:  # connect (a Ray address that does not answer fails here) and go on
         with open_trainer(config.ray, echo) as trainer:
             return run_experiment(config, out=out, echo=echo, progress=progress, trainer=trainer)
-    out = Path(out or config.out or Path("runs") / config.name)
     record = ExperimentRecord(config.as_dict())
     if config.cv:
         from curation.experiment.cv import run_cross_validated
@@ -284,7 +299,7 @@ def run_experiment(
         from curation.runs.ssim import compute_max_ssim
 
         embedding = _embed(dataset, config, trainer, echo, progress)
-        filter_result = _filter(dataset, config, embedding, echo).to_record()
+        filter_result = _filter(dataset, config, embedding, echo, progress).to_record()
         if config.leakage.enabled:
             leakage = check_leakage(dataset, config, embedding, echo)
         counts = save_generator_views(dataset, config)

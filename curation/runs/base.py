@@ -41,8 +41,9 @@ class Record:
 class RunKind(ABC):
     """One kind of run: its record types, and what a run of it writes (so it can be removed).
 
-    Subclasses set :attr:`kind`, :attr:`config_type` and :attr:`results_type`, and implement
-    :meth:`footprint`; they are registered in :data:`KINDS`.
+    Subclasses set :attr:`kind`, :attr:`config_type` and :attr:`results_type`, implement
+    :meth:`footprint` and, for runs built on other runs, :meth:`inputs`; they are registered in
+    :data:`KINDS`.
     """
 
     kind: ClassVar[str]
@@ -70,6 +71,11 @@ class RunKind(ABC):
     @abstractmethod
     def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
         """Everything the stored run ``name`` wrote (also for a run that was killed midway)."""
+
+    def inputs(self, dataset: fo.Dataset, name: str) -> list[tuple[str, str]]:
+        """``(kind, name)`` of the runs that the stored run ``name`` was built on (an embed
+        run's train run, ...): deleting one of them leaves it an orphan. None by default."""
+        return []
 
     def delete(self, dataset: fo.Dataset, name: str) -> Footprint:
         """Remove what run ``name`` wrote, then its record; returns what was there."""

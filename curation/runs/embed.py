@@ -17,6 +17,7 @@ import fiftyone as fo
 
 from curation.datasets import as_dataset, resolve_view
 from curation.errors import CurateError
+from curation.names import FIELD_NAME, check_name, check_run_name
 from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint, cleanup_brain_run
 from curation.runs.records import latest_run, list_runs, run_key
@@ -28,7 +29,20 @@ from curation.runs.similarity import (
     get_backend,
     quiet_clients,
 )
-from curation.schema import LABEL_FIELD, ORIGIN_FIELD, SPLIT_FIELD
+from curation.schema import (
+    FINE_LABEL_FIELD,
+    GROUP_FIELD,
+    LABEL_FIELD,
+    LINEAGE_FIELD,
+    ORIGIN_FIELD,
+    SPLIT_FIELD,
+)
+
+RESERVED_FIELDS = frozenset(
+    {LABEL_FIELD, SPLIT_FIELD, ORIGIN_FIELD, GROUP_FIELD, LINEAGE_FIELD, FINE_LABEL_FIELD}
+    | {"filepath", "id", "metadata", "tags", "created_at", "last_modified_at"}
+)
+"""Fields an embedding must not replace."""
 
 
 def default_names(name: str) -> tuple[str, str]:
@@ -82,6 +96,10 @@ class EmbedKind(RunKind):
         field, brain_key = default_names(name)
         return Footprint(fields=[config.field or field], brain_runs=[config.brain_key or brain_key])
 
+    def inputs(self, dataset: fo.Dataset, name: str) -> list[tuple[str, str]]:
+        config, _ = self.load(dataset, name)
+        return [("train", config.train_run)] if config.train_run else []
+
     def delete(self, dataset: fo.Dataset, name: str) -> Footprint:
         config, _ = self.load(dataset, name)
         present = self.footprint(dataset, name).present(dataset)
@@ -107,6 +125,35 @@ def drop_indexes(dataset: fo.Dataset) -> None:
         _drop_run_index(dataset, config, default_names(name)[1])
 
 
+def _check_identifier(value: str, param: str) -> None:
+    """``value`` names a top-level sample field or a brain key (:data:`curation.names.FIELD_NAME`)
+    that is not one of the project's own fields."""
+    check_name(value, FIELD_NAME, param)
+    if value in RESERVED_FIELDS:
+        raise CurateError(f"`{param}` {value!r} is a reserved field", params=(param,))
+
+
+def _check_field_free(dataset: fo.Dataset, name: str, field: str) -> None:
+    """Refuse a ``field`` that holds something other than embed run ``name``'s own vectors (a
+    rerun replaces the field, so it must be this run's to replace)."""
+    own = {default_names(name)[0]}
+    for other in list_runs(dataset, EMBED.kind):
+        other_field = EMBED.load(dataset, other)[0].field or default_names(other)[0]
+        if other == name:
+            own.add(other_field)
+        elif other_field == field:
+            raise CurateError(
+                f"`field` {field!r} holds the embeddings of embed run {other!r}; choose another",
+                params=("field",),
+            )
+    if field not in own and dataset.has_sample_field(field):
+        raise CurateError(
+            f"`field` {field!r} exists and holds no embeddings of embed run {name!r}; choose "
+            "another",
+            params=("field",),
+        )
+
+
 def _build_index(dataset, field, brain_key, options, backend_name) -> None:
     """Index the samples that hold ``field`` (exactly those just embedded: a view by field, not
     by ids, whose list would pass MongoDB's 16 MB command limit at about a million samples)."""
@@ -125,6 +172,45 @@ def _build_index(dataset, field, brain_key, options, backend_name) -> None:
         if backend_name == "sklearn":
             raise
         raise backend_failure(backend_name, error) from None
+
+
+def embed_view(
+    dataset: fo.Dataset,
+    run: str,
+    view: fo.DatasetView,
+    *,
+    seed_index: int = 0,
+    batch_size: int = 256,
+    device: str = "auto",
+    num_threads: int | None = None,
+    progress: bool = False,
+):
+    """The penultimate-layer vectors of ``view``'s samples under seed ``seed_index`` of train run
+    ``run`` (nothing is written).
+
+    Returns:
+        ``(card, ids, vectors)``: the checkpoint's model card, the sample ids in the view's
+        order and their ``(N, D)`` vectors.
+
+    Raises:
+        InputError: an unknown run or seed, or images the checkpoint was not made for.
+    """
+    from brain.classifier import run_checkpoint
+    from curation.runs.predictions import load_classifier, read_for_card
+
+    model, card = load_classifier(dataset, run, seed_index=seed_index)
+    images = read_for_card(dataset, view, card, progress=progress)
+    vectors = run_checkpoint(
+        model,
+        card,
+        images,
+        features=True,
+        batch_size=batch_size,
+        device=device,
+        num_threads=num_threads,
+        progress=progress,
+    )
+    return card, list(images.ids), vectors
 
 
 def compute_embeddings(
@@ -172,38 +258,37 @@ def compute_embeddings(
             that does not answer within seconds, or images the checkpoint was not made for;
             nothing is stored then.
     """
-    name = name or run
+    name = run if name is None else check_run_name(name, "name")
     default_field, default_key = default_names(name)
-    field, brain_key = field or default_field, brain_key or default_key
+    field = default_field if field is None else field
+    brain_key = default_key if brain_key is None else brain_key
     if metric not in METRICS:
         raise CurateError(
             f"unknown `metric` {metric!r}; choose from {', '.join(METRICS)}", params=("metric",)
         )
+    _check_identifier(field, "field")
+    _check_identifier(brain_key, "brain_key")
     chosen = get_backend(backend)
     dataset = as_dataset(dataset)
+    _check_field_free(dataset, name, field)
     options = chosen.index_options(dataset.name, brain_key, url, metric)
     url = options.get(chosen.url_param) if chosen.url_param else None
     chosen.check_reachable(url)  # before any inference or write
 
-    from brain.classifier import run_checkpoint
-    from curation.runs.predictions import load_classifier, read_for_card
-
-    model, card = load_classifier(dataset, run, seed_index=seed_index)
-    if field in {LABEL_FIELD, SPLIT_FIELD, ORIGIN_FIELD, "filepath", "id", "metadata"}:
-        raise CurateError(f"cannot store embeddings in the reserved field {field!r}")
-    images = read_for_card(dataset, resolve_view(dataset, view), card, progress=progress)
-    vectors = run_checkpoint(
-        model,
-        card,
-        images,
-        features=True,
+    card, ids, vectors = embed_view(
+        dataset,
+        run,
+        resolve_view(dataset, view),
+        seed_index=seed_index,
         batch_size=batch_size,
         device=device,
         num_threads=num_threads,
         progress=progress,
     )
 
-    if EMBED.exists(dataset, name):
+    chosen.check_opens(url)  # before an older run's field and index are dropped
+    replaced = EMBED.exists(dataset, name)
+    if replaced:
         old, _ = EMBED.load(dataset, name)
         _drop_run_index(dataset, old, brain_key)
         if dataset.has_sample_field(old.field or field):
@@ -211,11 +296,16 @@ def compute_embeddings(
     cleanup_brain_run(dataset, brain_key, **chosen.load_options(url))
     if dataset.has_sample_field(field):
         dataset.delete_sample_field(field)
-    dataset.set_values(field, dict(zip(images.ids, vectors, strict=True)), key_field="id")
+    dataset.set_values(field, dict(zip(ids, vectors, strict=True)), key_field="id")
     try:
         _build_index(dataset, field, brain_key, options, backend)
-    except Exception:
+    except BaseException:
+        # no half-made run: neither the field, nor the brain run the backend may have
+        # registered, nor the record of the run replaced (its field and index are gone)
         dataset.delete_sample_field(field)
+        cleanup_brain_run(dataset, brain_key, **chosen.load_options(url))
+        if replaced:
+            EMBED.delete(dataset, name)
         raise
     config = EmbedConfig(
         train_run=run,
@@ -228,7 +318,7 @@ def compute_embeddings(
         url=url,
         metric=metric,
     )
-    results = EmbedResults(len(images), int(vectors.shape[1]), name, field, brain_key, backend)
+    results = EmbedResults(len(ids), int(vectors.shape[1]), name, field, brain_key, backend)
     EMBED.store(dataset, name, config, results)
     return results
 

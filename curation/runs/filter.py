@@ -24,8 +24,10 @@ an embed run, scores every synthetic sample and stores, under the key ``K``:
   parameters, seed, embed run and field, level, counts, reasons, calibration, a fidelity
   scorecard per generator, warnings), so several runs coexist and can be compared.
 
-Everything is read, fitted, scored (and calibrated) before the first write: bad input leaves
-the dataset unchanged. The record is stored first, naming everything the run will write, so a
+Samples without the embed run's embedding (added since it ran) are embedded with its network
+(:mod:`curation.runs.embed_more`), and the run says so in a warning. Everything is read,
+embedded, fitted, scored (and calibrated) before the first write: bad input leaves the dataset
+unchanged. The record is stored first, naming everything the run will write, so a
 run killed while writing can still be deleted. Deleting a run removes all of the above; the
 shared ``real-train`` view and duplicate marks go with the last filter run.
 """
@@ -33,7 +35,6 @@ shared ``real-train`` view and duplicate marks go with the last filter run.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -51,25 +52,26 @@ from brain.filter_calibration import (
 )
 from brain.filters.scorecard import AUTHENTICITY_WARNING
 from brain.metrics import FEW_RARE
-from curation.datasets import as_dataset, builtin_views, media_root, save_view
+from curation.datasets import as_dataset, builtin_views, run_area_folder, save_view
 from curation.errors import CurateError
+from curation.names import FILTER_KEY, check_name
 from curation.runs.base import Record, RunKind, register
 from curation.runs.copy_gate import near_copy_gate
-from curation.runs.footprint import Footprint
+from curation.runs.footprint import Footprint, own_folder
 from curation.runs.records import list_runs, run_key
 from curation.tags import apply_filter_decisions, pass_tag, reject_tag
 
-_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,59}$")
 TRAIN_VIEW = "real-train"
 
 
 def check_key(key: str) -> str:
-    """A filter key: a letter, then letters, digits or ``_`` (it names fields and tags)."""
-    if not _KEY.match(key or ""):
-        raise CurateError(
-            f"invalid filter key {key!r}: start with a letter, then letters, digits or '_'"
-        )
-    return key
+    """A filter key: a letter, then letters, digits or ``_``, at most 60 characters (it names
+    fields and tags; see :mod:`curation.names`).
+
+    Raises:
+        CurateError: an invalid key.
+    """
+    return check_name(key, FILTER_KEY, "key")
 
 
 def score_field(key: str) -> str:
@@ -98,8 +100,9 @@ def view_names(key: str) -> list[str]:
 
 
 def plots_folder(dataset_name: str, key: str):
-    """Where filter run ``key`` writes its plots (not created here)."""
-    return media_root(dataset_name) / "filters" / key
+    """Where filter run ``key`` writes its plots (not created here), strictly inside
+    ``<media>/filters``."""
+    return run_area_folder(dataset_name, "filters", key)
 
 
 @dataclass(frozen=True)
@@ -203,13 +206,18 @@ class FilterKind(RunKind):
             tags=[pass_tag(name), reject_tag(name)],
             views=[v for v in results.views if v != TRAIN_VIEW] + view_names(name),
             brain_runs=[results.brain_key or visualization_key(name)],
-            files=[str(plots_folder(dataset.name, name))],
+            files=own_folder(plots_folder, dataset.name, name),
         )
         if list_runs(dataset, "filter") == [name]:  # the last one: shared outputs go too
             footprint.views.append(TRAIN_VIEW)
             footprint.tags.append(DUPLICATE_TAG)
             footprint.fields.append(DUPLICATE_FIELD)
         return footprint
+
+    def inputs(self, dataset: fo.Dataset, name: str) -> list[tuple[str, str]]:
+        config, _ = self.load(dataset, name)
+        runs = [("embed", config.embed_run)] if config.embed_run else []
+        return runs + ([("train", config.classifier_run)] if config.classifier_run else [])
 
 
 FILTER = FilterKind()
@@ -272,7 +280,8 @@ def run_filter(
             ``K-reject`` and the run record; rerunning a key replaces all of them.
         embed: the embed run whose embeddings are used (default: the latest); its train run is
             the classifier of the ``confidence`` filter, and its label field (fine labels, if it
-            was trained on them) is passed to filters that model subgroups.
+            was trained on them) is passed to filters that model subgroups. Samples it has no
+            embedding of are embedded with its network (a warning says how many).
         level: the pass level (meaning per filter, see ``brain.filters``); default: the filter's
             own default (``umap_gmm``: the heaviest component's weight).
         calibrate: ``"val"``: choose the level at which ``target`` of the real rare val samples
@@ -299,7 +308,8 @@ def run_filter(
 
     Raises:
         InputError: for bad input (unknown method or parameter, bad key, level or target,
-            missing or mixed embeddings, no synthetic samples, too few real rare samples,
+            embeddings missing where the embed run has no network to make them, mixed
+            embeddings, no synthetic samples, too few real rare samples,
             degenerate data); the dataset is unchanged then.
     """
     from curation.runs import filter_inputs as read
@@ -332,6 +342,9 @@ def run_filter(
     if calibrated is not None:
         level = calibrated.level
         warnings += getattr(calibrated, "warnings", [])
+    embedded = inputs.missing.note() if inputs.missing is not None else None
+    if embedded is not None:
+        warnings.insert(0, embedded)
     chosen = flt.resolve_level(level)
     passed = flt.decide_scores(output.scores, chosen)
     reasons = flt.reasons(output.scores, output.parts, chosen)
@@ -498,13 +511,16 @@ def _calibrate(mode, flt, dataset, inputs, scores, target, settings):
 
 
 def _write(dataset, key, config, results, inputs, values, passed, reasons, duplicate_of):
-    """The run's writes on the dataset: the record (first, marked ``writing``), fields,
+    """The run's writes on the dataset: the embeddings it made for samples that had none (in
+    the embed run's field), the record (first of its own, marked ``writing``), fields,
     duplicates (unless ``duplicate_of`` is ``None``), tags, reasons and views; fills in the
     counts of ``results`` and returns the reasons stored (manual decisions included)."""
     from curation.runs import filter_writes as write
     from curation.runs.filter_inputs import manual_reasons
 
     ids = inputs.synthetic_ids
+    if inputs.missing is not None:  # the embed run's, whatever becomes of this run
+        inputs.missing.write()
     if FILTER.exists(dataset, key):  # part fields of an older run that this one does not write
         _, old = FILTER.load(dataset, key)
         for name in old.fields:

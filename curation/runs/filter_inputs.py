@@ -11,6 +11,7 @@ from brain.filters.base import as_float_matrix
 from curation.datasets import builtin_views, decode_view, labelled, view_images
 from curation.errors import CurateError
 from curation.runs.embed import EMBED, latest_embed_run
+from curation.runs.embed_more import MissingEmbeddings
 from curation.runs.train import TRAIN
 from curation.schema import LABEL_FIELD, LINEAGE_FIELD, rare_class
 from curation.tags import MANUAL_FIELD
@@ -30,6 +31,8 @@ class FilterInputs:
         generators: the lineage run of each synthetic sample.
         fine, fine_field: the real samples' fine labels, when the network learnt them.
         real_stats, synthetic_stats: image statistics, for filters that judge images.
+        missing: the samples that had no embedding, embedded with the embed run's network
+            (written by the filter run, before its own writes).
     """
 
     embed_run: str
@@ -45,16 +48,15 @@ class FilterInputs:
     fine_field: str | None = None
     real_stats: np.ndarray | None = None
     synthetic_stats: np.ndarray | None = None
+    missing: MissingEmbeddings | None = None
 
 
-def _read_vectors(view: fo.DatasetView, field: str, what: str, dim: int | None):
+def _read_vectors(
+    view: fo.DatasetView, field: str, what: str, dim: int | None, missing: MissingEmbeddings
+):
+    """Ids and embeddings of ``view``'s samples, those without one embedded by ``missing``."""
     ids, vectors = view.values(["id", field])
-    missing = sum(v is None for v in vectors)
-    if missing:
-        raise CurateError(
-            f"{missing} of {len(ids)} {what} have no embedding in {field!r}; embed them first "
-            "(`curate embed`)"
-        )
+    vectors = missing.fill(list(ids), list(vectors), what)
     lengths = {len(v) for v in vectors}
     if len(lengths) > 1 or (dim is not None and lengths != {dim}):
         raise CurateError(
@@ -67,9 +69,12 @@ def _read_vectors(view: fo.DatasetView, field: str, what: str, dim: int | None):
 def read_inputs(dataset: fo.Dataset, embed: str | None = None) -> FilterInputs:
     """Read and check the embeddings a filter run needs.
 
+    Samples without an embedding are embedded with the embed run's network, in memory
+    (``inputs.missing`` writes them); without a network to do so, they are refused.
+
     Raises:
-        CurateError: no embed run, no rare class, no synthetic samples, missing or mixed
-            embeddings.
+        CurateError: no embed run, no rare class, no synthetic samples, missing embeddings the
+            embed run cannot make, mixed embeddings.
     """
     rare_label = rare_class(dataset)
     if rare_label is None:
@@ -85,9 +90,10 @@ def read_inputs(dataset: fo.Dataset, embed: str | None = None) -> FilterInputs:
     if len(real_view) == 0:
         raise CurateError(f"dataset {dataset.name!r} has no labelled real train samples")
     dim = results.dim or None
-    real_ids, real = _read_vectors(real_view, config.field, "real train samples", dim)
+    missing = MissingEmbeddings(dataset, embed, config)
+    real_ids, real = _read_vectors(real_view, config.field, "real train samples", dim, missing)
     synthetic_ids, synthetic = _read_vectors(
-        views["synthetic"], config.field, "synthetic samples", dim
+        views["synthetic"], config.field, "synthetic samples", dim, missing
     )
     labels = real_view.values(f"{LABEL_FIELD}.label")
     runs = views["synthetic"].values(f"{LINEAGE_FIELD}.run")
@@ -107,6 +113,7 @@ def read_inputs(dataset: fo.Dataset, embed: str | None = None) -> FilterInputs:
         generators=[run or "(no lineage)" for run in runs],
         fine=fine,
         fine_field=fine_field,
+        missing=missing,
     )
 
 
@@ -123,12 +130,18 @@ def read_val(dataset: fo.Dataset, inputs: FilterInputs) -> tuple[list[str], np.n
     """Ids, embeddings and rare mask of the labelled real val samples (for calibration).
 
     Raises:
-        CurateError: no labelled val sample, or val samples without embeddings.
+        CurateError: no labelled val sample, or val samples without embeddings that the embed
+            run cannot make.
     """
     view = labelled(builtin_views(dataset)["real-val"])
     if len(view) == 0:
         raise CurateError(f"dataset {dataset.name!r} has no labelled real val samples")
-    ids, vectors = _read_vectors(view, inputs.field, "real val samples", inputs.real.shape[1])
+    missing = inputs.missing or MissingEmbeddings(
+        dataset, inputs.embed_run, EMBED.load(dataset, inputs.embed_run)[0]
+    )
+    ids, vectors = _read_vectors(
+        view, inputs.field, "real val samples", inputs.real.shape[1], missing
+    )
     labels = view.values(f"{LABEL_FIELD}.label")
     rare_label = rare_class(dataset)
     return ids, vectors, np.array([label == rare_label for label in labels], dtype=bool)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import fiftyone as fo
+
+from curation.errors import CurateError
 
 
 @dataclass
@@ -98,6 +101,17 @@ class Footprint:
             "runs": [f"{kind}_{name}" for kind, name in self.runs],
             "datasets": self.datasets,
         }
+
+
+def own_folder(folder_of: Callable[[str, str], Path], dataset_name: str, name: str) -> list[str]:
+    """``[folder_of(dataset_name, name)]`` as text for a footprint's ``files``, or ``[]`` where
+    that helper refuses the folder as not strictly inside its runs root (a run stored under an
+    empty name by an older version: deleting it removes its record and fields, never the
+    folder shared by every run)."""
+    try:
+        return [str(folder_of(dataset_name, name))]
+    except CurateError:
+        return []
 
 
 def cleanup_brain_run(dataset: fo.Dataset, key: str, **load_options: Any) -> None:

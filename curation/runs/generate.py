@@ -26,6 +26,8 @@ Reruns are idempotent: the plan of pairs is deterministic (a seeded order of the
 ``seed + round``), pairs already in the dataset for the run are skipped, and samples are added in
 batches of ``batch_size`` so that a killed run loses at most one batch (its PNGs are rewritten,
 identically, on the rerun). A training that was interrupted continues with ``resume=True``.
+A rerun whose earlier samples lost their image files is refused, saying how many are missing:
+delete the run and generate it again (its samples are never silently counted as made).
 
 On several devices (``devices`` > 1, :mod:`generators.parallel`) a network generator trains
 data-parallel, one process per device, and generation shards the planned batches over the
@@ -43,18 +45,25 @@ from typing import Any
 import fiftyone as fo
 import numpy as np
 
-from curation.datasets import as_dataset, media_root
+from curation.datasets import as_dataset, run_area_folder
 from curation.errors import CurateError
+from curation.names import check_run_name
 from curation.runs.base import Record, RunKind, register
-from curation.runs.footprint import Footprint
+from curation.runs.footprint import Footprint, own_folder
 from curation.runs.records import run_key
 
 CHECKPOINT_DIR, IMAGES_DIR, LOSS_PNG = "checkpoint", "images", "loss.png"
 
 
 def run_dir(dataset_name: str, run: str) -> Path:
-    """The folder of generate run ``run`` (checkpoint, images, loss curve; not created)."""
-    return media_root(dataset_name) / "generate" / run_key("generate", run)[len("generate_") :]
+    """The folder of generate run ``run`` (checkpoint, images, loss curve; not created),
+    strictly inside ``<media>/generate``.
+
+    Raises:
+        CurateError: a name whose folder would not lie inside it (e.g. an empty one).
+    """
+    suffix = run_key("generate", run).removeprefix("generate_")
+    return run_area_folder(dataset_name, "generate", suffix)
 
 
 @dataclass(frozen=True)
@@ -157,7 +166,7 @@ class GenerateKind(RunKind):
 
         return Footprint(
             samples=run_samples(dataset, name).values("id"),
-            files=[str(run_dir(dataset.name, name))],
+            files=own_folder(run_dir, dataset.name, name),
         )
 
 
@@ -230,7 +239,7 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
     from generators.sources import read_images
 
     n, steps, train_steps = asked["n"], asked["steps"], asked["train_steps"]
-    run_key("generate", run)
+    check_run_name(run)
     devices = plan_devices(asked["devices"], asked["device"])
     rare = rare_class(dataset)
     if rare is None:
@@ -296,6 +305,7 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
         devices=len(devices),
     )
     _check_run_config(dataset, run, config)
+    data.check_run_images(dataset, run)
     return _Inputs(
         dataset=dataset,
         rare=rare,
@@ -339,8 +349,7 @@ def _pairs_to_add(inputs: _Inputs, run: str, n: int | None, seed: int):
 def _add_batches(inputs: _Inputs, todo, run, saved: Path, *, steps, batch_size, progress):
     """Generate ``todo`` pairs batch by batch: write the PNGs, then add the batch's samples (on
     several devices the batches are sharded, and each is added when its PNGs are written)."""
-    from tqdm.auto import tqdm
-
+    from brain.progress import every_nth, progress_bar
     from curation.runs.generate_data import make_sample
     from curation.schema import ensure_schema
     from generators.parallel import Batch, generate_on_devices, write_batch
@@ -366,8 +375,12 @@ def _add_batches(inputs: _Inputs, todo, run, saved: Path, *, steps, batch_size, 
         for pair in pairs
     ]
     ensure_schema(inputs.dataset)
-    with tqdm(
-        total=len(todo), unit="img", desc=f"generate {generator.method}", disable=not progress
+    with progress_bar(
+        total=len(todo),
+        unit="image",
+        desc=f"generate {generator.method}",
+        enabled=progress,
+        every=every_nth(len(todo)),
     ) as bar:
 
         def add(index: int) -> None:
@@ -502,8 +515,9 @@ def generate(
     Raises:
         InputError: on bad input (too few rare-class images, a condition that does not fit the
             method or the channel count, an empty source view, mixed image sizes without a size
-            policy, a checkpoint of another method or shape, masks of the wrong size, a run name
-            reused with other settings); nothing is added then.
+            policy, a checkpoint of another method or shape, masks of the wrong size, an invalid
+            run name, a run name reused with other settings, a rerun whose earlier images are
+            missing); nothing is added then.
     """
     from brain.devices import torch_threads
     from generators.sessions import train_or_load

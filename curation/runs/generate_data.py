@@ -220,6 +220,27 @@ def existing_pairs(dataset: fo.Dataset, run: str) -> set[tuple[str, int]]:
     return set(zip(ids, seeds, strict=True))
 
 
+def check_run_images(dataset: fo.Dataset, run: str) -> None:
+    """Refuse to continue generate run ``run`` when image files of samples it added are gone
+    (a rerun counts those samples as made and would not make them again).
+
+    Raises:
+        CurateError: how many are missing, and how to start the run afresh.
+    """
+    import os
+
+    from curation.runs.records import run_key
+
+    paths = run_samples(dataset, run).values("filepath")
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise CurateError(
+            f"{len(missing)} of the {len(paths)} images of generate run {run!r} are missing "
+            f"(e.g. {missing[0]}); delete the run (`curate runs delete {dataset.name} "
+            f"{run_key('generate', run)}`) and generate it again"
+        )
+
+
 def make_sample(
     path: Path,
     shape: tuple[int, int, int],

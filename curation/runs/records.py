@@ -15,13 +15,18 @@ from typing import Any
 import fiftyone as fo
 
 from curation.errors import CurateError
+from curation.names import check_run_name
 
 RUN_KINDS = ("train", "embed", "filter", "generate", "experiment", "ssim")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def run_key(kind: str, name: str) -> str:
-    """The dataset key of run ``name`` of ``kind`` (``-`` and ``.`` in names become ``_``)."""
+    """The dataset key of run ``name`` of ``kind`` (``-`` and ``.`` in names become ``_``).
+
+    This reads the keys of stored runs, those of older versions included; a new run's name is
+    checked by :func:`curation.names.check_run_name` (empty, dotted, over-long names refused).
+    """
     if kind not in RUN_KINDS:
         raise ValueError(f"unknown run kind {kind!r}")
     key = f"{kind}_{name.replace('-', '_').replace('.', '_')}"
@@ -37,8 +42,12 @@ def store_run(
     config: dict[str, Any],
     results: dict[str, Any] | None = None,
 ) -> str:
-    """Store (or replace) run ``name`` of ``kind`` with its config and results; returns the key."""
-    key = run_key(kind, name)
+    """Store (or replace) run ``name`` of ``kind`` with its config and results; returns the key.
+
+    Raises:
+        CurateError: an invalid run name (see :mod:`curation.names`).
+    """
+    key = run_key(kind, check_run_name(name))
     run_config = dataset.init_run(synthcurate_kind=kind, synthcurate_name=name, **config)
     if key in dataset.list_runs():
         dataset.delete_run(key)

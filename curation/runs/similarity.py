@@ -27,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import logging
 import math
+import os
 import re
 import socket
 import warnings
@@ -152,8 +154,8 @@ class SimilarityBackend:
     def check_reachable(self, url: str | None) -> None:
         """Raise :class:`CurateError` unless the index at ``url`` (default: FiftyOne Brain's
         config) can be reached: a server must accept a connection within
-        :data:`CONNECT_TIMEOUT` seconds; a Milvus Lite path must end in ``.db`` in an existing
-        folder. Nothing is written."""
+        :data:`CONNECT_TIMEOUT` seconds; a Milvus Lite path must end in ``.db`` in an existing,
+        writable folder. Nothing is written."""
         url = url or self.configured_url()
         if url is None or self.url_param is None:
             return
@@ -180,6 +182,25 @@ class SimilarityBackend:
             reason = error.strerror or str(error) or type(error).__name__
             raise CurateError(
                 f"similarity backend {self.name!r}: no server answers at {url} ({reason})",
+                params=("url",),
+            ) from None
+
+    def check_opens(self, url: str | None) -> None:
+        """Raise :class:`CurateError` unless the Milvus store at ``url`` (a server, or a Milvus
+        Lite path, which this may create) opens with a client, so that an index which cannot
+        be built is refused before an older run is replaced; other backends: nothing."""
+        if self.name != "milvus":
+            return
+        from pymilvus import MilvusClient
+
+        url = url or self.configured_url()
+        try:
+            with quiet_clients():
+                MilvusClient(uri=url).close()
+        except Exception as error:
+            reason = getattr(error, "message", None) or str(error) or type(error).__name__
+            raise CurateError(
+                f"similarity backend {self.name!r} cannot open {url!r}: {reason.splitlines()[0]}",
                 params=("url",),
             ) from None
 
@@ -227,6 +248,9 @@ def _check_milvus_lite(url: str) -> None:
         )
     if not path.parent.is_dir():
         raise CurateError(f"no folder {str(path.parent)!r} for Milvus Lite at {url!r}")
+    target = path if path.exists() else path.parent  # Milvus Lite makes the .db (a folder)
+    if not os.access(target, os.W_OK | (os.X_OK if target.is_dir() else 0)):
+        raise CurateError(f"Milvus Lite at {url!r}: {str(target)!r} is not writable")
     if importlib.util.find_spec("milvus_lite") is None:
         raise CurateError(
             "Milvus Lite (a local .db path) needs milvus-lite: pip install 'synthcurate[scale]', "
@@ -237,10 +261,17 @@ def _check_milvus_lite(url: str) -> None:
 @contextlib.contextmanager
 def quiet_clients() -> Iterator[None]:
     """Hide PyMilvus 3.0's warnings about its ORM API, which FiftyOne Brain 0.25 uses (the
-    ``scale`` extra keeps PyMilvus below 3.1, where it goes)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*ORM-style PyMilvus API", FutureWarning)
-        yield
+    ``scale`` extra keeps PyMilvus below 3.1, where it goes), and the tracebacks Milvus Lite
+    logs when it cannot open its store (the error reaches the caller, as one line)."""
+    lite = logging.getLogger("milvus_lite")
+    level = lite.level
+    lite.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*ORM-style PyMilvus API", FutureWarning)
+            yield
+    finally:
+        lite.setLevel(level)
 
 
 BACKENDS: Registry[SimilarityBackend] = Registry("similarity backend")

@@ -19,6 +19,7 @@ from brain.data import fitted_images
 from brain.ssim import max_ssim
 from curation.datasets import as_dataset, builtin_views, decode_view, resolve_view, save_view
 from curation.errors import CurateError
+from curation.names import check_run_name
 from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint
 from curation.runs.records import list_runs
@@ -98,6 +99,7 @@ def compute_max_ssim(
     Returns:
         The :class:`SSIMResults` (also stored under ``ssim_<run>``).
     """
+    check_run_name(run)
     if not 0 < threshold <= 1:
         raise CurateError(f"SSIM threshold must lie in (0, 1], got {threshold}")
     dataset = as_dataset(dataset)

@@ -28,10 +28,11 @@ from typing import Any
 import fiftyone as fo
 
 from brain.settings import TrainSettings
-from curation.datasets import as_dataset, media_root
+from curation.datasets import as_dataset, run_area_folder
 from curation.errors import CurateError
+from curation.names import check_run_name
 from curation.runs.base import Record, RunKind, register
-from curation.runs.footprint import Footprint
+from curation.runs.footprint import Footprint, own_folder
 from curation.runs.records import run_key
 from curation.runs.train_data import TEST_VIEW, TRAIN_VIEW, VAL_VIEW
 
@@ -45,8 +46,12 @@ def field_names(run: str) -> tuple[str, str]:
 
 
 def run_folder(dataset_name: str, run: str) -> Path:
-    """Where run ``run``'s checkpoints live (not created here)."""
-    return media_root(dataset_name) / "runs" / run_key("train", run).removeprefix("train_")
+    """Where run ``run``'s checkpoints live (not created here), strictly inside ``<media>/runs``.
+
+    Raises:
+        CurateError: a name whose folder would not lie inside it (e.g. an empty one).
+    """
+    return run_area_folder(dataset_name, "runs", run_key("train", run).removeprefix("train_"))
 
 
 @dataclass(frozen=True)
@@ -158,7 +163,7 @@ class TrainKind(RunKind):
         return Footprint(
             fields=[results.predictions_field or pred_field],
             evaluations=[results.eval_key or eval_key],
-            files=[str(run_folder(dataset.name, name))],
+            files=own_folder(run_folder, dataset.name, name),
         )
 
 
@@ -284,7 +289,7 @@ def fit_classifier(
     from curation.runs.train_data import read_classes, read_sets, sample_groups
     from curation.schema import size_policy
 
-    run_key("train", run)
+    check_run_name(run)
     settings = (settings or TrainSettings()).replace(**changes).check()
     if seeds < 1:
         raise CurateError(f"`seeds` must be at least 1, got {seeds}", params=("seeds",))

@@ -92,12 +92,10 @@ def _model_label(segmenter) -> str:
 
 
 def _segment_all(paths, segmenter, channel, size, pad, mask_background) -> list[_Segmented]:
-    from tqdm.auto import tqdm
+    from brain.progress import progress_bar
 
     done = []
-    with tqdm(
-        total=len(paths), desc="segmenting", unit="img", leave=False, disable=None
-    ) as progress:
+    with progress_bar(total=len(paths), desc="segmenting", unit="img", leave=False) as progress:
         for path in paths:
             image = read_array(path)
             if image.shape[2] not in (1, 3):

@@ -43,12 +43,13 @@ class BBDMPipeline:
         Returns:
             ``(N, C, H, W)`` images in ``[-1, 1]``.
         """
-        from tqdm.auto import tqdm
+        from brain.progress import progress_bar
 
         self.scheduler.set_timesteps(num_inference_steps)
         sample = condition.clone()  # x_T = y: sampling starts at the condition, no added noise
         batch = condition.shape[0]
-        for t in tqdm(self.scheduler.timesteps, desc="sample", disable=not progress):
+        steps = progress_bar(self.scheduler.timesteps, desc="sample", unit="step", enabled=progress)
+        for t in steps:
             t_batch = torch.full((batch,), int(t), dtype=torch.long, device=condition.device)
             model_output = in_fixed_chunks(
                 self._denoise, torch.cat([sample, condition], dim=1), t_batch

@@ -223,7 +223,7 @@ class TrainClassifier(_Operator):
 
     def resolve_input(self, ctx) -> types.Property:
         from brain.settings import TrainSettings
-        from curation.runs.records import run_key
+        from curation.names import check_run_name
 
         inputs = types.Object()
         inputs.str("run", label="Run name (replaces an older one)", required=True)
@@ -237,7 +237,7 @@ class TrainClassifier(_Operator):
         )
         params = ctx.params
         if params.get("run") is not None:
-            _check(inputs, "run", lambda: run_key("train", params["run"]))
+            _check(inputs, "run", lambda: check_run_name(params["run"]))
         _check_counts(inputs, params, "seeds")
         settings = {name: params.get(name) for name in ("epochs", "size")}
         if settings["epochs"] is None:
@@ -316,7 +316,7 @@ class GenerateSamples(_Operator):
     )
 
     def resolve_input(self, ctx) -> types.Property:
-        from curation.runs.records import run_key
+        from curation.names import check_run_name
         from generators import GENERATORS
 
         names = GENERATORS.names()
@@ -333,7 +333,7 @@ class GenerateSamples(_Operator):
         inputs.int("n", label="Samples in the run (empty = one per source image)", required=False)
         params = ctx.params
         if params.get("run") is not None:
-            _check(inputs, "run", lambda: run_key("generate", params["run"]))
+            _check(inputs, "run", lambda: check_run_name(params["run"]))
         _check_counts(inputs, params, "n")
         if GENERATORS.get(method).trains:
             inputs.int("train_steps", label="Training steps (empty = the method's)", required=False)
@@ -482,12 +482,18 @@ class DeleteRun(_Operator):
         if not keys:
             return _invalid(inputs, "No synthcurate run on this dataset.")
         inputs.enum("key", keys, label="Run", required=True, default=keys[-1])
+        inputs.bool(
+            "with_dependents",
+            label="Also delete the runs built on it (else such a run is refused)",
+            default=False,
+        )
         return types.Property(inputs, view=types.View(label="Delete a synthcurate run"))
 
     def execute(self, ctx) -> dict:
         from curation.runs import delete_run
 
-        removed = delete_run(ctx.dataset, ctx.params["key"])
+        with_dependents = bool(ctx.params.get("with_dependents"))
+        removed = delete_run(ctx.dataset, ctx.params["key"], with_dependents=with_dependents)
         ctx.trigger("reload_dataset")
         return {
             "key": ctx.params["key"],
