@@ -138,8 +138,8 @@ def print_table(result: dict) -> None:
     first = next(iter(result["filters"].values()))["copies"]
     print(
         f"gate: SSIM >= {first['ssim']:.3f} or distance <= {first['distance']:.3f} "
-        f"({first['chosen']}, {first['n_reference']} real rare train images, closest real pair "
-        f"SSIM {first['real_ssim_max']}, distance {first['real_distance_min']})"
+        f"({first['chosen']}, {first['n_reference']} real rare train images; their nearest "
+        f"neighbours: SSIM p95 {first['real_ssim']:.3f}, distance p5 {first['real_distance']:.3f})"
     )
     print("| filter | generator | n | pass (gate) | pass by score alone | gate rejections |")
     print("|---|---|---|---|---|---|")

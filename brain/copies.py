@@ -15,12 +15,14 @@ The candidates of each image are found cheaply first (the ``SHORTLIST`` nearest 
 in the embedding space and as many in a space of 8 x 8 thumbnails, so that a copy the
 classifier's embedding misplaces is still found), then compared exactly.
 
-The default thresholds come from the real data (:func:`copy_thresholds`): the two closest
-distinct real rare-class images set the scale (their SSIM ``s`` and their pixel distance ``d``,
-over nearest neighbours), and an image is a copy when it lies more than halfway from that pair
-towards an exact copy: SSIM at least ``(1 + s) / 2`` (at most ``SSIM_CAP``), or pixel distance at
-most ``d / 2``. A real rare image held out is rarely closer to a real one than the closest real
-pair is, so it passes; an interpolation at weight 0.9 lies a tenth of the way from its source.
+The default thresholds come from the real data (:func:`copy_thresholds`): how close distinct
+real rare-class images come to their nearest neighbour sets the scale (``s``: the 95th
+percentile of their nearest-neighbour SSIMs; ``d``: the 5th percentile of their
+nearest-neighbour pixel distances; percentiles, so that a few near-duplicates in the real data
+do not set it), and an image is a copy when it lies more than halfway from there towards an
+exact copy: SSIM at least ``(1 + s) / 2`` (at most ``SSIM_CAP``), or pixel distance at most
+``d / 2``. A real rare image held out is rarely that close to a real one, so it passes; an
+interpolation at weight 0.9 lies a tenth of the way from its source.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ SHORTLIST = 16
 """Candidates per image in each of the two search spaces."""
 THUMBNAIL = 8
 """Side of the thumbnails the pixel search space is made of."""
+NEIGHBOUR_QUANTILE = 0.95
+"""The percentile of the real rare images' nearest-neighbour SSIMs (and ``1 -`` it of their
+distances) that sets the scale of the default thresholds."""
 MAX_REFERENCE = 500
 """Real rare images the default thresholds are measured on (a seeded subset above)."""
 
@@ -68,17 +73,17 @@ class CopyThresholds:
         chosen: ``"data"`` (measured on the real rare images), ``"given"`` (the SSIM was
             given; the distance still from the data) or ``"fallback"`` (too few real rare
             images: ``FALLBACK_SSIM`` and ``FALLBACK_DISTANCE``).
-        n_reference: real rare images measured; real_ssim_max, real_distance_min: the highest
-            nearest-neighbour SSIM and smallest distance between two of them (``None``: not
-            measured).
+        n_reference: real rare images measured; real_ssim, real_distance: the 95th percentile
+            of their nearest-neighbour SSIMs and the 5th of their nearest-neighbour distances
+            (``None``: not measured).
     """
 
     ssim: float
     distance: float
     chosen: str
     n_reference: int = 0
-    real_ssim_max: float | None = None
-    real_distance_min: float | None = None
+    real_ssim: float | None = None
+    real_distance: float | None = None
 
     def is_copy(self, ssim: np.ndarray, distance: np.ndarray) -> np.ndarray:
         """Whether each (SSIM, distance) pair makes a copy."""
@@ -253,22 +258,25 @@ def copy_thresholds(
     if len(images) < 3:
         return _fallback(ssim, len(images))
     candidates = shortlist(images, images, rare_embeddings, rare_embeddings, exclude_self=True)
-    real_ssim_max, real_distance_min = -np.inf, np.inf
-    for _, _, pair_ssim, distance in _pair_blocks(images, images, candidates):
+    nearest_ssim = np.full(len(images), -np.inf)
+    nearest_distance = np.full(len(images), np.inf)
+    for rows, _, pair_ssim, distance in _pair_blocks(images, images, candidates):
         distinct = distance > 0  # identical pixels: a duplicate in the real data, left out
-        if distinct.any():
-            real_ssim_max = max(real_ssim_max, float(pair_ssim[distinct].max()))
-            real_distance_min = min(real_distance_min, float(distance[distinct].min()))
-    if not np.isfinite(real_ssim_max):
+        np.maximum.at(nearest_ssim, rows[distinct], pair_ssim[distinct])
+        np.minimum.at(nearest_distance, rows[distinct], distance[distinct])
+    measured_rows = np.isfinite(nearest_ssim)
+    if not measured_rows.any():
         return _fallback(ssim, len(images))
-    measured = min((1.0 + real_ssim_max) / 2.0, SSIM_CAP)
+    real_ssim = float(np.quantile(nearest_ssim[measured_rows], NEIGHBOUR_QUANTILE))
+    real_distance = float(np.quantile(nearest_distance[measured_rows], 1.0 - NEIGHBOUR_QUANTILE))
+    measured = min((1.0 + real_ssim) / 2.0, SSIM_CAP)
     return CopyThresholds(
         ssim=measured if ssim is None else float(ssim),
-        distance=real_distance_min / 2.0,
+        distance=real_distance / 2.0,
         chosen="data" if ssim is None else "given",
         n_reference=len(images),
-        real_ssim_max=real_ssim_max,
-        real_distance_min=real_distance_min,
+        real_ssim=real_ssim,
+        real_distance=real_distance,
     )
 
 

@@ -47,9 +47,9 @@ def test_thresholds_from_real_data_reject_copies_and_pass_held_out_real_images()
     rare = _crops(range(60))
     thresholds = copy_thresholds(rare)
     assert thresholds.chosen == "data" and thresholds.n_reference == 60
-    # halfway from the closest two distinct real rare images towards an exact copy
-    assert thresholds.ssim == pytest.approx((1 + thresholds.real_ssim_max) / 2)
-    assert thresholds.distance == pytest.approx(thresholds.real_distance_min / 2)
+    # halfway from how close real rare images come to their nearest neighbour to a copy
+    assert thresholds.ssim == pytest.approx((1 + thresholds.real_ssim) / 2)
+    assert thresholds.distance == pytest.approx(thresholds.real_distance / 2)
     rng = np.random.default_rng(0)
     first, second = rng.choice(60, size=(2, 40), replace=True)
     second = np.where(second == first, (second + 1) % 60, second)
