@@ -96,10 +96,9 @@ def _source_images(
     return found
 
 
-def _source_match(
-    synthetic: np.ndarray, sources: list[np.ndarray | None]
-) -> tuple[Match, np.ndarray]:
-    """Each sample against its own source (``None``: none known)."""
+def _source_match(synthetic: np.ndarray, sources: list[np.ndarray | None]) -> Match:
+    """Each sample against its own source (``None``: none known; ``index`` is 0 where a
+    source was compared, -1 where none is known)."""
     n = len(synthetic)
     match = Match(np.full(n, -np.inf), np.full(n, np.inf), np.full(n, -1, dtype=np.int64))
     have = np.array([s is not None for s in sources], dtype=bool)
@@ -108,7 +107,7 @@ def _source_match(
         match.ssim[have] = paired_ssim(synthetic[have], paired)
         match.distance[have] = pixel_distance(synthetic[have], paired)
         match.index[have] = 0
-    return match, have
+    return match
 
 
 def _copied_id(matches: list, thresholds: CopyThresholds, i: int) -> str | None:
@@ -164,7 +163,7 @@ def near_copy_gate(
             sources.append(fitted_images([decoded[sample_id]], size, pad)[0])
         else:
             sources.append(None)
-    source_match, _ = _source_match(synthetic, sources)
+    source_match = _source_match(synthetic, sources)
     source_is_rare = np.array([i in real_index and rare[real_index[i]] for i in source_ids])
     reasons = copy_reasons(rare_match, other_match, source_match, source_is_rare, thresholds)
 

@@ -54,6 +54,7 @@ from brain.filters.scorecard import AUTHENTICITY_WARNING
 from brain.metrics import FEW_RARE
 from curation.datasets import as_dataset, builtin_views, run_area_folder, save_view
 from curation.errors import CurateError
+from curation.info import count_reasons
 from curation.names import FILTER_KEY, check_name
 from curation.runs.base import Record, RunKind, register
 from curation.runs.copy_gate import near_copy_gate
@@ -458,16 +459,12 @@ def _by_generator(
 ) -> dict[str, dict[str, Any]]:
     """Per generator run: samples, passing samples (manual decisions included), reasons and the
     passing samples' authenticity."""
-    made_by = np.array(generators, dtype=object)
-    passed = np.isin(reasons.astype(str), ("pass", "manual-pass"))
     summary = {}
-    for generator in sorted(set(generators)):
-        mine = made_by == generator
-        counts = Counter(str(r) for r in reasons[mine])
+    for generator, counts in count_reasons(generators, list(reasons)).items():
         summary[generator] = {
-            "n": int(mine.sum()),
-            "n_pass": int((passed & mine).sum()),
-            "reasons": dict(sorted(counts.items())),
+            "n": sum(counts.values()),
+            "n_pass": counts.get("pass", 0) + counts.get("manual-pass", 0),
+            "reasons": counts,
             "authenticity": scorecard.get(generator, {}).get("pass", {}).get("authenticity"),
         }
     return summary

@@ -10,6 +10,7 @@ import numpy as np
 from brain.filters.base import as_float_matrix
 from curation.datasets import builtin_views, decode_view, labelled, view_images
 from curation.errors import CurateError
+from curation.info import NO_LINEAGE
 from curation.runs.embed import EMBED, latest_embed_run
 from curation.runs.embed_more import MissingEmbeddings
 from curation.runs.train import TRAIN
@@ -110,7 +111,7 @@ def read_inputs(dataset: fo.Dataset, embed: str | None = None) -> FilterInputs:
         rare=np.array([label == rare_label for label in labels], dtype=bool),
         synthetic_ids=synthetic_ids,
         synthetic=synthetic,
-        generators=[run or "(no lineage)" for run in runs],
+        generators=[run or NO_LINEAGE for run in runs],
         fine=fine,
         fine_field=fine_field,
         missing=missing,
