@@ -8,8 +8,15 @@ import signal
 import socket
 from collections.abc import Iterator
 
+import fiftyone as fo
+import psutil
+from fiftyone import ViewField as F
+
 from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
+from curation.plugins import enable_plugins
+from curation.runs.records import latest_run
+from curation.tags import pass_tag, reject_tag
 
 PASS_COLOR, REJECT_COLOR = "#2ca02c", "#d62728"
 
@@ -28,17 +35,11 @@ def check_port_free(address: str, port: int) -> None:
 
 def latest_filter_key(dataset) -> str | None:
     """The key of the most recent filter run on ``dataset``, if any."""
-    from curation.runs.records import latest_run
-
     return latest_run(dataset, "filter")
 
 
 def filter_color_scheme(key: str):
     """Sample tags of filter run ``key`` coloured green (pass) and red (reject)."""
-    import fiftyone as fo
-
-    from curation.tags import pass_tag, reject_tag
-
     return fo.ColorScheme(
         color_by="value",
         fields=[
@@ -56,8 +57,6 @@ def filter_color_scheme(key: str):
 def default_view(dataset):
     """What the App opens on: the synthetic samples of the latest filter run, best score first,
     with its pass/reject colours; else the whole dataset."""
-    from fiftyone import ViewField as F
-
     key = latest_filter_key(dataset)
     if key is None or f"{key}_score" not in dataset.get_field_schema():
         return None, None
@@ -70,10 +69,6 @@ def launch(
 ):
     """Start the App server on ``name`` (on a named view, or :func:`default_view`) and return the
     session. The synthcurate plugin's operators are available in the App."""
-    import fiftyone as fo
-
-    from curation.plugins import enable_plugins
-
     enable_plugins()
     dataset = open_dataset(name)
     check_port_free(address, port)
@@ -94,8 +89,6 @@ SERVER_STOP_TIMEOUT = 1.0
 def _server_processes() -> list:
     """This process's FiftyOne App server service (FiftyOne's ``service/main.py --51-service
     server`` child) and everything it started."""
-    import psutil
-
     found = []
     for child in psutil.Process().children():
         with contextlib.suppress(psutil.Error):
@@ -110,8 +103,6 @@ def stop_server(timeout: float = SERVER_STOP_TIMEOUT) -> None:
     """Stop the App server this process started: ask its processes to exit (SIGTERM), kill
     those still there after ``timeout`` seconds (FiftyOne's own shutdown waits for the server
     however long it takes)."""
-    import psutil
-
     processes = _server_processes()
     for process in processes:
         with contextlib.suppress(psutil.Error):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 
+from fiftyone.core.service import DatabaseService
+
 
 def database_problem() -> str | None:
     """What is missing for FiftyOne's database in one line, or ``None`` if all is well."""
     if os.environ.get("FIFTYONE_DATABASE_URI"):
         return None
-    from fiftyone.core.service import DatabaseService
 
     try:
         DatabaseService.find_mongod()

@@ -22,11 +22,16 @@ connected) uses that port, as FiftyOne does, unchecked. Errors are :class:`Curat
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import fiftyone as fo
+import fiftyone.core.odm.database as food
+import fiftyone.core.service as fos
 import psutil
+from fiftyone.core.config import FiftyOneConfigError
 
 from curation.errors import CurateError
 
@@ -153,8 +158,6 @@ def conflict(folder: Path, found: Mongod) -> str | None:
 
 def attached_service() -> Mongod | None:
     """The service FiftyOne attached to (``None``: it started its own, or uses a URI)."""
-    import fiftyone.core.odm.database as food
-
     service = food._db_service
     if service is None or not getattr(service, "attached", False) or service.child is None:
         return None
@@ -169,16 +172,11 @@ def attached_service() -> Mongod | None:
 def _let_go() -> None:
     """Disconnect from a database this command must not use, leaving it as it was (FiftyOne
     would delete its non-persistent datasets at exit when it is their only client)."""
-    import atexit
-
-    import fiftyone.core.odm.database as food
-
     atexit.unregister(food._delete_non_persistent_datasets_if_allowed)
     food._disconnect()
 
 
 def _connect_to_uri(uri: str) -> None:
-    import fiftyone.core.odm.database as food
     from pymongo.uri_parser import parse_uri
 
     try:
@@ -195,9 +193,6 @@ def _connect_to_uri(uri: str) -> None:
 
 
 def _start_or_attach(folder: Path) -> None:
-    import fiftyone.core.odm.database as food
-    import fiftyone.core.service as fos
-    from fiftyone.core.config import FiftyOneConfigError
 
     log = folder / "log" / "mongo.log"
     try:
@@ -222,8 +217,6 @@ def connect() -> None:
         CurateError: another service or ``mongod`` is in the way, the service cannot start, or
             the server at ``FIFTYONE_DATABASE_URI`` does not answer.
     """
-    import fiftyone as fo
-
     if fo.config.database_uri:
         _connect_to_uri(fo.config.database_uri)
         return

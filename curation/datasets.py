@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import fiftyone as fo
 from fiftyone import ViewField as F
 
+from brain.data import decode_paths, fitted_images
 from curation.errors import CurateError
-from curation.leftovers import clean_leftovers, is_temp_dataset_name
+from curation.leftovers import is_temp_dataset_name
 from curation.names import DATASET_NAME
 from curation.names import check_name as check_named
 from curation.schema import (
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from brain.data import DecodedView
-
-RUN_AREAS = ("runs", "generate", "filters")
-"""The folders of a dataset's media folder that hold one folder per run (train, generate,
-filter)."""
 
 
 def check_name(name: str) -> str:
@@ -84,62 +80,6 @@ def list_projects() -> list[str]:
         if INFO_KEY in info:
             names.append(name)
     return names
-
-
-def delete_dataset(name: str) -> None:
-    """Delete dataset ``name``, its ``<name>-parents`` dataset of whole images (see
-    :mod:`curation.segment`), the leftovers of its killed runs and the media synthcurate wrote
-    for it (source images are kept). Similarity indexes outside the database (a Milvus or
-    Qdrant collection, a LanceDB table, a Milvus Lite file elsewhere) are dropped first, where
-    their store answers."""
-    import shutil
-
-    from curation.runs.embed import drop_indexes
-
-    dataset = open_dataset(name)
-    media = media_root(name)
-    if fo.dataset_exists(f"{name}-parents"):
-        fo.load_dataset(f"{name}-parents").delete()
-    clean_leftovers(name)
-    drop_indexes(dataset)
-    dataset.delete()
-    if media.is_dir():
-        shutil.rmtree(media)
-
-
-def media_base() -> Path:
-    """The folder holding every dataset's media folder."""
-    return Path(fo.config.default_dataset_dir) / "synthcurate"
-
-
-def media_root(name: str) -> Path:
-    """The folder where synthcurate writes images for dataset ``name`` (never beside sources)."""
-    return media_base() / check_name(name)
-
-
-def run_area_folder(dataset_name: str, area: str, folder: str) -> Path:
-    """The folder of one run, ``<media>/<area>/<folder>`` (not created), where ``area`` is one
-    of :data:`RUN_AREAS`: refused unless it lies strictly inside ``<media>/<area>``, so that no
-    run writes or deletes outside its own folder.
-
-    Raises:
-        CurateError: ``folder`` is empty, ``.``, ``..`` or a path.
-    """
-    if area not in RUN_AREAS:
-        raise ValueError(f"unknown run area {area!r}")
-    parent = media_root(dataset_name) / area
-    path = parent / folder
-    if folder in ("", ".", "..") or path.parent != parent:
-        raise CurateError(f"run folder {folder!r} would not lie inside {parent}")
-    return path
-
-
-def media_dir(dataset: fo.Dataset | str, *parts: str) -> Path:
-    """A sub-folder of the dataset's media root (created)."""
-    name = dataset if isinstance(dataset, str) else dataset.name
-    path = media_root(name).joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def builtin_views(dataset: fo.Dataset) -> dict[str, fo.DatasetView]:
@@ -205,8 +145,6 @@ def decode_view(
     Raises:
         InputError: if the view is empty or an image is unreadable.
     """
-    from brain.data import decode_paths
-
     ids, paths, labels, splits, origins = view.values(
         ["id", "filepath", f"{label_field}.label", SPLIT_FIELD, ORIGIN_FIELD]
     )
@@ -216,7 +154,5 @@ def decode_view(
 def view_images(dataset: fo.Dataset, view: fo.DatasetView, *, desc: str = "view") -> np.ndarray:
     """The images of ``view`` as one ``uint8`` ``(N, H, W, C)`` array under ``dataset``'s size
     policy (see :func:`curation.schema.size_policy`)."""
-    from brain.data import fitted_images
-
     size, pad = size_policy(dataset)
     return fitted_images(decode_view(view, progress=False, desc=desc).arrays, size, pad)

@@ -15,9 +15,11 @@ from typing import Any
 
 import yaml
 
-from curation.datasets import dataset_exists, delete_dataset, open_dataset
+from curation.datasets import dataset_exists, open_dataset
 from curation.demo import make_demo_data
+from curation.experiment import parse_config, run_experiment
 from curation.ingest import ingest_csv, ingest_pool
+from curation.runs import delete_project
 from curation.schema import project_info
 
 DEMO_RARE = "translocation"
@@ -38,7 +40,7 @@ def prepare_demo_dataset(
         echo(f"[data] making simulated FISH crops in {data}")
         make_demo_data(data, n_labelled=DEMO_LABELLED, n_pool=DEMO_POOL)
     if dataset_exists(name) and fresh:
-        delete_dataset(name)  # and the checkpoints and images made for it
+        delete_project(name)  # and the checkpoints and images made for it
     if dataset_exists(name):
         sources = [s["kind"] for s in project_info(open_dataset(name)).get("sources", [])]
         if {f"csv:{labels_csv}", f"pool:{data / 'pool'}"} <= set(sources):  # both ingests done
@@ -67,8 +69,6 @@ def run_demo(
     """Run the demo study (``study``: another config mapping than ``demo_experiment.yaml``, e.g.
     with smaller budgets; its ``dataset`` is set to ``name``); returns the experiment's results
     (``report`` is the report path)."""
-    from curation.experiment import parse_config, run_experiment
-
     root.mkdir(parents=True, exist_ok=True)
     prepare_demo_dataset(name, root, fresh=fresh, echo=echo)
     config = parse_config({**study, "dataset": name} if study else demo_config(name))

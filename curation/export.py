@@ -24,7 +24,7 @@ from fiftyone import ViewField as F
 from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
 from curation.leftovers import clean_folder_leftovers, replace_folder, temp_folder
-from curation.names import check_out_folder
+from curation.media import check_out_folder
 from curation.runs.records import list_runs
 from curation.schema import (
     GROUP_FIELD,

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from curation.datasets import open_dataset
+from curation.names import reason_field
+from curation.runs.records import list_runs, load_run
 from curation.schema import LABEL_FIELD, LINEAGE_FIELD, ORIGIN_FIELD, SPLIT_FIELD, project_info
+from curation.tags import MANUAL_FIELD, pass_tag, reject_tag
 
 UNLABELLED = "(unlabelled)"
 NO_LINEAGE = "(no lineage)"
@@ -54,8 +57,6 @@ def reasons_by_generator(dataset, key: str) -> dict[str, dict[str, int]]:
     """Why filter run ``key`` passed or rejected each generator's samples: ``generator ->
     reason -> count``, from the run's reason field (``pass`` or the reject reason, as the run
     wrote it) and each sample's ``lineage.run``; empty without that field."""
-    from curation.runs.filter import reason_field
-
     field = reason_field(key)
     if not dataset.has_sample_field(field):
         return {}
@@ -67,9 +68,6 @@ def filter_summaries(dataset) -> dict[str, dict[str, Any]]:
     """Per filter run: method, level, calibration, live pass / reject / manual counts (from the
     tags, so re-tagging in the App shows), reasons (in all and per generator:
     :func:`reasons_by_generator`), scorecard and warnings."""
-    from curation.runs.records import list_runs, load_run
-    from curation.tags import MANUAL_FIELD, pass_tag, reject_tag
-
     tags = dataset.count_sample_tags()
     n_manual = 0
     if MANUAL_FIELD in dataset.get_field_schema():

@@ -27,7 +27,8 @@ from curation.datasets import check_name, dataset_exists, open_dataset
 from curation.errors import CurateError
 from curation.ingest_checks import check_ingested
 from curation.leftovers import clean_leftovers, pending_append, temp_dataset_name
-from curation.readers import Record
+from curation.media import media_root
+from curation.readers import Record, read_csv, read_directory, read_npz, read_pool
 from curation.schema import (
     FINE_LABEL_FIELD,
     GROUP_FIELD,
@@ -369,15 +370,11 @@ def _build_and_swap(name: str, samples: list[fo.Sample], updates: dict) -> None:
 
 def npz_media(name: str, path: str | Path) -> Path:
     """Where images of an ``.npz`` ingest are written (under the dataset's media root)."""
-    from curation.datasets import media_root
-
     return media_root(name) / "npz" / Path(path).stem
 
 
 def ingest_dir(path: str | Path, name: str, **options) -> IngestReport:
     """Ingest a class-per-folder tree (see :func:`curation.readers.read_directory`)."""
-    from curation.readers import read_directory
-
     return ingest_records(read_directory(path), name, source=f"dir:{path}", **options)
 
 
@@ -393,8 +390,6 @@ def ingest_csv(
     **options,
 ) -> IngestReport:
     """Ingest a CSV manifest (see :func:`curation.readers.read_csv`)."""
-    from curation.readers import read_csv
-
     records = read_csv(
         path,
         path_column=path_column,
@@ -411,8 +406,6 @@ def ingest_npz(
 ) -> IngestReport:
     """Ingest a MedMNIST-style ``.npz``; its images are written once as PNG under the dataset's
     media folder (see :func:`curation.readers.read_npz`)."""
-    from curation.readers import read_npz
-
     check_name(name)
     records = read_npz(path, npz_media(name, path), class_names=class_names)
     return ingest_records(records, name, source=f"npz:{path}", **options)
@@ -420,6 +413,4 @@ def ingest_npz(
 
 def ingest_pool(path: str | Path, name: str, **options) -> IngestReport:
     """Ingest unlabelled images as the ``pool`` split (usually with ``append=True``)."""
-    from curation.readers import read_pool
-
     return ingest_records(read_pool(path), name, source=f"pool:{path}", **options)

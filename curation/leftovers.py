@@ -39,6 +39,13 @@ from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
 
+import fiftyone as fo
+import psutil
+from fiftyone import ViewField as F
+
+from curation.media import media_base, media_root
+from curation.schema import project_info
+
 STALE_AFTER = 24 * 3600
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
 _OWNED = r"(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]{8}"
@@ -91,8 +98,6 @@ def is_temp_dataset_name(name: str) -> bool:
 def _owner_state(host: str | None, pid: str | None, changed_at: float) -> tuple[str, bool]:
     """``(owner in words, dead)`` for an owner recorded as ``host``/``pid``, given when the
     leftover was last changed (seconds since the epoch)."""
-    import psutil
-
     if host != _HOST or pid is None:
         where = "an unknown process" if host is None else f"pid {pid} on another host"
         return where, time.time() - changed_at > STALE_AFTER
@@ -109,8 +114,6 @@ def _owner_state(host: str | None, pid: str | None, changed_at: float) -> tuple[
 
 def dataset_leftovers(name: str | None = None) -> list[Leftover]:
     """Temporary datasets (of dataset ``name``, or of every dataset), dead or alive."""
-    import fiftyone as fo
-
     pattern = f"{name}.tmp-*" if name is not None else "*.tmp-*"
     found = []
     for entry in fo.list_datasets(glob_patt=pattern, info=True):
@@ -148,8 +151,6 @@ def folder_leftovers(folder: Path, target: str | None = None) -> list[Leftover]:
 
 
 def _settle_dataset(leftover: Leftover) -> str:
-    import fiftyone as fo
-
     dataset = fo.load_dataset(leftover.path)
     if leftover.complete and not fo.dataset_exists(leftover.target):
         dataset.name = leftover.target
@@ -213,17 +214,11 @@ def describe(leftover: Leftover) -> str:
 
 
 def _pending_folder(name: str) -> Path:
-    from curation.datasets import media_root
-
     return media_root(name) / ".pending"
 
 
 def _appended(name: str, token: str) -> bool:
     """Whether the append ``token`` finished (its source entry is in the project record)."""
-    import fiftyone as fo
-
-    from curation.schema import project_info
-
     if not fo.dataset_exists(name):
         return False
     sources = project_info(fo.load_dataset(name)).get("sources", [])
@@ -233,9 +228,6 @@ def _appended(name: str, token: str) -> bool:
 def _settle_append(name: str, marker: Path) -> str:
     """Remove the samples that an unfinished append (``marker``) added to ``name``, then the
     marker; returns what was done."""
-    import fiftyone as fo
-    from fiftyone import ViewField as F
-
     token = _PENDING.match(marker.name)["token"]
     done = f"removed the marker of a finished append to {name!r}"
     if not _appended(name, token) and fo.dataset_exists(name):
@@ -283,8 +275,6 @@ def append_leftovers(name: str) -> list[Leftover]:
 
 def _project_names(name: str | None) -> list[str]:
     """``[name]``, or every dataset that has a media folder."""
-    from curation.datasets import media_base
-
     if name is not None:
         return [name]
     base = media_base()
@@ -294,8 +284,6 @@ def _project_names(name: str | None) -> list[str]:
 def find_leftovers(name: str | None = None) -> list[Leftover]:
     """Temporary datasets, checkpoint folders and unfinished appends of dataset ``name`` (or
     of all), dead or alive (export folders are found by the next export to the same place)."""
-    from curation.datasets import media_root
-
     found = dataset_leftovers(name)
     for project in _project_names(name):
         found += folder_leftovers(media_root(project) / "runs") + append_leftovers(project)
@@ -304,8 +292,6 @@ def find_leftovers(name: str | None = None) -> list[Leftover]:
 
 def clean_leftovers(name: str | None = None) -> list[str]:
     """Settle every dead leftover of dataset ``name`` (or of all); returns what was done."""
-    from curation.datasets import media_root
-
     done = clean_dataset_leftovers(name)
     for project in _project_names(name):
         done += clean_folder_leftovers(media_root(project) / "runs")

@@ -19,26 +19,18 @@ read as ``_``; filter keys name fields and tags (``K_score``, ``K:pass``); a stu
 its generators' names (``name`` in its config) are joined into its run names
 (``<study>-<generator>-pass-aug-s<seed>``). The maxima keep every derived name, field, tag and
 file name (with its hidden temporary sibling) valid.
-
-An output folder (``--out`` of ``curate export`` and ``curate experiment``) is refused when it is
-empty, the current directory or a folder above it, the dataset's media folder or a folder
-above it, inside the folders where its runs write (``runs/``, ``generate/``, ``filters/``), or a
-folder holding any of the dataset's images (a source folder, or a folder above one): writing
-or replacing it would mix with or destroy what the dataset reads.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from curation.errors import CurateError
 
 if TYPE_CHECKING:
-    import fiftyone as fo
+    pass
 
 MAX_NAME_LENGTH = 100
 MAX_KEY_LENGTH = 60
@@ -151,57 +143,94 @@ def check_run_name(value: str, param: str = "run") -> str:
     return check_name(value, RUN_NAME, param)
 
 
-def _within(path: Path, folder: Path) -> bool:
-    """Whether ``path`` is ``folder`` or lies inside it."""
-    return path == folder or folder in path.parents
+# -- the names synthcurate derives: built-in views, run kinds and run keys ---------------------
+
+ALL_VIEW, REAL_VIEW, SYNTHETIC_VIEW, POOL_VIEW = "all", "real", "synthetic", "pool"
+RARE_TRAIN, COMMON_TRAIN = "rare-train", "common-train"
+"""The real train samples of the rare class, and of the other classes."""
 
 
-def _image_under(dataset: fo.Dataset, folder: Path) -> str | None:
-    """A filepath of ``dataset`` inside ``folder`` (at any depth), if any (by the index on
-    ``filepath``)."""
-    prefix = "^" + re.escape(str(folder).rstrip("/") + "/")
-    found = dataset.match({"filepath": {"$regex": prefix}}).limit(1).values("filepath")
-    return found[0] if found else None
+def real_view(split: str) -> str:
+    """The name of the built-in view of the real samples of one labelled ``split``
+    (``real-train``, ``real-val``, ``real-test``)."""
+    return f"real-{split}"
 
 
-def out_folder_problem(out: Path, dataset: fo.Dataset) -> str | None:
-    """Why ``out`` may not be an output folder for ``dataset`` (``None``: it may)."""
-    from curation.datasets import RUN_AREAS, media_root
+REAL_TRAIN, REAL_VAL, REAL_TEST = (real_view(split) for split in ("train", "val", "test"))
 
-    path = Path(os.path.abspath(out))
-    resolved = path.resolve()
-    cwd = Path.cwd().resolve()
-    if cwd == resolved or resolved in cwd.parents:
-        return "is the current directory" if cwd == resolved else "holds the current directory"
-    media = media_root(dataset.name)
-    for folder in {media, media.resolve()}:
-        if folder == resolved or resolved in folder.parents:
-            what = "is" if folder == resolved else "holds"
-            return f"{what} the media folder of dataset {dataset.name!r} ({folder})"
-        for area in RUN_AREAS:
-            if _within(resolved, folder / area):
-                return f"lies in {folder / area}, where the runs of {dataset.name!r} write"
-    for candidate in dict.fromkeys([path, resolved]):
-        image = _image_under(dataset, candidate)
-        if image is not None:
-            return f"holds images of dataset {dataset.name!r} (e.g. {image})"
-    return None
+KIND_MODULES = {
+    "train": "curation.runs.train",
+    "embed": "curation.runs.embed",
+    "filter": "curation.runs.filter",
+    "generate": "curation.runs.generate",
+    "experiment": "curation.experiment.record",
+    "ssim": "curation.runs.ssim",
+}
+"""Every kind of run, with the module that registers it (the one list of kinds)."""
+
+RUN_KINDS = tuple(KIND_MODULES)
+
+RUN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""What a stored run's key is (``<kind>_<name>`` with ``-`` and ``.`` read as ``_``); also the
+shape of every name derived from it (fields ``pred_<name>``, brain keys ``emb_<name>``)."""
 
 
-def check_out_folder(out: str | Path | None, dataset: fo.Dataset, param: str = "out") -> Path:
-    """``out`` as a path, if it may be written (or replaced) as an output folder of ``dataset``:
-    not empty, not the current directory or above it, not the media folder or above it, not in
-    the folders where runs write, and not a folder holding any of the dataset's images (at any
-    depth: a source folder or one above it). A new folder inside a source folder is allowed.
+def key_suffix(name: str) -> str:
+    """``name`` as it appears in keys, fields and folder names (``-`` and ``.`` become ``_``)."""
+    return name.replace("-", "_").replace(".", "_")
+
+
+def run_key(kind: str, name: str) -> str:
+    """The dataset key of run ``name`` of ``kind``.
+
+    This reads the keys of stored runs, those of older versions included; a new run's name is
+    checked by :func:`check_run_name` (empty, dotted, over-long names refused).
 
     Raises:
-        CurateError: one line naming the option and why.
+        ValueError: an unknown kind.
+        CurateError: a name that gives no valid key.
     """
-    if out is None or not str(out).strip():
-        raise CurateError(f"`{param}` is empty: name the folder to write", params=(param,))
-    problem = out_folder_problem(Path(out), dataset)
-    if problem is not None:
-        raise CurateError(
-            f"`{param}` {str(out)!r} {problem}: choose another folder", params=(param,)
-        )
-    return Path(out)
+    if kind not in KIND_MODULES:
+        raise ValueError(f"unknown run kind {kind!r}")
+    key = f"{kind}_{key_suffix(name)}"
+    if not RUN_KEY.fullmatch(key):
+        raise CurateError(f"invalid run name {name!r}: use letters, digits, '_' or '-'")
+    return key
+
+
+# Names a filter run ``K`` writes: fields, brain key and views.
+
+
+def check_key(key: str) -> str:
+    """A filter key: a letter, then letters, digits or ``_``, at most 60 characters (it names
+    fields and tags; see :mod:`curation.names`).
+
+    Raises:
+        CurateError: an invalid key.
+    """
+    return check_name(key, FILTER_KEY, "key")
+
+
+def score_field(key: str) -> str:
+    """The float field holding the scores of filter run ``key``."""
+    return f"{key}_score"
+
+
+def reason_field(key: str) -> str:
+    """The string field holding why each synthetic sample passed or not under run ``key``."""
+    return f"{key}_reason"
+
+
+def part_field(key: str, part: str) -> str:
+    """The float field holding part ``part`` (e.g. ``realism``) of run ``key``'s score."""
+    return f"{key}_{part}"
+
+
+def visualization_key(key: str) -> str:
+    """The brain key of filter run ``key``'s plane points."""
+    return f"{key}_umap"
+
+
+def view_names(key: str) -> list[str]:
+    """The saved views of filter run ``key``'s passing and rejected samples."""
+    return [f"{key}-pass", f"{key}-reject"]

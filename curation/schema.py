@@ -26,6 +26,7 @@ from typing import Any
 
 import fiftyone as fo
 
+from brain.data import check_pad, check_size
 from brain.splits import LABELLED_SPLITS
 
 LABEL_FIELD = "ground_truth"
@@ -128,8 +129,6 @@ def set_size_policy(dataset: fo.Dataset, size: int | None, pad: str = "border") 
     Raises:
         InputError: a size outside 8-1024 pixels or an unknown padding mode.
     """
-    from brain.data import check_pad, check_size
-
     check_size(size)
     check_pad(pad)
     set_project_info(dataset, size_policy=None if size is None else {"size": int(size), "pad": pad})

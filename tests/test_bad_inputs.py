@@ -19,8 +19,8 @@ from conftest import curate_process
 from brain.errors import InputError
 from brain.images import write_png
 from curation.cli import main
-from curation.datasets import media_root
 from curation.ingest import ingest_dir
+from curation.media import media_root
 from curation.runs.embed import compute_embeddings
 from curation.runs.train import train_classifier
 

@@ -14,9 +14,10 @@ from safetensors.torch import load_file
 from brain.errors import InputError
 from brain.images import write_png
 from curation.cli import main
-from curation.datasets import media_root, resolve_view, save_view
+from curation.datasets import resolve_view, save_view
 from curation.demo import make_crop, make_demo_data
 from curation.ingest import ingest_csv, ingest_dir, ingest_pool, ingest_records
+from curation.media import media_root
 from curation.readers import Record
 from curation.runs.embed import compute_embeddings
 from curation.runs.predictions import load_classifier, predict_proba

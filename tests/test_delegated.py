@@ -19,8 +19,8 @@ from fiftyone.operators.executor import ExecutionContext, ExecutionError, Execut
 
 from brain.errors import InputError
 from brain.images import write_png
-from curation.datasets import media_root
 from curation.ingest import ingest_dir
+from curation.media import media_root
 from curation.plugins import enable_plugins, operator_uri
 from curation.runs.records import list_keys, list_runs
 from curation.runs.train import field_names, run_folder, train_classifier

@@ -12,10 +12,10 @@ import pytest
 from brain.errors import InputError
 from brain.images import write_png
 from curation.cli import main
-from curation.datasets import media_root
 from curation.demo import make_crop
 from curation.errors import CurateError
 from curation.ingest import ingest_records
+from curation.media import media_root
 from curation.readers import Record
 from curation.runs.embed import compute_embeddings
 from curation.runs.neighbours import find_similar

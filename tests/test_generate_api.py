@@ -14,7 +14,7 @@ from fiftyone import ViewField as F
 from brain.errors import InputError
 from brain.images import read_image, write_png
 from curation.cli import main as cli_main
-from curation.datasets import media_root
+from curation.media import media_root
 from curation.runs.generate import describe_sources, generate
 from curation.runs.generate_data import existing_pairs
 from curation.runs.records import load_run

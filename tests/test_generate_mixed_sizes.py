@@ -14,8 +14,8 @@ from fiftyone import ViewField as F
 from brain.errors import InputError
 from brain.images import read_image, write_png
 from curation.cli import main as cli_main
-from curation.datasets import media_root
 from curation.ingest import ingest_dir
+from curation.media import media_root
 from curation.runs.generate import generate
 from curation.runs.records import load_run
 

@@ -19,9 +19,9 @@ from conftest import curate_process, kill_when
 
 from brain.images import write_png
 from curation.cli import main
-from curation.datasets import media_root
 from curation.ingest import ingest_dir
 from curation.leftovers import temp_dataset_name, temp_folder
+from curation.media import media_root
 from curation.runs.records import has_run, list_runs, store_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -13,10 +13,10 @@ import pytest
 from brain.filter_calibration import CalibrationSettings
 from brain.settings import TrainSettings
 from curation.cli import main
-from curation.datasets import media_root, run_area_folder
 from curation.demo import make_demo_data
 from curation.errors import CurateError
 from curation.ingest import ingest_csv, ingest_pool
+from curation.media import media_root, run_area_folder
 from curation.runs import delete_run, list_run_keys, show_run
 from curation.runs.embed import compute_embeddings
 from curation.runs.filter import run_filter

@@ -111,7 +111,7 @@ def _bad_inputs(tmp_path, spreads):
 
 def test_bad_input_one_line_exit_2_nothing_added(spreads, name, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path / "no-cache"))
-    from curation.datasets import media_root
+    from curation.media import media_root
 
     for expected, args in _bad_inputs(tmp_path, spreads).items():
         model = [] if "--model" in args else ["--model", "classical"]

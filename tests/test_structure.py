@@ -5,6 +5,7 @@ other in a circle."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,95 @@ def test_no_import_cycle_inside_the_study():
 
     cycles = [module for module in graph if reaches(module, module, {module})]
     assert not cycles, cycles
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _curation_graph() -> dict[str, set[str]]:
+    """``module -> the curation modules it imports`` (at any depth of the file; ``from a
+    import b`` names ``a.b`` when that is a module)."""
+    modules = {_module_name(p): p for p in (ROOT / "curation").rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    targets.add(sub if sub in modules else node.module)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+@pytest.mark.parametrize("module", ["datasets", "media", "leftovers"])
+def test_project_foundations_import_nothing_from_the_runs_layer(module):
+    """Datasets, media paths and leftovers sit below the runs: deleting a project is
+    :func:`curation.runs.delete_project`, not something ``datasets`` calls up for."""
+    imported = imported_modules(ROOT / "curation" / f"{module}.py")
+    assert not {m for m in imported if m.startswith("curation.runs")}, imported
+
+
+def test_no_import_circle_in_curation():
+    """No module of ``curation`` reaches itself through the imports of others, counting the
+    imports inside functions too (a circle hidden in a function is still a circle)."""
+    graph = _curation_graph()
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            module = todo.pop()
+            if module == goal:
+                return True
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph[module])
+        return False
+
+    circles = sorted(m for m in graph if any(reaches(t, m) for t in graph[m]))
+    assert not circles, circles
+
+
+def test_the_circle_check_sees_a_circle_through_a_function(tmp_path, monkeypatch):
+    package = tmp_path / "curation"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from curation.b import g\n")
+    (package / "b.py").write_text("def g():\n    from curation import a\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    graph = _curation_graph()
+    assert graph["curation.a"] == {"curation.b"}
+    assert graph["curation.b"] == {"curation.a"}
+
+
+LAZY_FOLDERS = ("cli", "plugins")
+"""The command line and the App plugin import the product inside their commands, so that
+``curate --help`` and the App start without loading torch and every run kind."""
+OWN_PACKAGES = ("curation", "brain", "generators", "fiftyone")
+
+
+def test_the_product_imports_its_own_packages_at_the_top_of_files():
+    """Outside the CLI and the App plugin, ``curation`` imports its own packages and FiftyOne at
+    the top of each file; only optional dependencies (ray, Milvus, cellpose, scikit-image, ...)
+    are imported where they are used."""
+    inside = []
+    for path in sorted((ROOT / "curation").rglob("*.py")):
+        if path.relative_to(ROOT / "curation").parts[0] in LAZY_FOLDERS:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                module = None
+                if isinstance(node, ast.Import):
+                    module = node.names[0].name
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    module = node.module
+                if module and _top(module) in OWN_PACKAGES:
+                    inside.append(f"{path.relative_to(ROOT)}:{node.lineno} {module}")
+    assert not inside, inside

@@ -20,9 +20,9 @@ from test_bad_inputs import assert_one_error_line, snapshot
 from test_embeddings import make_embedded
 
 from curation.cli import main
-from curation.datasets import media_root
 from curation.errors import CurateError
 from curation.ingest import ingest_records
+from curation.media import media_root
 from curation.readers import Record
 from curation.runs.embed import compute_embeddings
 from curation.runs.neighbours import find_similar, nearest_neighbours

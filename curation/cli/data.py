@@ -248,12 +248,13 @@ def cleanup(name: str | None) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(name: str, yes: bool) -> None:
     """Delete a project dataset and the images synthcurate wrote for it (sources are kept)."""
-    from curation.datasets import delete_dataset, open_dataset
+    from curation.datasets import open_dataset
+    from curation.runs import delete_project
 
     open_dataset(name)
     if not yes:
         click.confirm(f"delete dataset {name!r}?", abort=True)
-    delete_dataset(name)
+    delete_project(name)
     click.echo(f"deleted {name!r}")
 
 

@@ -41,8 +41,10 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 import fiftyone as fo
+import fiftyone.core.odm.database as food
 
 from brain.errors import InputError
+from brain.progress import progress_bar
 from curation.errors import CurateError
 from curation.experiment.config import RayConfig
 from curation.experiment.jobs import TrainJob
@@ -68,8 +70,6 @@ class Trainer(Protocol):
 
 def cell_progress(jobs: Sequence[TrainJob], progress: bool):
     """Progress over a batch of trainings: a line per finished run off a terminal."""
-    from brain.progress import progress_bar
-
     return progress_bar(
         total=len(jobs), desc="study trainings", unit="run", enabled=progress, every=1
     )
@@ -166,7 +166,6 @@ def database_uri() -> str:
     """The MongoDB this process is connected to (FiftyOne's own, when it started one)."""
     if fo.config.database_uri:
         return fo.config.database_uri
-    import fiftyone.core.odm.database as food
 
     host, port = food.get_db_client().address
     return f"mongodb://{host}:{port}"

@@ -9,10 +9,13 @@ from typing import Any
 
 import yaml
 
+from brain.copies import check_copy_threshold
+from brain.filters import make_filter
 from brain.settings import TrainSettings
 from curation.errors import CurateError
 from curation.experiment.cells import ARMS
 from curation.names import EXPERIMENT_NAME, GENERATOR_NAME, check_name
+from generators import GENERATORS
 
 EXISTING = "existing"  # a "generator" that only selects synthetic samples already present
 
@@ -134,7 +137,6 @@ def _build(cls, data: Any, where: str):
 
 
 def _check(config: ExperimentConfig) -> ExperimentConfig:
-    from generators import GENERATORS
 
     check_name(config.name, EXPERIMENT_NAME)
     if not isinstance(config.seeds, int) or config.seeds < 2:
@@ -157,8 +159,6 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
     if len(set(names)) != len(names):
         raise CurateError(f"generator names must be unique: {names}")
     config.classifier.check()
-    from brain.copies import check_copy_threshold
-    from brain.filters import make_filter
 
     flt = make_filter(config.filter.method)  # raises listing the known filters
     if config.filter.level is not None:

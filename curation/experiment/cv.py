@@ -25,10 +25,12 @@ import numpy as np
 from fiftyone import ViewField as F
 
 from brain.metrics import mean_std, pool_at_specificity
+from brain.splits import fold_splits, stratified_group_folds
 from brain.stats import count_intervals
 from curation.datasets import dataset_exists, open_dataset
 from curation.errors import CurateError
 from curation.experiment.config import ExperimentConfig
+from curation.experiment.report import at_specificity_summary, compare_rows
 from curation.schema import (
     GROUP_FIELD,
     LABEL_FIELD,
@@ -50,8 +52,6 @@ def make_fold_datasets(config: ExperimentConfig) -> list[str]:
     Raises:
         CurateError: more folds than groups holding the rare class, or a fold without one.
     """
-    from brain.splits import fold_splits, stratified_group_folds
-
     dataset = open_dataset(config.dataset)
     rare = rare_class(dataset)
     labelled = dataset.match(F(ORIGIN_FIELD) == REAL).exists(f"{LABEL_FIELD}.label")
@@ -95,8 +95,6 @@ def _pooled_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _pooled_at_specificity(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Per seed, the recall at the val-chosen threshold pooled over the folds' test samples."""
-    from curation.experiment.report import at_specificity_summary
-
     if any(r.get("at_specificity") is None for r in rows):
         return None
     per_seed = zip(*(r["at_specificity"]["per_seed"] for r in rows), strict=True)
@@ -131,8 +129,6 @@ def run_cross_validated(
 ) -> dict:
     """Run the study on every fold's dataset with ``run_experiment`` (the fixed-split study)
     and pool the results (see the module doc)."""
-    from curation.experiment.report import compare_rows
-
     fold_results = []
     for fold, name in enumerate(make_fold_datasets(config)):
         echo(f"[cv] fold {fold + 1} of {config.cv}: dataset {name!r}")

@@ -6,6 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+from brain.images import read_image
 
 _LINE_HEIGHT = 11
 """Pixels per line of a tile's label in :func:`sample_grid`."""
@@ -23,8 +27,6 @@ def _pyplot():
 def plot_roc_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], out: Path) -> Path:
     """ROC and precision-recall curves of the rare class; ``curves`` maps a label to
     ``(is_rare, rare_probability)`` on the test split."""
-    from sklearn.metrics import auc, precision_recall_curve, roc_curve
-
     plt = _pyplot()
     fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(11, 4.8))
     for label, (truth, score) in curves.items():
@@ -74,10 +76,6 @@ def sample_grid(
     """A grid of images (each fitted into ``tile x tile``, grayscale shown as grey), with
     ``labels`` (one per image, lines split at ``\\n``, e.g. its generator and filter reason)
     written under each tile, cut to the tile's width."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    from brain.images import read_image
-
     font = ImageFont.load_default(size=10)
     lines = max((len(label.split("\n")) for label in labels or []), default=0)
     cell = tile + lines * _LINE_HEIGHT + (2 if lines else 0)

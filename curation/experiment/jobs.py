@@ -13,7 +13,7 @@ import fiftyone as fo
 
 from brain.settings import TrainSettings
 from curation.datasets import builtin_views
-from curation.runs.train import TRAIN, FittedRun
+from curation.runs.train import TRAIN, FittedRun, fit_classifier
 from curation.schema import LABEL_FIELD
 
 # settings compared with a stored train run to skip it; device and pad are resolved when
@@ -40,8 +40,6 @@ class TrainJob:
         self, dataset: fo.Dataset, *, num_threads: int | None = None, progress: bool = True
     ) -> FittedRun:
         """Train the run (its checkpoints written; nothing stored on ``dataset``)."""
-        from curation.runs.train import fit_classifier
-
         return fit_classifier(
             dataset,
             self.run,

@@ -9,9 +9,14 @@ from typing import Any
 import fiftyone as fo
 import numpy as np
 from fiftyone import ViewField as F
+from sklearn.neighbors import NearestNeighbors
 
+from brain.data import stack_images
+from brain.ssim import pairwise_ssim
+from curation.datasets import decode_view
 from curation.experiment.config import ExperimentConfig
-from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, REAL, SPLIT_FIELD, SYNTHETIC
+from curation.runs.embed import EMBED
+from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, REAL, SPLIT_FIELD, SYNTHETIC, size_policy
 
 LEAK_TAG = "leak"
 LEAK_FIELD = "leak_of"
@@ -28,14 +33,6 @@ def check_leakage(
     Returns:
         ``threshold``, ``n_checked``, ``n_leaks`` and ``by_generator`` (leaks per lineage run).
     """
-    from sklearn.neighbors import NearestNeighbors
-
-    from brain.data import stack_images
-    from brain.ssim import pairwise_ssim
-    from curation.datasets import decode_view
-    from curation.runs.embed import EMBED
-    from curation.schema import size_policy
-
     field = EMBED.load(dataset, embedding)[0].field
     real = dataset.match((F(ORIGIN_FIELD) == REAL) & F(SPLIT_FIELD).is_in(["train", "val", "test"]))
     synthetic = dataset.match(F(ORIGIN_FIELD) == SYNTHETIC).exists(field)

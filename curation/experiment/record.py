@@ -14,7 +14,11 @@ from typing import Any
 
 import fiftyone as fo
 
-from curation.names import out_folder_problem
+from curation.experiment import cells as names
+from curation.experiment.config import EXISTING, parse_config
+from curation.experiment.cv import fold_dataset_name
+from curation.experiment.leakage import LEAK_FIELD, LEAK_TAG
+from curation.media import out_folder_problem
 from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint
 
@@ -59,7 +63,6 @@ class ExperimentKind(RunKind):
     results_type = ExperimentResults
 
     def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
-        from curation.experiment.config import parse_config
 
         stored, results = self.load(dataset, name)
         config = parse_config(stored.values)
@@ -70,8 +73,6 @@ class ExperimentKind(RunKind):
 
     def inputs(self, dataset: fo.Dataset, name: str) -> list[tuple[str, str]]:
         """The runs the study made: its tables and verdicts rest on them."""
-        from curation.experiment.config import parse_config
-
         stored, _ = self.load(dataset, name)
         return study_footprint(parse_config(stored.values)).runs
 
@@ -81,13 +82,7 @@ EXPERIMENT = ExperimentKind()
 
 def study_footprint(config) -> Footprint:
     """What the study ``config`` writes (its own record aside)."""
-    from curation.experiment import cells as names
-    from curation.experiment.config import EXISTING
-    from curation.experiment.leakage import LEAK_FIELD, LEAK_TAG
-
     if config.cv:
-        from curation.experiment.cv import fold_dataset_name
-
         return Footprint(
             datasets=[fold_dataset_name(config.dataset, f, config.cv) for f in range(config.cv)]
         )

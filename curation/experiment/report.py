@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from fiftyone import ViewField as F
 
+from brain.filters.scorecard import METRIC_HELP
 from brain.metrics import mean_std
 from brain.stats import (
     count_intervals,
@@ -34,6 +35,7 @@ from curation.experiment.views import copy_shares
 from curation.info import NO_LINEAGE, reasons_by_generator
 from curation.runs.filter import reason_field
 from curation.runs.records import load_run
+from curation.runs.ssim import SSIM_FIELD
 from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, SYNTHETIC
 from curation.tags import pass_tag, reject_tag
 
@@ -304,8 +306,6 @@ def reasons_table(counts: dict[str, dict[str, int]]) -> str:
 def _scorecard_table(scorecard: dict[str, dict]) -> str:
     """Fidelity of each generator's samples (all / passing) against the real rare class, with
     one line per number saying what it means."""
-    from brain.filters.scorecard import METRIC_HELP
-
     names = list(METRIC_HELP)
     lines = [
         "| generator | samples | n | " + " | ".join(names) + " |",
@@ -389,7 +389,6 @@ def _roc_curves(dataset, rows: list[dict]) -> dict[str, tuple[np.ndarray, np.nda
 
 
 def _ssim_values(dataset, generators: list[str]) -> dict[str, list[float]]:
-    from curation.runs.ssim import SSIM_FIELD
 
     if not dataset.has_sample_field(SSIM_FIELD):
         return {}

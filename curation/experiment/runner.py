@@ -20,7 +20,8 @@ from typing import Any
 
 import fiftyone as fo
 
-from curation.datasets import media_root, open_dataset, resolve_view
+from brain.filter_calibration import CalibrationSettings
+from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
 from curation.experiment.cells import (
     SYNTHETIC_ARMS,
@@ -33,24 +34,30 @@ from curation.experiment.cells import (
     synthetic_view_name,
 )
 from curation.experiment.cluster import Trainer, open_trainer
-from curation.experiment.config import ExperimentConfig
+from curation.experiment.config import EXISTING, ExperimentConfig
+from curation.experiment.cv import run_cross_validated
 from curation.experiment.jobs import TrainJob, finished
+from curation.experiment.leakage import check_leakage
 from curation.experiment.record import EXPERIMENT, ExperimentRecord, ExperimentResults
+from curation.experiment.report import collect_results, write_cv_report, write_report
 from curation.experiment.views import (
     check_training_view,
     generator_samples,
     save_generator_views,
     size_matched_sources,
 )
-from curation.names import check_out_folder
+from curation.media import check_out_folder, media_root
+from curation.runs.embed import EMBED, compute_embeddings
+from curation.runs.filter import run_filter
+from curation.runs.generate import describe_sources, generate
 from curation.runs.records import run_timestamp
+from curation.runs.ssim import compute_max_ssim
 from curation.schema import LABEL_FIELD
 
 Echo = Callable[[str], None]
 
 
 def _generate(dataset: fo.Dataset, config: ExperimentConfig, echo: Echo, progress: bool) -> dict:
-    from curation.runs.generate import describe_sources, generate
 
     reports = {}
     for gen in config.generators:
@@ -160,7 +167,6 @@ def _embedder(dataset: fo.Dataset, config: ExperimentConfig, trainer, echo, prog
 
 
 def _embed(dataset: fo.Dataset, config: ExperimentConfig, trainer, echo, progress) -> str:
-    from curation.runs.embed import EMBED, compute_embeddings
 
     name = embed_name(config.name)
     source = _embedder(dataset, config, trainer, echo, progress)
@@ -179,8 +185,6 @@ def _embed(dataset: fo.Dataset, config: ExperimentConfig, trainer, echo, progres
 def _filter(
     dataset: fo.Dataset, config: ExperimentConfig, embedding: str, echo: Echo, progress: bool
 ):
-    from brain.filter_calibration import CalibrationSettings
-    from curation.runs.filter import run_filter
 
     key = filter_key(config.name)
     # the sweep trains like the study's classifiers, without early stopping or a subset
@@ -210,8 +214,6 @@ def _filter(
 
 def _preflight(dataset: fo.Dataset, config: ExperimentConfig) -> None:
     """Check what the config needs before any work, so a bad config changes nothing."""
-    from curation.experiment.config import EXISTING
-
     for gen in config.generators:
         if gen.method == EXISTING and not len(generator_samples(dataset, gen.name)):
             raise CurateError(
@@ -249,8 +251,6 @@ def run_experiment(
         with the detectable difference and a verdict), ``verdicts`` (the headline lines),
         ``leakage`` and ``report`` (path of ``report.md``).
     """
-    from curation.experiment.report import collect_results, write_report
-
     dataset = open_dataset(config.dataset)
     _preflight(dataset, config)
     default = config.out if config.out is not None else report_folder(dataset.name, config.name)
@@ -260,9 +260,6 @@ def run_experiment(
             return run_experiment(config, out=out, echo=echo, progress=progress, trainer=trainer)
     record = ExperimentRecord(config.as_dict())
     if config.cv:
-        from curation.experiment.cv import run_cross_validated
-        from curation.experiment.report import write_cv_report
-
         per_fold = functools.partial(run_experiment, trainer=trainer)
         results = run_cross_validated(config, out, echo, progress, per_fold)
         stored = ExperimentResults(
@@ -295,9 +292,6 @@ def run_experiment(
     counts: dict[str, dict[str, int]] = {}
     leakage: dict[str, Any] = {}
     if generators:
-        from curation.experiment.leakage import check_leakage
-        from curation.runs.ssim import compute_max_ssim
-
         embedding = _embed(dataset, config, trainer, echo, progress)
         filter_result = _filter(dataset, config, embedding, echo, progress).to_record()
         if config.leakage.enabled:

@@ -14,32 +14,35 @@ The functions that make runs live in the kind's module
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
 import fiftyone as fo
 
+from curation.datasets import as_dataset, open_dataset
+from curation.errors import CurateError
+from curation.leftovers import clean_leftovers
+from curation.media import media_root
+from curation.names import KIND_MODULES
+from curation.runs.base import KINDS
 from curation.runs.footprint import Footprint
-from curation.runs.records import list_keys, list_runs, run_identity, run_key, run_timestamp
-
-_KIND_MODULES = (
-    "curation.runs.train",
-    "curation.runs.embed",
-    "curation.runs.generate",
-    "curation.runs.filter",
-    "curation.runs.ssim",
-    "curation.experiment.record",
+from curation.runs.records import (
+    list_keys,
+    list_runs,
+    load_run,
+    run_identity,
+    run_key,
+    run_timestamp,
 )
 
 
 def kinds():
-    """The registry of run kinds (every kind's module imported)."""
-    import importlib
-
-    for module in _KIND_MODULES:
+    """The registry of run kinds (every kind's module in :data:`curation.names.KIND_MODULES`
+    imported)."""
+    for module in KIND_MODULES.values():
         importlib.import_module(module)
-    from curation.runs.base import KINDS
-
     return KINDS
 
 
@@ -72,8 +75,6 @@ class RunInfo:
 def list_run_keys(dataset: fo.Dataset | str, kind: str | None = None) -> list[tuple[str, str, str]]:
     """``(key, kind, name)`` of every synthcurate run on ``dataset`` (of one ``kind`` if given),
     sorted by key."""
-    from curation.datasets import as_dataset
-
     return list_keys(as_dataset(dataset), kind)
 
 
@@ -83,9 +84,6 @@ def show_run(dataset: fo.Dataset | str, key: str) -> RunInfo:
     Raises:
         CurateError: no synthcurate run has that key.
     """
-    from curation.datasets import as_dataset
-    from curation.runs.records import load_run
-
     dataset = as_dataset(dataset)
     kind, name = run_identity(dataset, key)
     config, results = load_run(dataset, kind, name)
@@ -108,9 +106,6 @@ def delete_run(dataset: fo.Dataset | str, key: str, *, with_dependents: bool = F
         CurateError: no synthcurate run has that key, or others depend on it (naming them);
             nothing is deleted then.
     """
-    from curation.datasets import as_dataset
-    from curation.errors import CurateError
-
     dataset = as_dataset(dataset)
     kind, name = run_identity(dataset, key)
     found = dependents(dataset, kind, name)
@@ -165,7 +160,36 @@ def _delete(dataset: fo.Dataset, kind: str, name: str) -> Footprint:
         if owned_name in list_runs(dataset, owned_kind):
             _merge(removed, _delete(dataset, owned_kind, owned_name))
     _merge(removed, method.delete(dataset, name))
+    for made in footprint.datasets:  # e.g. a study's fold datasets
+        if fo.dataset_exists(made):
+            delete_project(made)
     return removed
+
+
+def delete_project(name: str) -> None:
+    """Delete project dataset ``name`` and everything synthcurate wrote for it: every run
+    through its footprint (similarity indexes on a server or in a file outside the media folder
+    included, where their store answers), the leftovers of its killed runs, its
+    ``<name>-parents`` dataset of whole images (see :mod:`curation.segment`), the dataset, and
+    its media folder. Source images are kept.
+
+    Raises:
+        CurateError: no dataset has that name.
+    """
+    dataset = open_dataset(name)
+    for kind, run in sorted(
+        ((k, n) for _, k, n in list_keys(dataset)),
+        key=lambda run: run[0] != "experiment",  # studies first: they own runs
+    ):
+        if run in list_runs(dataset, kind):  # not already gone with a study
+            _delete(dataset, kind, run)
+    clean_leftovers(name)
+    if fo.dataset_exists(f"{name}-parents"):
+        fo.load_dataset(f"{name}-parents").delete()
+    dataset.delete()
+    media = media_root(name)
+    if media.is_dir():
+        shutil.rmtree(media)
 
 
 def _merge(into: Footprint, part: Footprint) -> None:
@@ -176,6 +200,7 @@ def _merge(into: Footprint, part: Footprint) -> None:
 __all__ = [
     "Footprint",
     "RunInfo",
+    "delete_project",
     "delete_run",
     "dependents",
     "kinds",

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import fiftyone as fo
 import numpy as np
 
+from brain.data import check_shapes
 from brain.filter_calibration import (
     CalibrationSettings,
     LevelTrainer,
@@ -36,8 +37,6 @@ def level_trainer(
         CurateError: no rare class, synthetic samples without a known label.
         InputError: mixed channel counts, or mixed sizes without a size.
     """
-    from brain.data import check_shapes
-
     classes = list(project_info(dataset).get("classes", []))
     rare = rare_class(dataset)
     if rare not in classes:

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import fiftyone as fo
+import fiftyone.brain as fob
 
+from brain.classifier import run_checkpoint
 from curation.datasets import as_dataset, resolve_view
 from curation.errors import CurateError
 from curation.names import FIELD_NAME, check_name, check_run_name
 from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint, cleanup_brain_run
+from curation.runs.predictions import load_classifier, read_for_card
 from curation.runs.records import latest_run, list_runs, run_key
 from curation.runs.similarity import (
     BACKENDS,
@@ -157,8 +160,6 @@ def _check_field_free(dataset: fo.Dataset, name: str, field: str) -> None:
 def _build_index(dataset, field, brain_key, options, backend_name) -> None:
     """Index the samples that hold ``field`` (exactly those just embedded: a view by field, not
     by ids, whose list would pass MongoDB's 16 MB command limit at about a million samples)."""
-    import fiftyone.brain as fob
-
     try:
         with quiet_clients():
             fob.compute_similarity(
@@ -195,9 +196,6 @@ def embed_view(
     Raises:
         InputError: an unknown run or seed, or images the checkpoint was not made for.
     """
-    from brain.classifier import run_checkpoint
-    from curation.runs.predictions import load_classifier, read_for_card
-
     model, card = load_classifier(dataset, run, seed_index=seed_index)
     images = read_for_card(dataset, view, card, progress=progress)
     vectors = run_checkpoint(

@@ -48,56 +48,40 @@ from brain.filter_calibration import (
     CalibrationSettings,
     PassRateCalibration,
     RetrainCalibration,
+    calibrate_pass_rate,
     calibration_from_record,
+    check_target,
 )
-from brain.filters.scorecard import AUTHENTICITY_WARNING
+from brain.filters import make_filter
+from brain.filters.base import FilterOutput
+from brain.filters.image_stats import image_statistics
+from brain.filters.plots import plot_filter
+from brain.filters.scorecard import AUTHENTICITY_WARNING, generator_scorecards
 from brain.metrics import FEW_RARE
-from curation.datasets import as_dataset, builtin_views, run_area_folder, save_view
+from curation.datasets import as_dataset, builtin_views, save_view
 from curation.errors import CurateError
 from curation.info import count_reasons
-from curation.names import FILTER_KEY, check_name
+from curation.media import run_area_folder
+from curation.names import (
+    check_key,
+    part_field,
+    reason_field,
+    score_field,
+    view_names,
+    visualization_key,
+)
+from curation.runs import filter_inputs as read
+from curation.runs import filter_writes as write
 from curation.runs.base import Record, RunKind, register
+from curation.runs.calibrate import retrain_calibration
 from curation.runs.copy_gate import near_copy_gate
+from curation.runs.filter_inputs import manual_reasons, probabilities
+from curation.runs.filter_writes import DUPLICATE_FIELD, DUPLICATE_TAG, store_visualization
 from curation.runs.footprint import Footprint, own_folder
 from curation.runs.records import list_runs, run_key
 from curation.tags import apply_filter_decisions, pass_tag, reject_tag
 
 TRAIN_VIEW = "real-train"
-
-
-def check_key(key: str) -> str:
-    """A filter key: a letter, then letters, digits or ``_``, at most 60 characters (it names
-    fields and tags; see :mod:`curation.names`).
-
-    Raises:
-        CurateError: an invalid key.
-    """
-    return check_name(key, FILTER_KEY, "key")
-
-
-def score_field(key: str) -> str:
-    """The float field holding the scores of filter run ``key``."""
-    return f"{key}_score"
-
-
-def reason_field(key: str) -> str:
-    """The string field holding why each synthetic sample passed or not under run ``key``."""
-    return f"{key}_reason"
-
-
-def part_field(key: str, part: str) -> str:
-    """The float field holding part ``part`` (e.g. ``realism``) of run ``key``'s score."""
-    return f"{key}_{part}"
-
-
-def visualization_key(key: str) -> str:
-    """The brain key of filter run ``key``'s plane points."""
-    return f"{key}_umap"
-
-
-def view_names(key: str) -> list[str]:
-    """The saved views of filter run ``key``'s passing and rejected samples."""
-    return [f"{key}-pass", f"{key}-reject"]
 
 
 def plots_folder(dataset_name: str, key: str):
@@ -199,7 +183,6 @@ class FilterKind(RunKind):
     results_type = FilterResults
 
     def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
-        from curation.runs.filter_writes import DUPLICATE_FIELD, DUPLICATE_TAG
 
         _, results = self.load(dataset, name)
         footprint = Footprint(
@@ -238,9 +221,6 @@ def _calibration_mode(calibrate: bool | str | None) -> str | None:
 def _check_request(method, key, level, mode, target, params, copy_threshold):
     """The filter asked for, checked with its key, level, calibration and near-copy threshold
     (before any read)."""
-    from brain.filter_calibration import check_target
-    from brain.filters import make_filter
-
     check_key(key)
     check_copy_threshold(copy_threshold)
     run_key("filter", key)
@@ -313,8 +293,6 @@ def run_filter(
             embeddings, no synthetic samples, too few real rare samples,
             degenerate data); the dataset is unchanged then.
     """
-    from curation.runs import filter_inputs as read
-
     mode = _calibration_mode(calibrate)
     flt = _check_request(method, key, level, mode, target, params, copy_threshold)
     dataset = as_dataset(dataset)
@@ -325,8 +303,6 @@ def run_filter(
     inputs = read.read_inputs(dataset, embed)
     images = read.synthetic_images(dataset, inputs)  # the near-copy gate needs them always
     if flt.uses_image_features:
-        from brain.filters.image_stats import image_statistics
-
         inputs.real_stats = read.image_stats(dataset, inputs.real_ids)
         inputs.synthetic_stats = image_statistics(read.fitted(dataset, images))
     output = _fit_and_evaluate(flt, dataset, inputs)
@@ -356,7 +332,6 @@ def run_filter(
         reasons = np.where(duplicate_of >= 0, "duplicate", reasons).astype(object)
     passed &= ~gate.rejected
     reasons = np.where(gate.rejected, gate.reasons, reasons).astype(object)
-    from brain.filters.scorecard import generator_scorecards
 
     scorecard, card_warnings = generator_scorecards(
         inputs.real, inputs.rare, inputs.synthetic, inputs.generators, passed
@@ -414,12 +389,8 @@ def run_filter(
     reasons = _write(dataset, key, config, results, inputs, values, passed, reasons, duplicate_of)
     results.by_generator = _by_generator(inputs.generators, reasons, scorecard)
     if visualize:
-        from curation.runs.filter_writes import store_visualization
-
         store_visualization(dataset, visualization_key(key), inputs, *plane)
     if plots:
-        from brain.filters.plots import plot_filter
-
         results.plots = plot_filter(
             plots_folder(dataset.name, key),
             flt,
@@ -472,9 +443,6 @@ def _by_generator(
 
 def _fit_and_evaluate(flt, dataset: fo.Dataset, inputs):
     """Fit ``flt`` on the real train samples and evaluate the synthetic ones."""
-    from brain.filters.base import FilterOutput
-    from curation.runs.filter_inputs import probabilities
-
     if flt.input_kind == "probability":
         run = inputs.classifier_run
         flt.fit(probabilities(dataset, run, TRAIN_VIEW, inputs.real_ids), inputs.rare)
@@ -486,9 +454,6 @@ def _fit_and_evaluate(flt, dataset: fo.Dataset, inputs):
 
 def _calibrate(mode, flt, dataset, inputs, scores, target, settings):
     """The calibration ``mode`` asks for (``None`` without one)."""
-    from brain.filter_calibration import calibrate_pass_rate
-    from curation.runs import filter_inputs as read
-
     if mode == "val":
         ids, vectors, val_rare = read.read_val(dataset, inputs)
         if flt.input_kind == "probability":
@@ -499,8 +464,6 @@ def _calibrate(mode, flt, dataset, inputs, scores, target, settings):
             val_scores = flt.score(vectors, image_features=stats)
         return calibrate_pass_rate(flt, val_scores, val_rare, target=target)
     if mode == "retrain":
-        from curation.runs.calibrate import retrain_calibration
-
         return retrain_calibration(
             dataset, flt, inputs.synthetic_ids, scores, settings or CalibrationSettings()
         )
@@ -512,9 +475,6 @@ def _write(dataset, key, config, results, inputs, values, passed, reasons, dupli
     the embed run's field), the record (first of its own, marked ``writing``), fields,
     duplicates (unless ``duplicate_of`` is ``None``), tags, reasons and views; fills in the
     counts of ``results`` and returns the reasons stored (manual decisions included)."""
-    from curation.runs import filter_writes as write
-    from curation.runs.filter_inputs import manual_reasons
-
     ids = inputs.synthetic_ids
     if inputs.missing is not None:  # the embed run's, whatever becomes of this run
         inputs.missing.write()

@@ -7,14 +7,18 @@ from dataclasses import dataclass
 import fiftyone as fo
 import numpy as np
 
+from brain.data import fitted_images
+from brain.duplicates import find_duplicates
 from brain.filters.base import as_float_matrix
+from brain.filters.image_stats import image_statistics
 from curation.datasets import builtin_views, decode_view, labelled, view_images
 from curation.errors import CurateError
 from curation.info import NO_LINEAGE
 from curation.runs.embed import EMBED, latest_embed_run
 from curation.runs.embed_more import MissingEmbeddings
+from curation.runs.predictions import predict_proba
 from curation.runs.train import TRAIN
-from curation.schema import LABEL_FIELD, LINEAGE_FIELD, rare_class
+from curation.schema import LABEL_FIELD, LINEAGE_FIELD, rare_class, size_policy
 from curation.tags import MANUAL_FIELD
 
 TRAIN_VIEW = "real-train"
@@ -150,8 +154,6 @@ def read_val(dataset: fo.Dataset, inputs: FilterInputs) -> tuple[list[str], np.n
 
 def probabilities(dataset: fo.Dataset, run: str | None, view: str, ids: list[str]) -> np.ndarray:
     """Rare-class probabilities of the samples ``ids`` of ``view`` under train run ``run``."""
-    from curation.runs.predictions import predict_proba
-
     if run is None:
         raise CurateError("the embed run names no classifier run for the confidence filter")
     got_ids, proba = predict_proba(dataset, run, view)
@@ -168,16 +170,11 @@ def synthetic_images(dataset: fo.Dataset, inputs: FilterInputs) -> list[np.ndarr
 def image_stats(dataset: fo.Dataset, ids: list[str]) -> np.ndarray:
     """Image statistics (:mod:`brain.filters.image_stats`) of the samples ``ids``, under the
     dataset's size policy."""
-    from brain.filters.image_stats import image_statistics
-
     return image_statistics(view_images(dataset, dataset.select(ids, ordered=True)))
 
 
 def fitted(dataset: fo.Dataset, arrays: list[np.ndarray]) -> np.ndarray:
     """``arrays`` as one ``uint8`` ``(N, H, W, C)`` array under the dataset's size policy."""
-    from brain.data import fitted_images
-    from curation.schema import size_policy
-
     size, pad = size_policy(dataset)
     return fitted_images(arrays, size, pad)
 
@@ -186,9 +183,6 @@ def duplicates(dataset: fo.Dataset, inputs: FilterInputs, images: list[np.ndarra
     """For each synthetic sample, the position of the earlier one it duplicates, or -1 (exact
     pixel copies always; near copies by embedding + SSIM when the images share a size or the
     dataset has a size policy)."""
-    from brain.duplicates import find_duplicates
-    from curation.schema import size_policy
-
     images_fitted = None
     if size_policy(dataset)[0] is not None or len({a.shape for a in images}) == 1:
         images_fitted = fitted(dataset, images)

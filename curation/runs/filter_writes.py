@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fiftyone as fo
+import fiftyone.brain as fob
 import numpy as np
 
 from curation.runs.filter_inputs import FilterInputs
@@ -40,8 +41,6 @@ def store_visualization(
 ) -> str:
     """Store the plane's points of the real train and synthetic samples as the visualization
     brain run ``brain_key`` (replacing an older one); returns the key."""
-    import fiftyone.brain as fob
-
     if brain_key in dataset.list_brain_runs():
         dataset.delete_brain_run(brain_key)
     ids = inputs.real_ids + inputs.synthetic_ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 import fiftyone as fo
 
 from curation.errors import CurateError
+from curation.runs.similarity import BACKENDS, quiet_clients
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Footprint:
 
     def remove(self, dataset: fo.Dataset) -> None:
         """Remove what exists of the footprint from ``dataset`` and the disk (the owned runs
-        are removed by :func:`curation.runs.delete_run`, which calls this)."""
+        and datasets are removed by :func:`curation.runs.delete_run`, which calls this)."""
         present = self.present(dataset)
         for key in present.brain_runs:
             cleanup_brain_run(dataset, key)
@@ -83,10 +85,6 @@ class Footprint:
                 shutil.rmtree(target)
             else:
                 target.unlink(missing_ok=True)
-        for name in present.datasets:
-            from curation.datasets import delete_dataset
-
-            delete_dataset(name)
 
     def as_dict(self) -> dict[str, Any]:
         """The footprint as plain data (for ``curate runs show --json``)."""
@@ -118,10 +116,6 @@ def cleanup_brain_run(dataset: fo.Dataset, key: str, **load_options: Any) -> Non
     """Delete brain run ``key`` (if present) and the external index behind it (a LanceDB
     table, a Milvus or Qdrant collection) where ``load_options`` (its URL) reach it and it is
     this dataset's own (see :meth:`~curation.runs.similarity.SimilarityBackend.owns_index`)."""
-    import contextlib
-
-    from curation.runs.similarity import BACKENDS, quiet_clients
-
     if key not in dataset.list_brain_runs():
         return
     config = dataset.get_brain_info(key).config

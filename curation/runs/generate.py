@@ -45,12 +45,25 @@ from typing import Any
 import fiftyone as fo
 import numpy as np
 
-from curation.datasets import as_dataset, run_area_folder
+from brain.devices import torch_threads
+from brain.distributed import plan_devices
+from brain.progress import every_nth, progress_bar
+from curation.datasets import as_dataset
 from curation.errors import CurateError
+from curation.media import run_area_folder
 from curation.names import check_run_name
+from curation.runs import generate_data as data
 from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint, own_folder
+from curation.runs.generate_data import RARE_TRAIN, existing_pairs, make_sample, run_samples
 from curation.runs.records import run_key
+from curation.schema import GROUP_FIELD, SPLIT_FIELD, ensure_schema, rare_class
+from generators import GENERATORS
+from generators.parallel import Batch, generate_on_devices, write_batch
+from generators.planning import distinct_only, downsample_history, plan_pairs
+from generators.plots import write_loss_curve
+from generators.sessions import make_generator, train_or_load, with_defaults
+from generators.sources import read_images
 
 CHECKPOINT_DIR, IMAGES_DIR, LOSS_PNG = "checkpoint", "images", "loss.png"
 
@@ -162,7 +175,6 @@ class GenerateKind(RunKind):
     results_type = GenerateResults
 
     def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
-        from curation.runs.generate_data import run_samples
 
         return Footprint(
             samples=run_samples(dataset, name).values("id"),
@@ -198,15 +210,11 @@ class _Inputs:
 
     def read_sources(self, index: list[int]) -> np.ndarray:
         """The source images ``index`` as the generator takes them (size policy applied)."""
-        from generators.sources import read_images
-
         return read_images([self.source_paths[i] for i in index], self.size, self.pad)
 
 
 def _check_run_config(dataset: fo.Dataset, run: str, config: GenerateConfig) -> None:
     """Refuse to reuse a run name with another method, parameters or sources."""
-    from generators.sessions import with_defaults
-
     if not GENERATE.exists(dataset, run):
         return
     stored, _ = GENERATE.load(dataset, run)
@@ -231,13 +239,6 @@ def _check_run_config(dataset: fo.Dataset, run: str, config: GenerateConfig) -> 
 
 def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Inputs:
     """Read and check everything a run needs (nothing is written)."""
-    from brain.distributed import plan_devices
-    from curation.runs import generate_data as data
-    from curation.schema import GROUP_FIELD, SPLIT_FIELD, rare_class
-    from generators import GENERATORS
-    from generators.sessions import make_generator
-    from generators.sources import read_images
-
     n, steps, train_steps = asked["n"], asked["steps"], asked["train_steps"]
     check_run_name(run)
     devices = plan_devices(asked["devices"], asked["device"])
@@ -333,9 +334,6 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
 def _pairs_to_add(inputs: _Inputs, run: str, n: int | None, seed: int):
     """The ``(source index, seed)`` pairs still to add, the pairs the run already has, and
     warnings about the plan."""
-    from curation.runs.generate_data import RARE_TRAIN, existing_pairs
-    from generators.planning import distinct_only, plan_pairs
-
     generator = inputs.generator
     existing = existing_pairs(inputs.dataset, run)
     weights = generator.source_weights_ if inputs.view_name == RARE_TRAIN else None
@@ -349,11 +347,6 @@ def _pairs_to_add(inputs: _Inputs, run: str, n: int | None, seed: int):
 def _add_batches(inputs: _Inputs, todo, run, saved: Path, *, steps, batch_size, progress):
     """Generate ``todo`` pairs batch by batch: write the PNGs, then add the batch's samples (on
     several devices the batches are sharded, and each is added when its PNGs are written)."""
-    from brain.progress import every_nth, progress_bar
-    from curation.runs.generate_data import make_sample
-    from curation.schema import ensure_schema
-    from generators.parallel import Batch, generate_on_devices, write_batch
-
     generator = inputs.generator
     images_dir = run_dir(inputs.dataset.name, run) / IMAGES_DIR
     sampling_steps = steps if steps is not None else generator.capabilities().sampling_steps
@@ -425,9 +418,6 @@ def _add_batches(inputs: _Inputs, todo, run, saved: Path, *, steps, batch_size, 
 
 def _training_results(generator, folder: Path, seconds: float, title: str) -> GenerateResults:
     """The run record's results after training (or loading): digest, loss history and curve."""
-    from generators.planning import downsample_history
-    from generators.plots import write_loss_curve
-
     loss_curve = None
     if generator.loss_history_:
         loss_curve = str(write_loss_curve(generator.loss_history_, folder / LOSS_PNG, title=title))
@@ -519,9 +509,6 @@ def generate(
             run name, a run name reused with other settings, a rerun whose earlier images are
             missing); nothing is added then.
     """
-    from brain.devices import torch_threads
-    from generators.sessions import train_or_load
-
     dataset = as_dataset(dataset)
     inputs = _prepare(
         dataset,

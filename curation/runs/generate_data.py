@@ -9,6 +9,7 @@ share one square size. The files themselves are only read.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ import fiftyone as fo
 import numpy as np
 from fiftyone import ViewField as F
 
+from brain.data import check_pad, check_size
 from brain.images import describe_shapes, read_image
 from curation.datasets import builtin_views, resolve_view
 from curation.errors import CurateError
+from curation.runs.records import run_key
 from curation.schema import (
     GROUP_FIELD,
     LABEL_FIELD,
@@ -30,6 +33,7 @@ from curation.schema import (
     make_lineage,
     size_policy,
 )
+from generators.sources import fit_mask, read_images
 
 RARE_TRAIN, COMMON_TRAIN = "rare-train", "common-train"
 
@@ -43,8 +47,6 @@ def run_size(
     Raises:
         InputError: a size outside 8-1024, an unknown padding, or a padding without a size.
     """
-    from brain.data import check_pad, check_size
-
     policy_size, policy_pad = size_policy(dataset)
     size = check_size(size if size is not None else policy_size)
     if pad is not None:
@@ -107,8 +109,6 @@ def fit_sources(capabilities, sources, others, view_name: str, size, pad) -> np.
     Raises:
         CurateError: too few train/pool images in the source view for a source-domain method.
     """
-    from generators.sources import read_images
-
     if others is not None:
         return read_images(others.values("filepath"), size, pad)
     if capabilities.fit_sources == "source-domain":
@@ -181,8 +181,6 @@ def read_masks(
     Raises:
         CurateError: on a missing field or mask, or a mask of another size than its image.
     """
-    from generators.sources import fit_mask
-
     if mask_field is None:
         return None
     if not view.has_field(mask_field):
@@ -227,10 +225,6 @@ def check_run_images(dataset: fo.Dataset, run: str) -> None:
     Raises:
         CurateError: how many are missing, and how to start the run afresh.
     """
-    import os
-
-    from curation.runs.records import run_key
-
     paths = run_samples(dataset, run).values("filepath")
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:

@@ -10,10 +10,12 @@ from pathlib import Path
 import fiftyone as fo
 import numpy as np
 
-from brain.checkpoints import ModelCard
+from brain.checkpoints import ModelCard, load_checkpoint
+from brain.classifier import run_checkpoint
 from brain.data import ImageSet
 from curation.datasets import as_dataset, decode_view, resolve_view
 from curation.errors import CurateError
+from curation.runs.train_records import TRAIN
 from curation.schema import LABEL_FIELD, project_info, rare_class
 
 TEST_VIEW = "real-test"
@@ -84,9 +86,6 @@ def load_classifier(dataset: fo.Dataset | str, run: str, *, seed_index: int = 0)
         CurateError: if the run or the seed is missing.
         InputError: a missing checkpoint, or one that does not fit the dataset's classes.
     """
-    from brain.checkpoints import load_checkpoint
-    from curation.runs.train import TRAIN
-
     dataset = as_dataset(dataset)
     _, results = TRAIN.load(dataset, run)
     checkpoints = results.checkpoints
@@ -140,8 +139,6 @@ def predict_proba(
     Returns:
         ``(sample_ids, probabilities)`` in the view's order.
     """
-    from brain.classifier import run_checkpoint
-
     dataset = as_dataset(dataset)
     model, card = load_classifier(dataset, run, seed_index=seed_index)
     images = read_for_card(dataset, resolve_view(dataset, view), card, progress=progress)

@@ -9,30 +9,12 @@ runs. This module is the storage only; :mod:`curation.runs` knows what each kind
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import fiftyone as fo
 
 from curation.errors import CurateError
-from curation.names import check_run_name
-
-RUN_KINDS = ("train", "embed", "filter", "generate", "experiment", "ssim")
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def run_key(kind: str, name: str) -> str:
-    """The dataset key of run ``name`` of ``kind`` (``-`` and ``.`` in names become ``_``).
-
-    This reads the keys of stored runs, those of older versions included; a new run's name is
-    checked by :func:`curation.names.check_run_name` (empty, dotted, over-long names refused).
-    """
-    if kind not in RUN_KINDS:
-        raise ValueError(f"unknown run kind {kind!r}")
-    key = f"{kind}_{name.replace('-', '_').replace('.', '_')}"
-    if not _KEY.match(key):
-        raise CurateError(f"invalid run name {name!r}: use letters, digits, '_' or '-'")
-    return key
+from curation.names import RUN_KINDS, check_run_name, run_key
 
 
 def store_run(

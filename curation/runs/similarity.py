@@ -39,8 +39,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+import fiftyone.brain as fob
+
 from brain.registry import Registry
 from curation.errors import CurateError
+from curation.media import media_root
 
 METRICS = ("euclidean", "cosine")
 DEFAULT_METRIC = "euclidean"
@@ -107,7 +110,6 @@ class SimilarityBackend:
         """The URL set in FiftyOne Brain's config or environment, if any."""
         if self.url_param is None:
             return None
-        import fiftyone.brain as fob
 
         return fob.brain_config.similarity_backends.get(self.name, {}).get(self.url_param)
 
@@ -115,7 +117,6 @@ class SimilarityBackend:
         """Where the index lives when no URL is given (``None``: FiftyOne Brain's config)."""
         if self.local is None or self.configured_url():
             return None
-        from curation.datasets import media_root
 
         return str(media_root(dataset_name) / self.local)
 

@@ -22,6 +22,7 @@ from curation.errors import CurateError
 from curation.names import check_run_name
 from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint
+from curation.runs.neighbours import nearest_neighbours
 from curation.runs.records import list_runs
 from curation.schema import size_policy
 
@@ -146,8 +147,6 @@ def compute_max_ssim(
 
 def _link_nearest(dataset: fo.Dataset, ids: list[str], embed_name: str | None) -> None:
     """Each near-copy's nearest real sample, by the embed run's index (any backend)."""
-    from curation.runs.neighbours import nearest_neighbours
-
     if embed_name is None and not list_runs(dataset, "embed"):
         return
     try:

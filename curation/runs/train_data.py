@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import fiftyone as fo
 import numpy as np
 
+from brain.classifier import sample_pairs
 from brain.data import DecodedView, ImageSet, check_shapes, digest
 from curation.datasets import decode_view, resolve_view
 from curation.errors import CurateError
@@ -155,8 +156,6 @@ def read_sets(
         CurateError: an unknown view, a view holding val/test or unlabelled samples, mixed
             channel counts, or mixed sizes without ``size``.
     """
-    from brain.classifier import sample_pairs
-
     parts = {
         part: decode_view(
             resolve_view(dataset, view),

@@ -24,11 +24,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import fiftyone as fo
 import numpy as np
 
 from brain.errors import InputError
 from brain.images import read_array, write_png
+from brain.progress import progress_bar
+from curation.datasets import check_name, dataset_exists, open_dataset
 from curation.errors import CurateError
+from curation.ingest import ingest_records
+from curation.media import media_dir
+from curation.readers import Record
+from curation.schema import SPLITS
+from curation.segment import make_segmenter
 from curation.segment.crops import InstanceCrop, check_crop_params, display_uint8, extract_crops
 from curation.segment.scoring import SegmentationScores, score_instances
 
@@ -92,7 +100,6 @@ def _model_label(segmenter) -> str:
 
 
 def _segment_all(paths, segmenter, channel, size, pad, mask_background) -> list[_Segmented]:
-    from brain.progress import progress_bar
 
     done = []
     with progress_bar(total=len(paths), desc="segmenting", unit="img", leave=False) as progress:
@@ -118,7 +125,6 @@ def _parent_filepath(item: _Segmented, dataset_name: str) -> str:
     """The path the App shows for a whole image: the source, or a display PNG of it."""
     if item.path.suffix.lower() in _BROWSER_SAFE and item.image.dtype == np.uint8:
         return str(item.path)
-    from curation.datasets import media_dir
 
     target = media_dir(dataset_name, "parents") / f"{item.key}.png"
     write_png(display_uint8(item.image), target)
@@ -126,7 +132,6 @@ def _parent_filepath(item: _Segmented, dataset_name: str) -> str:
 
 
 def _detections(item: _Segmented):
-    import fiftyone as fo
 
     return fo.Detections(
         detections=[
@@ -143,7 +148,6 @@ def _detections(item: _Segmented):
 
 
 def _add_parents(items: list[_Segmented], dataset_name: str, settings: dict) -> list:
-    import fiftyone as fo
 
     name = parents_name(dataset_name)
     dataset = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name)
@@ -164,8 +168,6 @@ def _add_parents(items: list[_Segmented], dataset_name: str, settings: dict) -> 
 
 
 def _crop_records(items: list[_Segmented], dataset_name: str, split: str):
-    from curation.datasets import media_dir
-    from curation.readers import Record
 
     records = []
     for item in items:
@@ -184,10 +186,6 @@ def _crop_records(items: list[_Segmented], dataset_name: str, split: str):
 
 def _link(items, parents, records, dataset_name: str) -> None:
     """Store ``parent``, ``bbox`` and ``instance_mask`` on the crops, crop ids on the parents."""
-    import fiftyone as fo
-
-    from curation.datasets import open_dataset
-
     dataset = open_dataset(dataset_name)
     by_path = dict(zip(*dataset.values(["filepath", "id"]), strict=True))
     parent_docs, boxes, masks, crop_ids = [], [], [], []
@@ -257,13 +255,6 @@ def segment_images(
             found, bad parameters, image already segmented into this dataset); nothing is
             written then.
     """
-    import fiftyone as fo
-
-    from curation.datasets import check_name, dataset_exists
-    from curation.ingest import ingest_records
-    from curation.schema import SPLITS
-    from curation.segment import make_segmenter
-
     check_name(dataset_name)
     check_name(parents_name(dataset_name))
     if split not in SPLITS:
