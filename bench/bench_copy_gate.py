@@ -68,7 +68,7 @@ def ingest(data: str, name: str, workdir: Path, seed: int) -> str:
 
 def gated_counts(dataset, key: str, threshold: float) -> dict[str, dict]:
     """Per generator run: samples, passing, passing by the score alone, the gate's reasons."""
-    from curation.runs.filter import reason_field, score_field
+    from curation.names import reason_field, score_field
     from curation.schema import LINEAGE_FIELD
 
     view = dataset.match({"origin": "synthetic"})

@@ -10,7 +10,17 @@ from fiftyone import ViewField as F
 from brain.data import decode_paths, fitted_images
 from curation.errors import CurateError
 from curation.leftovers import is_temp_dataset_name
-from curation.names import DATASET_NAME
+from curation.names import (
+    ALL_VIEW,
+    COMMON_TRAIN,
+    DATASET_NAME,
+    POOL_VIEW,
+    RARE_TRAIN,
+    REAL_TRAIN,
+    REAL_VIEW,
+    SYNTHETIC_VIEW,
+    real_view,
+)
 from curation.names import check_name as check_named
 from curation.schema import (
     INFO_KEY,
@@ -88,18 +98,18 @@ def builtin_views(dataset: fo.Dataset) -> dict[str, fo.DatasetView]:
     and ``common-train`` (real train samples of the rare class, and of the other classes)."""
     real = dataset.match(F(ORIGIN_FIELD) == REAL)
     views = {
-        "all": dataset.view(),
-        "real": real,
-        "synthetic": dataset.match(F(ORIGIN_FIELD) == SYNTHETIC),
-        "pool": real.match(F(SPLIT_FIELD) == "pool"),
+        ALL_VIEW: dataset.view(),
+        REAL_VIEW: real,
+        SYNTHETIC_VIEW: dataset.match(F(ORIGIN_FIELD) == SYNTHETIC),
+        POOL_VIEW: real.match(F(SPLIT_FIELD) == "pool"),
     }
     for split in SPLITS[:3]:
-        views[f"real-{split}"] = real.match(F(SPLIT_FIELD) == split)
+        views[real_view(split)] = real.match(F(SPLIT_FIELD) == split)
     rare = rare_class(dataset)
     if rare is not None:
         label = F(f"{LABEL_FIELD}.label")
-        views["rare-train"] = views["real-train"].match(label == rare)
-        views["common-train"] = views["real-train"].match(label.exists() & (label != rare))
+        views[RARE_TRAIN] = views[REAL_TRAIN].match(label == rare)
+        views[COMMON_TRAIN] = views[REAL_TRAIN].match(label.exists() & (label != rare))
     return views
 
 

@@ -13,6 +13,7 @@ import fiftyone as fo
 
 from brain.settings import TrainSettings
 from curation.datasets import builtin_views
+from curation.names import REAL_TRAIN
 from curation.runs.train import TRAIN, FittedRun, fit_classifier
 from curation.schema import LABEL_FIELD
 
@@ -60,7 +61,7 @@ def finished(dataset: fo.Dataset, job: TrainJob) -> bool:
     if not TRAIN.exists(dataset, job.run):
         return False
     stored, results = TRAIN.load(dataset, job.run)
-    n_train = len(builtin_views(dataset)["real-train"])
+    n_train = len(builtin_views(dataset)[REAL_TRAIN])
     if job.with_view is not None:
         n_train += len(dataset.load_saved_view(job.with_view))
     same_settings = all(getattr(stored, k) == getattr(job.settings, k) for k in _COMPARED)

@@ -33,7 +33,7 @@ from curation.experiment.figures import plot_roc_pr, plot_ssim_densities, sample
 from curation.experiment.verdicts import describe_basis, qualify
 from curation.experiment.views import copy_shares
 from curation.info import NO_LINEAGE, reasons_by_generator
-from curation.runs.filter import reason_field
+from curation.names import reason_field
 from curation.runs.records import load_run
 from curation.runs.ssim import SSIM_FIELD
 from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, SYNTHETIC

@@ -18,7 +18,7 @@ from curation.experiment.cells import (
 )
 from curation.experiment.config import ExperimentConfig
 from curation.experiment.leakage import LEAK_TAG
-from curation.runs.filter import reason_field
+from curation.names import RARE_TRAIN, reason_field
 from curation.runs.ssim import NEAR_COPY_TAG
 from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, REAL, SPLIT_FIELD, SYNTHETIC
 from curation.tags import pass_tag
@@ -48,7 +48,7 @@ def size_matched_sources(dataset: fo.Dataset, config: ExperimentConfig, gen) -> 
     Raises:
         CurateError: no real rare train image, or no source within the range.
     """
-    rare = builtin_views(dataset)["rare-train"]
+    rare = builtin_views(dataset)[RARE_TRAIN]
     if not len(rare):
         raise CurateError("source_match size: no real rare train image to take the sizes from")
     widths, heights = rare.values(["metadata.width", "metadata.height"])

@@ -23,6 +23,7 @@ from brain.filter_calibration import (
 )
 from curation.datasets import builtin_views, decode_view, labelled
 from curation.errors import CurateError
+from curation.names import REAL_TRAIN, REAL_VAL
 from curation.schema import project_info, rare_class, size_policy
 
 
@@ -43,8 +44,8 @@ def level_trainer(
         raise CurateError(f"dataset {dataset.name!r} records no rare class among its classes")
     views = builtin_views(dataset)
     decoded = {
-        "train": decode_view(labelled(views["real-train"]), progress=False),
-        "val": decode_view(labelled(views["real-val"]), progress=False),
+        "train": decode_view(labelled(views[REAL_TRAIN]), progress=False),
+        "val": decode_view(labelled(views[REAL_VAL]), progress=False),
         "synthetic": decode_view(dataset.select(list(synthetic_ids), ordered=True), progress=False),
     }
     unknown = sum(label not in classes for label in decoded["synthetic"].labels)

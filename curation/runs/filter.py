@@ -63,6 +63,8 @@ from curation.errors import CurateError
 from curation.info import count_reasons
 from curation.media import run_area_folder
 from curation.names import (
+    REAL_TRAIN,
+    REAL_VAL,
     check_key,
     part_field,
     reason_field,
@@ -81,7 +83,7 @@ from curation.runs.footprint import Footprint, own_folder
 from curation.runs.records import list_runs, run_key
 from curation.tags import apply_filter_decisions, pass_tag, reject_tag
 
-TRAIN_VIEW = "real-train"
+TRAIN_VIEW = REAL_TRAIN
 
 
 def plots_folder(dataset_name: str, key: str):
@@ -458,7 +460,7 @@ def _calibrate(mode, flt, dataset, inputs, scores, target, settings):
         ids, vectors, val_rare = read.read_val(dataset, inputs)
         if flt.input_kind == "probability":
             run = inputs.classifier_run
-            val_scores = flt.score(read.probabilities(dataset, run, "real-val", ids))
+            val_scores = flt.score(read.probabilities(dataset, run, REAL_VAL, ids))
         else:
             stats = read.image_stats(dataset, ids) if inputs.real_stats is not None else None
             val_scores = flt.score(vectors, image_features=stats)

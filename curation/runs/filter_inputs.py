@@ -14,6 +14,7 @@ from brain.filters.image_stats import image_statistics
 from curation.datasets import builtin_views, decode_view, labelled, view_images
 from curation.errors import CurateError
 from curation.info import NO_LINEAGE
+from curation.names import REAL_TRAIN, REAL_VAL
 from curation.runs.embed import EMBED, latest_embed_run
 from curation.runs.embed_more import MissingEmbeddings
 from curation.runs.predictions import predict_proba
@@ -21,7 +22,7 @@ from curation.runs.train import TRAIN
 from curation.schema import LABEL_FIELD, LINEAGE_FIELD, rare_class, size_policy
 from curation.tags import MANUAL_FIELD
 
-TRAIN_VIEW = "real-train"
+TRAIN_VIEW = REAL_TRAIN
 
 
 @dataclass
@@ -138,7 +139,7 @@ def read_val(dataset: fo.Dataset, inputs: FilterInputs) -> tuple[list[str], np.n
         CurateError: no labelled val sample, or val samples without embeddings that the embed
             run cannot make.
     """
-    view = labelled(builtin_views(dataset)["real-val"])
+    view = labelled(builtin_views(dataset)[REAL_VAL])
     if len(view) == 0:
         raise CurateError(f"dataset {dataset.name!r} has no labelled real val samples")
     missing = inputs.missing or MissingEmbeddings(

@@ -51,11 +51,11 @@ from brain.progress import every_nth, progress_bar
 from curation.datasets import as_dataset
 from curation.errors import CurateError
 from curation.media import run_area_folder
-from curation.names import check_run_name
+from curation.names import RARE_TRAIN, check_run_name
 from curation.runs import generate_data as data
 from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint, own_folder
-from curation.runs.generate_data import RARE_TRAIN, existing_pairs, make_sample, run_samples
+from curation.runs.generate_data import existing_pairs, make_sample, run_samples
 from curation.runs.records import run_key
 from curation.schema import GROUP_FIELD, SPLIT_FIELD, ensure_schema, rare_class
 from generators import GENERATORS

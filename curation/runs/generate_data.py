@@ -22,6 +22,7 @@ from brain.data import check_pad, check_size
 from brain.images import describe_shapes, read_image
 from curation.datasets import builtin_views, resolve_view
 from curation.errors import CurateError
+from curation.names import COMMON_TRAIN, REAL_TRAIN
 from curation.runs.records import run_key
 from curation.schema import (
     GROUP_FIELD,
@@ -34,8 +35,6 @@ from curation.schema import (
     size_policy,
 )
 from generators.sources import fit_mask, read_images
-
-RARE_TRAIN, COMMON_TRAIN = "rare-train", "common-train"
 
 
 def run_size(
@@ -62,7 +61,7 @@ def run_size(
 
 def real_train(dataset: fo.Dataset) -> fo.DatasetView:
     """The real samples of the train split (never val, test or pool)."""
-    return builtin_views(dataset)["real-train"]
+    return builtin_views(dataset)[REAL_TRAIN]
 
 
 def by_label(view: fo.DatasetView, rare: str, *, rare_class: bool) -> fo.DatasetView:

@@ -15,10 +15,11 @@ from brain.classifier import run_checkpoint
 from brain.data import ImageSet
 from curation.datasets import as_dataset, decode_view, resolve_view
 from curation.errors import CurateError
+from curation.names import REAL_TEST
 from curation.runs.train_records import TRAIN
 from curation.schema import LABEL_FIELD, project_info, rare_class
 
-TEST_VIEW = "real-test"
+TEST_VIEW = REAL_TEST
 
 
 def make_predictions(proba: np.ndarray, classes: Sequence[str]) -> list[fo.Classification]:

@@ -19,7 +19,7 @@ from brain.data import fitted_images
 from brain.ssim import max_ssim
 from curation.datasets import as_dataset, builtin_views, decode_view, resolve_view, save_view
 from curation.errors import CurateError
-from curation.names import check_run_name
+from curation.names import REAL_TRAIN, check_run_name
 from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint
 from curation.runs.neighbours import nearest_neighbours
@@ -106,7 +106,7 @@ def compute_max_ssim(
     dataset = as_dataset(dataset)
     candidates = decode_view(resolve_view(dataset, view), progress=progress, desc="ssim: samples")
     references = decode_view(
-        builtin_views(dataset)["real-train"], progress=progress, desc="ssim: real"
+        builtin_views(dataset)[REAL_TRAIN], progress=progress, desc="ssim: real"
     )
     policy_size, pad = size_policy(dataset)
     size = size or policy_size

@@ -14,6 +14,7 @@ from brain.classifier import sample_pairs
 from brain.data import DecodedView, ImageSet, check_shapes, digest
 from curation.datasets import decode_view, resolve_view
 from curation.errors import CurateError
+from curation.names import REAL_TEST, REAL_TRAIN, REAL_VAL
 from curation.schema import (
     GROUP_FIELD,
     LABEL_FIELD,
@@ -24,7 +25,7 @@ from curation.schema import (
     rare_class,
 )
 
-TRAIN_VIEW, VAL_VIEW, TEST_VIEW = "real-train", "real-val", "real-test"
+TRAIN_VIEW, VAL_VIEW, TEST_VIEW = REAL_TRAIN, REAL_VAL, REAL_TEST
 
 
 @dataclass

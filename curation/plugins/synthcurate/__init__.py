@@ -142,7 +142,7 @@ class RunFilter(_Operator):
         from brain.copies import check_copy_threshold
         from brain.filter_calibration import CALIBRATIONS
         from brain.filters import FILTERS, RECOMMENDED, make_filter
-        from curation.runs.filter import check_key
+        from curation.names import check_key
 
         inputs = types.Object()
         inputs.str("key", label="Filter key", required=True, default="filter")
