@@ -53,6 +53,7 @@ def ingest(data: str, name: str, workdir: Path, seed: int) -> str:
     import real_experiments
     import small_real_data
 
+    from brain.size_policy import SizePolicy
     from curation.datasets import open_dataset
     from curation.ingest import ingest_csv
     from curation.schema import set_size_policy
@@ -60,7 +61,7 @@ def ingest(data: str, name: str, workdir: Path, seed: int) -> str:
     if data == "nine":
         manifest = small_real_data.make_manifest(workdir, seed=seed)
         ingest_csv(manifest, name, rare="21", binary=True, seed=seed)
-        set_size_policy(open_dataset(name), 32)
+        set_size_policy(open_dataset(name), SizePolicy(32))
         return "240 G-banded crops of 5 slides, 9 of chr21, 32 px"
     options = argparse.Namespace(other_fraction=0.25, seed=seed, size=32)
     return real_experiments.ingest(data, name, workdir, options)

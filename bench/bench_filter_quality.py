@@ -167,6 +167,7 @@ def _quality(dataset, key: str) -> dict:
 def run_dataset(name: str, embeddings: list[str], args: argparse.Namespace, workdir: Path):
     """Build the project once, then per embedding: train, embed, run every filter twice."""
     from brain.filters import FILTERS
+    from brain.size_policy import SizePolicy
     from curation.datasets import dataset_exists, open_dataset
     from curation.ingest import ingest_records
     from curation.runs.embed import compute_embeddings
@@ -186,7 +187,7 @@ def run_dataset(name: str, embeddings: list[str], args: argparse.Namespace, work
                 record.label = rare
             ingest_records(records, project, source=kind, origin="synthetic", append=True)
     if size:  # crops of mixed sizes: padded with their border colour and resized, as
-        set_size_policy(open_dataset(project), size)  # `curate config --size` does
+        set_size_policy(open_dataset(project), SizePolicy(size))  # `curate config --size` does
     rows = []
     for embedding in embeddings:
         recipe = {"epochs": args.epochs, **EMBEDDINGS[embedding]}

@@ -68,6 +68,7 @@ def prepare_gbanded(out: Path, *, other_fraction: float, seed: int) -> tuple[Pat
 
 def ingest(data: str, dataset: str, workdir: Path, args: argparse.Namespace) -> str:
     """Ingest the real data into project ``dataset``; returns a one-line description."""
+    from brain.size_policy import SizePolicy
     from curation.datasets import open_dataset
     from curation.ingest import ingest_csv, ingest_npz
     from curation.schema import set_size_policy
@@ -92,7 +93,7 @@ def ingest(data: str, dataset: str, workdir: Path, args: argparse.Namespace) -> 
     )
     # the crops as they are (mixed sizes, grayscale): padded with their border colour and
     # resized by the dataset's size policy, as `curate config --size` does
-    set_size_policy(open_dataset(dataset), args.size)
+    set_size_policy(open_dataset(dataset), SizePolicy(args.size))
     return (
         f"G-banded crops, size policy {args.size}px (border padding), {counts} "
         f"(other fraction {args.other_fraction}), grouped 70/15/15 split seed {args.seed}"

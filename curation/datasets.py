@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import fiftyone as fo
 from fiftyone import ViewField as F
 
-from brain.data import decode_paths, fitted_images
+from brain.data import decode_paths
 from curation.errors import CurateError
 from curation.leftovers import is_temp_dataset_name
 from curation.names import (
@@ -31,12 +31,9 @@ from curation.schema import (
     SPLITS,
     SYNTHETIC,
     rare_class,
-    size_policy,
 )
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from brain.data import DecodedView
 
 
@@ -159,10 +156,3 @@ def decode_view(
         ["id", "filepath", f"{label_field}.label", SPLIT_FIELD, ORIGIN_FIELD]
     )
     return decode_paths(ids, paths, labels, splits, origins, progress=progress, desc=desc)
-
-
-def view_images(dataset: fo.Dataset, view: fo.DatasetView, *, desc: str = "view") -> np.ndarray:
-    """The images of ``view`` as one ``uint8`` ``(N, H, W, C)`` array under ``dataset``'s size
-    policy (see :func:`curation.schema.size_policy`)."""
-    size, pad = size_policy(dataset)
-    return fitted_images(decode_view(view, progress=False, desc=desc).arrays, size, pad)

@@ -26,7 +26,7 @@ from typing import Any
 
 import fiftyone as fo
 
-from brain.data import check_pad, check_size
+from brain.size_policy import SizePolicy
 from brain.splits import LABELLED_SPLITS
 
 LABEL_FIELD = "ground_truth"
@@ -114,21 +114,24 @@ def rare_class(dataset: fo.Dataset) -> str | None:
     return project_info(dataset).get("rare_class")
 
 
-def size_policy(dataset: fo.Dataset) -> tuple[int | None, str]:
-    """The dataset's size policy ``(size, pad)``: every image is padded to a centred square with
-    ``pad`` and resized to ``size x size`` wherever images are fed to a network, a generator, the
-    SSIM analysis or an export; ``(None, "border")`` when none is set (images must then share
-    one size). The images themselves are never changed."""
-    policy = project_info(dataset).get("size_policy") or {}
-    return policy.get("size"), policy.get("pad", "border")
+def size_policy(dataset: fo.Dataset) -> SizePolicy:
+    """The dataset's :class:`~brain.size_policy.SizePolicy` (``SizePolicy()``, images as they
+    are, when none is set). The images themselves are never changed."""
+    return SizePolicy.from_record(project_info(dataset).get("size_policy"))
 
 
-def set_size_policy(dataset: fo.Dataset, size: int | None, pad: str = "border") -> None:
-    """Record the size policy (see :func:`size_policy`); ``size=None`` removes it.
+def set_size_policy(dataset: fo.Dataset, policy: SizePolicy) -> None:
+    """Record the dataset's size policy (``SizePolicy()`` removes it)."""
+    set_project_info(dataset, size_policy=policy.as_record())
+
+
+def run_size_policy(
+    dataset: fo.Dataset, size: int | None = None, pad: str | None = None
+) -> SizePolicy:
+    """The size policy a run uses: the dataset's, with the ``size`` and ``pad`` the run asks
+    for instead (the one place a policy is resolved; see :meth:`SizePolicy.resolve`).
 
     Raises:
-        InputError: a size outside 8-1024 pixels or an unknown padding mode.
+        InputError: a bad size or padding, or a padding where no size applies.
     """
-    check_size(size)
-    check_pad(pad)
-    set_project_info(dataset, size_policy=None if size is None else {"size": int(size), "pad": pad})
+    return SizePolicy.resolve(size_policy(dataset), size, pad)

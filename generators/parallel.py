@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from brain import distributed
+from brain.data import DEFAULT_PAD
 from generators.base import Generator
 
 
@@ -39,7 +40,7 @@ def write_batch(
     from brain.images import write_png
     from generators.sources import read_images
 
-    sources = read_images(batch.sources, size, pad or "border")
+    sources = read_images(batch.sources, size, pad or DEFAULT_PAD)
     images = generator.generate(sources, batch.seeds, masks=batch.masks, steps=steps)
     for image, path in zip(images, batch.outputs, strict=True):
         write_png(image, Path(path))

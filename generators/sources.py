@@ -11,11 +11,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from brain.data import fit_image, fitted_images
+from brain.data import DEFAULT_PAD, fit_image, fitted_images
 from brain.images import read_image
 
 
-def read_images(paths: Sequence[str], size: int | None = None, pad: str = "border") -> np.ndarray:
+def read_images(
+    paths: Sequence[str], size: int | None = None, pad: str = DEFAULT_PAD
+) -> np.ndarray:
     """The images at ``paths`` as one ``uint8`` ``(N, H, W, C)`` array; with ``size``, each padded
     to a centred square with ``pad`` and resized to ``size x size`` (the size policy)."""
     arrays = [read_image(p) for p in paths]

@@ -15,6 +15,7 @@ from conftest import REPO, shared_data
 
 from brain.filters.quality import filter_quality
 from brain.images import read_image, write_png
+from brain.size_policy import SizePolicy
 from curation.ingest import ingest_records
 from curation.readers import Record
 from curation.runs.embed import compute_embeddings
@@ -55,7 +56,7 @@ def test_combined_filter_separates_real_chromosome_21_from_the_rest(tmp_path):
     other_held = other_held[: len(rare_held)]
     name = "gbanded-quality"
     ingest_records(real, name, source="gbanded", rare="chr21", seed=0)
-    set_size_policy(fo.load_dataset(name), 24)
+    set_size_policy(fo.load_dataset(name), SizePolicy(24))
     for kind in KINDS:
         records = []
         for i, record in enumerate(other_held if kind == "real-other" else rare_held):

@@ -15,6 +15,7 @@ import pytest
 
 from brain.errors import InputError
 from brain.images import write_png
+from brain.size_policy import SizePolicy
 from curation.cli import main
 from curation.errors import CurateError
 from curation.runs.records import load_run
@@ -72,7 +73,7 @@ def small(small_csv) -> str:
 
 def test_size_policy_is_stored_and_keeps_the_background(small):
     dataset = fo.load_dataset(small)
-    assert size_policy(dataset) == (24, "border")
+    assert size_policy(dataset) == SizePolicy(24, "border")
     from brain.data import stack_images
     from curation.datasets import decode_view
 
@@ -82,7 +83,7 @@ def test_size_policy_is_stored_and_keeps_the_background(small):
     assert int(fitted[:, 0, :, 0].float().mean()) > 200  # light padding, not black
     for bad in (["--size", "4"], ["--size", "2000"], ["--pad", "black", "--size", "32"]):
         assert main(["config", small, *bad]) == 2
-    assert size_policy(fo.load_dataset(small)) == (24, "border")
+    assert size_policy(fo.load_dataset(small)) == SizePolicy(24, "border")
 
 
 def test_cross_validation_tests_every_rare_sample_once(small):

@@ -182,14 +182,14 @@ def _echo_reasons_by_generator(counts: dict[str, dict[str, int]]) -> None:
 )
 @click.option(
     "--pad",
-    default="border",
-    show_default=True,
-    help="Padding: border (the image border's colour: keeps the background), edge, reflect or "
-    "constant:VALUE.",
+    default=None,
+    help="Padding: border (the default: the image border's colour, keeps the background), edge, "
+    "reflect or constant:VALUE.",
 )
 @json_option
-def config(name: str, size: str | None, pad: str, as_json: bool) -> None:
+def config(name: str, size: str | None, pad: str | None, as_json: bool) -> None:
     """Show or set the dataset's size policy (the images themselves are never changed)."""
+    from brain.size_policy import SizePolicy
     from curation.datasets import open_dataset
     from curation.errors import CurateError
     from curation.schema import set_size_policy, size_policy
@@ -197,21 +197,23 @@ def config(name: str, size: str | None, pad: str, as_json: bool) -> None:
     dataset = open_dataset(name)
     if size is not None:
         if size.lower() == "none":
-            set_size_policy(dataset, None)
+            set_size_policy(dataset, SizePolicy())
         else:
             try:
                 value = int(size)
             except ValueError:
                 message = f"--size takes a number of pixels or 'none', got {size!r}"
                 raise CurateError(message) from None
-            set_size_policy(dataset, value, pad)
-    current, current_pad = size_policy(dataset)
+            set_size_policy(dataset, SizePolicy.resolve(SizePolicy(), value, pad))
+    policy = size_policy(dataset)
     if as_json:
-        echo_json({"size": current, "pad": current_pad if current else None})
-    elif current is None:
+        echo_json({"size": policy.size, "pad": policy.pad if policy.size else None})
+    elif policy.size is None:
         click.echo(f"{name}: no size policy (images must share one size, or pass --size)")
     else:
-        click.echo(f"{name}: images padded ({current_pad}) and resized to {current} x {current}")
+        click.echo(
+            f"{name}: images padded ({policy.pad}) and resized to {policy.size} x {policy.size}"
+        )
 
 
 @click.command("list")

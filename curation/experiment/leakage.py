@@ -11,12 +11,18 @@ import numpy as np
 from fiftyone import ViewField as F
 from sklearn.neighbors import NearestNeighbors
 
-from brain.data import stack_images
 from brain.ssim import pairwise_ssim
 from curation.datasets import decode_view
 from curation.experiment.config import ExperimentConfig
 from curation.runs.embed import EMBED
-from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, REAL, SPLIT_FIELD, SYNTHETIC, size_policy
+from curation.schema import (
+    LINEAGE_FIELD,
+    ORIGIN_FIELD,
+    REAL,
+    SPLIT_FIELD,
+    SYNTHETIC,
+    run_size_policy,
+)
 
 LEAK_TAG = "leak"
 LEAK_FIELD = "leak_of"
@@ -44,12 +50,10 @@ def check_leakage(
     syn_ids, syn_vectors, runs = synthetic.values(["id", field, f"{LINEAGE_FIELD}.run"])
     k = min(config.leakage.neighbours, len(real_ids))
     _, nearest = NearestNeighbors(n_neighbors=k).fit(real_vectors).kneighbors(syn_vectors)
-    size, pad = size_policy(dataset)
-    size = config.classifier.size or size
+    policy = run_size_policy(dataset, config.classifier.size)
 
     def fitted(view) -> np.ndarray:
-        arrays = decode_view(view, progress=False).arrays
-        return stack_images(arrays, size, pad).permute(0, 2, 3, 1).numpy()
+        return policy.fit(decode_view(view, progress=False).arrays)
 
     real_images = fitted(real)
     syn_images = fitted(synthetic)

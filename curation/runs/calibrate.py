@@ -24,7 +24,7 @@ from brain.filter_calibration import (
 from curation.datasets import builtin_views, decode_view, labelled
 from curation.errors import CurateError
 from curation.names import REAL_TRAIN, REAL_VAL
-from curation.schema import project_info, rare_class, size_policy
+from curation.schema import project_info, rare_class, run_size_policy
 
 
 def level_trainer(
@@ -53,11 +53,9 @@ def level_trainer(
         raise CurateError(
             f"{unknown} synthetic samples have no known class label; calibration trains on them"
         )
-    policy_size, policy_pad = size_policy(dataset)
-    size = settings.train.size if settings.train.size is not None else policy_size
-    pad = settings.train.pad or policy_pad
-    check_shapes([s for part in decoded.values() for s in part.shapes], size)
-    sets = {name: part.to_set(classes, size, pad) for name, part in decoded.items()}
+    policy = run_size_policy(dataset, settings.train.size, settings.train.pad)
+    check_shapes([s for part in decoded.values() for s in part.shapes], policy.size)
+    sets = {name: part.to_set(classes, policy.size, policy.pad) for name, part in decoded.items()}
     return LevelTrainer(
         sets["train"],
         sets["val"],

@@ -1,6 +1,6 @@
 """The near-copy gate of every filter run: synthetic samples that copy a real image, on pixels.
 
-Every synthetic sample is compared, under the dataset's size policy, with its own source (from
+Every synthetic sample is compared, under the filter run's size policy, with its own source (from
 its lineage), with the real rare train images nearest to it and with the nearest real train
 images of the other classes (:mod:`brain.copies`: a shortlist from the embeddings and from
 thumbnails, then SSIM and the normalised pixel distance). A copy is rejected whatever its
@@ -25,14 +25,14 @@ from brain.copies import (
     paired_ssim,
     pixel_distance,
 )
-from brain.data import fitted_images
+from brain.size_policy import SizePolicy
 from brain.ssim import WINDOW
 from curation.datasets import decode_view
 from curation.runs.filter_inputs import FilterInputs
-from curation.schema import LINEAGE_FIELD, size_policy
+from curation.schema import LINEAGE_FIELD
 
 FALLBACK_SIZE = 32
-"""The side images are compared at when they differ in size and the dataset sets no policy."""
+"""The side images are compared at when they differ in size and the run's policy sets none."""
 
 
 @dataclass
@@ -70,16 +70,15 @@ class CopyGate:
         }
 
 
-def _comparison_size(dataset: fo.Dataset, arrays: list[np.ndarray]) -> int | None:
-    """The dataset's size policy; without one, the images' own size when they share one (at
-    least the SSIM window), else :data:`FALLBACK_SIZE`."""
-    size, _ = size_policy(dataset)
-    if size is not None:
-        return size
+def _comparison_policy(policy: SizePolicy, arrays: list[np.ndarray]) -> SizePolicy:
+    """``policy`` where it has a size; without one, the images' own size when they share one
+    (at least the SSIM window), else :data:`FALLBACK_SIZE` with ``policy``'s padding."""
+    if policy.size is not None:
+        return policy
     shapes = {a.shape[:2] for a in arrays}
     if len(shapes) == 1 and min(next(iter(shapes))) >= WINDOW:
-        return None
-    return FALLBACK_SIZE
+        return policy
+    return SizePolicy(FALLBACK_SIZE, policy.pad)
 
 
 def _source_images(
@@ -139,10 +138,8 @@ def near_copy_gate(
     """
     real_view = dataset.select(inputs.real_ids, ordered=True)
     real_arrays = decode_view(real_view, progress=False, desc="real train").arrays
-    size = _comparison_size(dataset, real_arrays + list(images))
-    pad = size_policy(dataset)[1]
-    real = fitted_images(real_arrays, size, pad)
-    synthetic = fitted_images(images, size, pad)
+    policy = _comparison_policy(inputs.policy, real_arrays + list(images))
+    real, synthetic = policy.fit(real_arrays), policy.fit(images)
     rare = inputs.rare
     thresholds = copy_thresholds(real[rare], inputs.real[rare], ssim=threshold)
     rare_ids = np.array(inputs.real_ids, dtype=object)[rare]
@@ -160,7 +157,7 @@ def near_copy_gate(
         if sample_id in real_index:
             sources.append(real[real_index[sample_id]])
         elif sample_id in decoded:
-            sources.append(fitted_images([decoded[sample_id]], size, pad)[0])
+            sources.append(policy.fit([decoded[sample_id]])[0])
         else:
             sources.append(None)
     source_match = _source_match(synthetic, sources)
@@ -176,4 +173,4 @@ def near_copy_gate(
     ssim = np.maximum.reduce([m.ssim for m, _ in matches])
     distance = np.minimum.reduce([m.distance for m, _ in matches])
     copy_of = [_copied_id(matches, thresholds, i) for i in range(len(synthetic))]
-    return CopyGate(reasons, ssim, distance, copy_of, thresholds, size)
+    return CopyGate(reasons, ssim, distance, copy_of, thresholds, policy.size)

@@ -305,8 +305,8 @@ def run_filter(
     inputs = read.read_inputs(dataset, embed)
     images = read.synthetic_images(dataset, inputs)  # the near-copy gate needs them always
     if flt.uses_image_features:
-        inputs.real_stats = read.image_stats(dataset, inputs.real_ids)
-        inputs.synthetic_stats = image_statistics(read.fitted(dataset, images))
+        inputs.real_stats = read.image_stats(dataset, inputs.real_ids, inputs.policy)
+        inputs.synthetic_stats = image_statistics(inputs.policy.fit(images))
     output = _fit_and_evaluate(flt, dataset, inputs)
     gate = near_copy_gate(dataset, inputs, images, threshold=copy_threshold)
     warnings = list(getattr(flt, "notes_", []))
@@ -329,7 +329,7 @@ def run_filter(
     reasons = flt.reasons(output.scores, output.parts, chosen)
     duplicate_of = None
     if dedupe:
-        duplicate_of = read.duplicates(dataset, inputs, images)
+        duplicate_of = read.duplicates(inputs, images)
         passed &= duplicate_of < 0
         reasons = np.where(duplicate_of >= 0, "duplicate", reasons).astype(object)
     passed &= ~gate.rejected
@@ -462,7 +462,11 @@ def _calibrate(mode, flt, dataset, inputs, scores, target, settings):
             run = inputs.classifier_run
             val_scores = flt.score(read.probabilities(dataset, run, REAL_VAL, ids))
         else:
-            stats = read.image_stats(dataset, ids) if inputs.real_stats is not None else None
+            stats = (
+                read.image_stats(dataset, ids, inputs.policy)
+                if inputs.real_stats is not None
+                else None
+            )
             val_scores = flt.score(vectors, image_features=stats)
         return calibrate_pass_rate(flt, val_scores, val_rare, target=target)
     if mode == "retrain":

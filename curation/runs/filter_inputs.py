@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import fiftyone as fo
 import numpy as np
 
-from brain.data import fitted_images
 from brain.duplicates import find_duplicates
 from brain.filters.base import as_float_matrix
 from brain.filters.image_stats import image_statistics
-from curation.datasets import builtin_views, decode_view, labelled, view_images
+from brain.size_policy import SizePolicy
+from curation.datasets import builtin_views, decode_view, labelled
 from curation.errors import CurateError
 from curation.info import NO_LINEAGE
 from curation.names import REAL_TRAIN, REAL_VAL
@@ -39,6 +39,8 @@ class FilterInputs:
         real_stats, synthetic_stats: image statistics, for filters that judge images.
         missing: the samples that had no embedding, embedded with the embed run's network
             (written by the filter run, before its own writes).
+        policy: the size policy images are compared and judged under (image statistics,
+            duplicates, the near-copy gate): the dataset's, or the run's own ``size``.
     """
 
     embed_run: str
@@ -55,6 +57,7 @@ class FilterInputs:
     real_stats: np.ndarray | None = None
     synthetic_stats: np.ndarray | None = None
     missing: MissingEmbeddings | None = None
+    policy: SizePolicy = field(default_factory=SizePolicy)
 
 
 def _read_vectors(
@@ -72,9 +75,12 @@ def _read_vectors(
     return list(ids), as_float_matrix(np.asarray(vectors, dtype=np.float64), name=f"{what}")
 
 
-def read_inputs(dataset: fo.Dataset, embed: str | None = None) -> FilterInputs:
+def read_inputs(
+    dataset: fo.Dataset, embed: str | None = None, policy: SizePolicy | None = None
+) -> FilterInputs:
     """Read and check the embeddings a filter run needs.
 
+    ``policy``: the size policy the run's image checks use (default: the dataset's).
     Samples without an embedding are embedded with the embed run's network, in memory
     (``inputs.missing`` writes them); without a network to do so, they are refused.
 
@@ -120,6 +126,7 @@ def read_inputs(dataset: fo.Dataset, embed: str | None = None) -> FilterInputs:
         fine=fine,
         fine_field=fine_field,
         missing=missing,
+        policy=policy or size_policy(dataset),
     )
 
 
@@ -168,25 +175,20 @@ def synthetic_images(dataset: fo.Dataset, inputs: FilterInputs) -> list[np.ndarr
     return decode_view(view, progress=False, desc="synthetic").arrays
 
 
-def image_stats(dataset: fo.Dataset, ids: list[str]) -> np.ndarray:
-    """Image statistics (:mod:`brain.filters.image_stats`) of the samples ``ids``, under the
-    dataset's size policy."""
-    return image_statistics(view_images(dataset, dataset.select(ids, ordered=True)))
+def image_stats(dataset: fo.Dataset, ids: list[str], policy: SizePolicy) -> np.ndarray:
+    """Image statistics (:mod:`brain.filters.image_stats`) of the samples ``ids`` under
+    ``policy``."""
+    view = dataset.select(ids, ordered=True)
+    return image_statistics(policy.fit(decode_view(view, progress=False, desc="view").arrays))
 
 
-def fitted(dataset: fo.Dataset, arrays: list[np.ndarray]) -> np.ndarray:
-    """``arrays`` as one ``uint8`` ``(N, H, W, C)`` array under the dataset's size policy."""
-    size, pad = size_policy(dataset)
-    return fitted_images(arrays, size, pad)
-
-
-def duplicates(dataset: fo.Dataset, inputs: FilterInputs, images: list[np.ndarray]) -> np.ndarray:
+def duplicates(inputs: FilterInputs, images: list[np.ndarray]) -> np.ndarray:
     """For each synthetic sample, the position of the earlier one it duplicates, or -1 (exact
     pixel copies always; near copies by embedding + SSIM when the images share a size or the
-    dataset has a size policy)."""
+    run's size policy has one)."""
     images_fitted = None
-    if size_policy(dataset)[0] is not None or len({a.shape for a in images}) == 1:
-        images_fitted = fitted(dataset, images)
+    if inputs.policy.size is not None or len({a.shape for a in images}) == 1:
+        images_fitted = inputs.policy.fit(images)
         if min(images_fitted.shape[1:3]) < 7:  # too small for the SSIM window
             images_fitted = None
     return find_duplicates(images, inputs.synthetic, inputs.real, fitted=images_fitted)

@@ -48,6 +48,7 @@ import numpy as np
 from brain.devices import torch_threads
 from brain.distributed import plan_devices
 from brain.progress import every_nth, progress_bar
+from brain.size_policy import SizePolicy
 from curation.datasets import as_dataset
 from curation.errors import CurateError
 from curation.media import run_area_folder
@@ -57,7 +58,7 @@ from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint, own_folder
 from curation.runs.generate_data import existing_pairs, make_sample, run_samples
 from curation.runs.records import run_key
-from curation.schema import GROUP_FIELD, SPLIT_FIELD, ensure_schema, rare_class
+from curation.schema import GROUP_FIELD, SPLIT_FIELD, ensure_schema, rare_class, run_size_policy
 from generators import GENERATORS
 from generators.parallel import Batch, generate_on_devices, write_batch
 from generators.planning import distinct_only, downsample_history, plan_pairs
@@ -96,6 +97,11 @@ class GenerateConfig(Record):
     size: int | None = None
     pad: str | None = None
     devices: int = 1
+
+    @property
+    def size_policy(self) -> SizePolicy:
+        """The size policy the run's images were shaped by."""
+        return SizePolicy.from_record({"size": self.size, "pad": self.pad})
 
 
 @dataclass
@@ -221,8 +227,10 @@ def _check_run_config(dataset: fo.Dataset, run: str, config: GenerateConfig) -> 
     stored_params = stored.params
     if stored.generator == config.generator:
         stored_params = with_defaults(config.generator, stored.params)
-    for key in ("generator", "params", "source_view", "seed", "size", "pad"):
+    for key in ("generator", "params", "source_view", "seed", "size_policy"):
         values = (stored_params, config.params) if key == "params" else None
+        if key == "size_policy":
+            values = (stored.size_policy.as_record(), config.size_policy.as_record())
         values = values or (getattr(stored, key), getattr(config, key))
         before, now = (json.loads(json.dumps(v)) for v in values)
         if before == now:
@@ -256,7 +264,8 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
         raise CurateError(f"{method} does not take sampling `steps`", params=("steps",))
     if train_steps is not None and not cls.trains:
         raise CurateError(f"{method} does not train: drop `train_steps`", params=("train_steps",))
-    size, pad = data.run_size(dataset, asked["size"], asked["pad"])
+    policy = run_size_policy(dataset, asked["size"], asked["pad"])
+    size, pad = policy.size, policy.pad
 
     train_view = data.by_label(data.real_train(dataset), rare, rare_class=True).sort_by("id")
     if len(train_view) == 0:

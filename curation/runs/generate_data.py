@@ -18,7 +18,6 @@ import fiftyone as fo
 import numpy as np
 from fiftyone import ViewField as F
 
-from brain.data import check_pad, check_size
 from brain.images import describe_shapes, read_image
 from curation.datasets import builtin_views, resolve_view
 from curation.errors import CurateError
@@ -32,31 +31,8 @@ from curation.schema import (
     SPLIT_FIELD,
     SYNTHETIC,
     make_lineage,
-    size_policy,
 )
 from generators.sources import fit_mask, read_images
-
-
-def run_size(
-    dataset: fo.Dataset, size: int | None, pad: str | None
-) -> tuple[int | None, str | None]:
-    """``size`` and ``pad`` checked, the dataset's policy filling what is not given (``pad`` is
-    ``None`` when no size applies).
-
-    Raises:
-        InputError: a size outside 8-1024, an unknown padding, or a padding without a size.
-    """
-    policy_size, policy_pad = size_policy(dataset)
-    size = check_size(size if size is not None else policy_size)
-    if pad is not None:
-        check_pad(pad)
-        if size is None:
-            raise CurateError(
-                f"`pad` {pad} needs a size: pass `size` N or set a size policy with "
-                f"`curate config {dataset.name} --size N`",
-                params=("pad", "size"),
-            )
-    return (None, None) if size is None else (int(size), pad or policy_pad)
 
 
 def real_train(dataset: fo.Dataset) -> fo.DatasetView:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import fiftyone as fo
 import numpy as np
 
-from brain.data import fitted_images
+from brain.data import DEFAULT_PAD
 from brain.ssim import max_ssim
 from curation.datasets import as_dataset, builtin_views, decode_view, resolve_view, save_view
 from curation.errors import CurateError
@@ -24,7 +24,7 @@ from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint
 from curation.runs.neighbours import nearest_neighbours
 from curation.runs.records import list_runs
-from curation.schema import size_policy
+from curation.schema import run_size_policy
 
 SSIM_FIELD = "max_ssim"
 SSIM_SOURCE_FIELD = "max_ssim_real_id"
@@ -35,11 +35,13 @@ NEAR_COPY_VIEW = "near-copies"
 
 @dataclass(frozen=True)
 class SSIMConfig(Record):
-    """What an SSIM run was asked (stored as ``config``)."""
+    """What an SSIM run was asked (stored as ``config``), with the size policy it compared
+    under (the dataset's, or its ``size``)."""
 
     view: str = "synthetic"
     size: int | None = None
     threshold: float = 0.9
+    pad: str = DEFAULT_PAD
 
 
 @dataclass
@@ -108,18 +110,15 @@ def compute_max_ssim(
     references = decode_view(
         builtin_views(dataset)[REAL_TRAIN], progress=progress, desc="ssim: real"
     )
-    policy_size, pad = size_policy(dataset)
-    size = size or policy_size
+    policy = run_size_policy(dataset, size)
     shapes = {a.shape for a in candidates.arrays + references.arrays}
-    if size is None and len(shapes) > 1:
+    if policy.size is None and len(shapes) > 1:
         raise CurateError(
             "images differ in size: give `size` to compare them by SSIM (or set the dataset's "
             "size policy)",
             params=("size",),
         )
-    best, where = max_ssim(
-        fitted_images(candidates.arrays, size, pad), fitted_images(references.arrays, size, pad)
-    )
+    best, where = max_ssim(policy.fit(candidates.arrays), policy.fit(references.arrays))
     source_ids = [references.ids[i] for i in where]
     scored = dataset.select(candidates.ids, ordered=True)
     scored.set_values(SSIM_FIELD, best.tolist())
@@ -141,7 +140,7 @@ def compute_max_ssim(
         threshold=threshold,
         quantiles={str(q): float(np.quantile(best, q)) for q in (0.05, 0.5, 0.95)},
     )
-    SSIM.store(dataset, run, SSIMConfig(view, size, threshold), results)
+    SSIM.store(dataset, run, SSIMConfig(view, policy.size, threshold, policy.pad), results)
     return results
 
 

@@ -57,7 +57,7 @@ from curation.runs.train_records import (
     field_names,
     run_folder,
 )
-from curation.schema import size_policy
+from curation.schema import run_size_policy
 
 __all__ = [
     "TRAIN",
@@ -185,11 +185,9 @@ def fit_classifier(
     if cv is not None and cv < 2:
         raise CurateError(f"`cv` needs at least 2 folds, got {cv}", params=("cv",))
     dataset = as_dataset(dataset)
-    policy_size, policy_pad = size_policy(dataset)
+    policy = run_size_policy(dataset, settings.size, settings.pad)
     settings = settings.replace(
-        size=settings.size if settings.size is not None else policy_size,
-        pad=settings.pad or policy_pad,
-        device=resolve_device(settings.device),
+        size=policy.size, pad=policy.pad, device=resolve_device(settings.device)
     )
     plan_devices(settings.devices, settings.device)  # more devices than the machine has
     classes = read_classes(dataset, label_field)
