@@ -193,7 +193,6 @@ def _connect_to_uri(uri: str) -> None:
 
 
 def _start_or_attach(folder: Path) -> None:
-
     log = folder / "log" / "mongo.log"
     try:
         food.get_db_client()

@@ -196,3 +196,35 @@ def test_runs_cli_lists_shows_and_deletes(tiny, capsys):
     assert "no synthcurate run 'train_c'" in capsys.readouterr().err
     with pytest.raises(CurateError, match="no synthcurate run 'nope'"):
         show_run(tiny, "nope")
+
+
+def test_a_run_name_reused_with_other_settings_is_refused_unless_overwrite(tiny):
+    """Every kind compares a rerun's settings with the stored run's before it reads or writes
+    anything else; the same settings replace the run, others need ``overwrite``."""
+    train_classifier(tiny, "reuse", **FAST)
+    before = snapshot(tiny)
+    with pytest.raises(CurateError, match=r"train run 'reuse' exists with another epochs \(1, "):
+        train_classifier(tiny, "reuse", **{**FAST, "epochs": 2})
+    assert snapshot(tiny) == before
+    assert main(["train", tiny, "--run", "reuse", "--epochs", "2", "--size", "16"]) == 2
+    assert snapshot(tiny) == before
+    train_classifier(tiny, "reuse", **FAST)  # the same settings: replaced
+    replaced = train_classifier(tiny, "reuse", overwrite=True, **{**FAST, "epochs": 2})
+    assert show_run(tiny, "train_reuse").config["epochs"] == 2 and replaced.run == "reuse"
+
+    compute_embeddings(tiny, "reuse", name="reuse", progress=False)
+    with pytest.raises(CurateError, match="embed run 'reuse' exists with another metric"):
+        compute_embeddings(tiny, "reuse", name="reuse", metric="cosine", progress=False)
+    compute_embeddings(tiny, "reuse", name="reuse", metric="cosine", overwrite=True)
+    assert show_run(tiny, "embed_reuse").config["metric"] == "cosine"
+
+    generate(tiny, "copies", "reuse", n=2, progress=False)
+    compute_max_ssim(tiny, run="reuse", progress=False)
+    with pytest.raises(CurateError, match="ssim run 'reuse' exists with another threshold"):
+        compute_max_ssim(tiny, run="reuse", threshold=0.5, progress=False)
+    with pytest.raises(CurateError, match="generate run 'reuse' exists with another seed"):
+        generate(tiny, "copies", "reuse", n=2, seed=1, progress=False)
+    generate(tiny, "copies", "reuse", n=2, seed=1, overwrite=True, progress=False)
+    assert show_run(tiny, "generate_reuse").config["seed"] == 1
+    for key in ("ssim_reuse", "generate_reuse", "embed_reuse", "train_reuse"):
+        delete_run(tiny, key)

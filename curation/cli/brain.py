@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from curation.cli.options import devices_option, echo_json, json_option, show_progress
+from curation.cli.options import (
+    devices_option,
+    echo_json,
+    json_option,
+    overwrite_option,
+    show_progress,
+)
 
 
 def _backend_names() -> list[str]:
@@ -22,7 +28,9 @@ def _choice(name: str) -> click.Choice:
 
 @click.command()
 @click.argument("name")
-@click.option("--run", "run", required=True, help="Run name (replaces an older one).")
+@click.option(
+    "--run", "run", required=True, help="Run name (a rerun with the same settings replaces it)."
+)
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
@@ -73,6 +81,7 @@ def _choice(name: str) -> click.Choice:
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @devices_option
+@overwrite_option
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
 @json_option
 def train(name: str, run: str, as_json: bool, threads: int | None, **options) -> None:
@@ -136,6 +145,7 @@ def _format_at_specificity(per_seed: list[dict]) -> str:
 @click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default="euclidean")
 @click.option("--seed-index", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@overwrite_option
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
 @json_option
 def embed(name: str, run: str, embed_name, threads, as_json: bool, **options) -> None:

@@ -8,6 +8,7 @@ from curation.cli.options import (
     devices_option,
     echo_json,
     json_option,
+    overwrite_option,
     parse_params,
     show_progress,
 )
@@ -49,6 +50,7 @@ from generators import GENERATORS
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @devices_option
+@overwrite_option
 @click.option(
     "--threads", "num_threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads."
 )

@@ -11,6 +11,12 @@ dataset_option = click.option(
     "--dataset", "-d", "name", required=True, help="Project dataset name."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+overwrite_option = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a stored run of this name that was asked other settings (without it such a "
+    "rerun is refused).",
+)
 
 
 def echo_json(payload: Any) -> None:

@@ -137,7 +137,6 @@ def _build(cls, data: Any, where: str):
 
 
 def _check(config: ExperimentConfig) -> ExperimentConfig:
-
     check_name(config.name, EXPERIMENT_NAME)
     if not isinstance(config.seeds, int) or config.seeds < 2:
         raise CurateError("seeds must be an integer >= 2 (paired tests need two or more)")

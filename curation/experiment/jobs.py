@@ -50,6 +50,7 @@ class TrainJob:
             with_view=self.with_view,
             oversample=self.oversample,
             label_field=self.label_field,
+            overwrite=True,  # the study owns its run names: a changed cell is trained again
             num_threads=num_threads,
             progress=progress,
         )

@@ -63,7 +63,6 @@ class ExperimentKind(RunKind):
     results_type = ExperimentResults
 
     def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
-
         stored, results = self.load(dataset, name)
         config = parse_config(stored.values)
         footprint = study_footprint(config)

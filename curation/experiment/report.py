@@ -389,7 +389,6 @@ def _roc_curves(dataset, rows: list[dict]) -> dict[str, tuple[np.ndarray, np.nda
 
 
 def _ssim_values(dataset, generators: list[str]) -> dict[str, list[float]]:
-
     if not dataset.has_sample_field(SSIM_FIELD):
         return {}
     values = {}

@@ -58,7 +58,6 @@ Echo = Callable[[str], None]
 
 
 def _generate(dataset: fo.Dataset, config: ExperimentConfig, echo: Echo, progress: bool) -> dict:
-
     reports = {}
     for gen in config.generators:
         if gen.method == "existing":
@@ -167,7 +166,6 @@ def _embedder(dataset: fo.Dataset, config: ExperimentConfig, trainer, echo, prog
 
 
 def _embed(dataset: fo.Dataset, config: ExperimentConfig, trainer, echo, progress) -> str:
-
     name = embed_name(config.name)
     source = _embedder(dataset, config, trainer, echo, progress)
     if EMBED.exists(dataset, name):
@@ -178,14 +176,15 @@ def _embed(dataset: fo.Dataset, config: ExperimentConfig, trainer, echo, progres
             echo(f"[embed] {name}: done earlier, skipped")
             return name
     echo(f"[embed] {name}: penultimate layer of {source}")
-    compute_embeddings(dataset, source, view="all", name=name, progress=progress)
+    compute_embeddings(
+        dataset, source, view="all", name=name, overwrite=True, progress=progress
+    )  # the study owns its run names
     return name
 
 
 def _filter(
     dataset: fo.Dataset, config: ExperimentConfig, embedding: str, echo: Echo, progress: bool
 ):
-
     key = filter_key(config.name)
     # the sweep trains like the study's classifiers, without early stopping or a subset
     train = config.classifier.replace(augment=config.augment[0], patience=None, subset=None)
@@ -305,6 +304,7 @@ def run_experiment(
                 size=config.classifier.size,
                 embed_name=embedding,
                 run=config.name,
+                overwrite=True,  # the study owns its run names
                 progress=progress,
             )
         generator_cells = [cell for cell in cells if cell.generator is not None]

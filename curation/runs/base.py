@@ -11,6 +11,7 @@ versions too (missing keys take their defaults, unknown keys are kept aside).
 from __future__ import annotations
 
 import dataclasses
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
@@ -18,10 +19,16 @@ from typing import Any, ClassVar, TypeVar
 import fiftyone as fo
 
 from brain.registry import Registry
+from curation.errors import CurateError
 from curation.runs.footprint import Footprint
 from curation.runs.records import has_run, load_run, remove_record, store_run
 
 R = TypeVar("R", bound="Record")
+
+RESOLVED = {"compared": False}
+"""Field metadata (``field(..., metadata=RESOLVED)``) of a config value that the run derives
+or that says how, not what, it ran (the data's classes and digests, the device): a rerun under
+the same key may differ in it."""
 
 
 class Record:
@@ -36,6 +43,13 @@ class Record:
     def to_record(self) -> dict[str, Any]:
         """The record as a JSON-able dict (the stored keys)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def asked(self) -> dict[str, Any]:
+        """The values that say what the run was asked (every field not marked
+        :data:`RESOLVED`), as JSON values: what a rerun under the same key must repeat."""
+        record = self.to_record()
+        compared = [f.name for f in dataclasses.fields(self) if f.metadata.get("compared", True)]  # type: ignore[arg-type]
+        return json.loads(json.dumps({name: record[name] for name in compared}))
 
 
 class RunKind(ABC):
@@ -68,6 +82,39 @@ class RunKind(ABC):
         """Whether a run of this kind called ``name`` is stored."""
         return has_run(dataset, self.kind, name)
 
+    def comparable(self, config: Record) -> dict[str, Any]:
+        """What the key-reuse check compares of ``config`` (default: :meth:`Record.asked`)."""
+        return config.asked()
+
+    def check_reuse(
+        self, dataset: fo.Dataset, name: str, config: Record, *, overwrite: bool = False
+    ) -> bool:
+        """Refuse to reuse the name of a stored run that was asked other settings, unless
+        ``overwrite``; called before a run reads or writes anything else. A rerun with the same
+        settings replaces (or resumes) the stored run.
+
+        Returns:
+            Whether a stored run of that name differs and is to be replaced (``overwrite``).
+
+        Raises:
+            CurateError: the run exists with other settings, naming the first that differs.
+        """
+        if not self.exists(dataset, name):
+            return False
+        stored, _ = self.load(dataset, name)
+        before, now = self.comparable(stored), self.comparable(config)
+        changed = [key for key in now if before.get(key) != now[key]]
+        if changed and not overwrite:
+            key = changed[0]
+            what = _difference(key, before.get(key), now[key])
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            raise CurateError(
+                f"{self.kind} run {name!r} exists with another {what}{more}; pass `overwrite` "
+                "to replace it, use another run name or delete the run",
+                params=("overwrite",),
+            )
+        return bool(changed)
+
     @abstractmethod
     def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
         """Everything the stored run ``name`` wrote (also for a run that was killed midway)."""
@@ -84,6 +131,14 @@ class RunKind(ABC):
         footprint.remove(dataset)
         remove_record(dataset, self.kind, name)
         return present
+
+
+def _difference(key: str, before: Any, now: Any) -> str:
+    """``key`` and its stored value, for the key-reuse error (the keys of a dict that differ)."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+        return f"{key} ({', '.join(f'{k}: {before.get(k)!r}' for k in changed)})"
+    return f"{key} ({before!r}, asked {now!r})"
 
 
 KINDS: Registry[RunKind] = Registry("run kind")

@@ -10,6 +10,7 @@ The queries on the index are in :mod:`curation.runs.neighbours`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from brain.classifier import run_checkpoint
 from curation.datasets import as_dataset, resolve_view
 from curation.errors import CurateError
 from curation.names import FIELD_NAME, check_name, check_run_name
-from curation.runs.base import Record, RunKind, register
+from curation.runs.base import RESOLVED, Record, RunKind, register
 from curation.runs.footprint import Footprint, cleanup_brain_run
 from curation.runs.predictions import load_classifier, read_for_card
 from curation.runs.records import latest_run, list_runs, run_key
@@ -60,7 +61,7 @@ class EmbedConfig(Record):
 
     train_run: str | None = None
     seed_index: int = 0
-    checkpoint_seed: int | None = None
+    checkpoint_seed: int | None = dataclasses.field(default=None, metadata=RESOLVED)
     view: str = "all"
     field: str = ""
     brain_key: str = ""
@@ -225,6 +226,7 @@ def compute_embeddings(
     seed_index: int = 0,
     batch_size: int = 256,
     device: str = "auto",
+    overwrite: bool = False,
     num_threads: int | None = None,
     progress: bool = True,
 ) -> EmbedResults:
@@ -245,6 +247,8 @@ def compute_embeddings(
         seed_index: which seed's checkpoint of the train run (0: the first).
         batch_size: inference batch size.
         device: ``auto``, ``cpu`` or ``cuda``.
+        overwrite: replace a stored embed run of this name that was asked other settings
+            (without it such a rerun is refused).
         num_threads: torch intra-op threads (``None``: torch's default).
         progress: show progress bars.
 
@@ -271,6 +275,17 @@ def compute_embeddings(
     _check_field_free(dataset, name, field)
     options = chosen.index_options(dataset.name, brain_key, url, metric)
     url = options.get(chosen.url_param) if chosen.url_param else None
+    config = EmbedConfig(
+        train_run=run,
+        seed_index=seed_index,
+        view=view,
+        field=field,
+        brain_key=brain_key,
+        backend=backend,
+        url=url,
+        metric=metric,
+    )
+    EMBED.check_reuse(dataset, name, config, overwrite=overwrite)
     chosen.check_reachable(url)  # before any inference or write
 
     card, ids, vectors = embed_view(
@@ -305,17 +320,7 @@ def compute_embeddings(
         if replaced:
             EMBED.delete(dataset, name)
         raise
-    config = EmbedConfig(
-        train_run=run,
-        seed_index=seed_index,
-        checkpoint_seed=card.seed,
-        view=view,
-        field=field,
-        brain_key=brain_key,
-        backend=backend,
-        url=url,
-        metric=metric,
-    )
+    config = dataclasses.replace(config, checkpoint_seed=card.seed)
     results = EmbedResults(len(ids), int(vectors.shape[1]), name, field, brain_key, backend)
     EMBED.store(dataset, name, config, results)
     return results

@@ -185,7 +185,6 @@ class FilterKind(RunKind):
     results_type = FilterResults
 
     def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
-
         _, results = self.load(dataset, name)
         footprint = Footprint(
             fields=[*results.fields, score_field(name), reason_field(name)],

@@ -180,8 +180,22 @@ class GenerateKind(RunKind):
     config_type = GenerateConfig
     results_type = GenerateResults
 
-    def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
+    def comparable(self, config: Record) -> dict[str, Any]:
+        """Method, parameters (with the method's defaults), sources, seed and size policy: a
+        run is resumed or extended under its name only with all of them unchanged."""
+        params = config.params
+        if config.generator in GENERATORS:
+            params = with_defaults(config.generator, params)
+        asked = {
+            "generator": config.generator,
+            "seed": config.seed,
+            "source_view": config.source_view,
+            "size_policy": config.size_policy.as_record(),
+            "params": params,
+        }
+        return json.loads(json.dumps(asked))
 
+    def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
         return Footprint(
             samples=run_samples(dataset, name).values("id"),
             files=own_folder(run_dir, dataset.name, name),
@@ -213,36 +227,11 @@ class _Inputs:
     config: GenerateConfig
     warnings: list[str]
     devices: list[str]
+    replace: bool = False
 
     def read_sources(self, index: list[int]) -> np.ndarray:
         """The source images ``index`` as the generator takes them (size policy applied)."""
         return read_images([self.source_paths[i] for i in index], self.size, self.pad)
-
-
-def _check_run_config(dataset: fo.Dataset, run: str, config: GenerateConfig) -> None:
-    """Refuse to reuse a run name with another method, parameters or sources."""
-    if not GENERATE.exists(dataset, run):
-        return
-    stored, _ = GENERATE.load(dataset, run)
-    stored_params = stored.params
-    if stored.generator == config.generator:
-        stored_params = with_defaults(config.generator, stored.params)
-    for key in ("generator", "params", "source_view", "seed", "size_policy"):
-        values = (stored_params, config.params) if key == "params" else None
-        if key == "size_policy":
-            values = (stored.size_policy.as_record(), config.size_policy.as_record())
-        values = values or (getattr(stored, key), getattr(config, key))
-        before, now = (json.loads(json.dumps(v)) for v in values)
-        if before == now:
-            continue
-        if isinstance(before, dict) and isinstance(now, dict):
-            changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-            what = f"params ({', '.join(f'{k}: {before.get(k)!r}' for k in changed)})"
-        else:
-            what = f"{key} ({before!r})"
-        raise CurateError(
-            f"run {run!r} exists with another {what}; use another run name or delete the run"
-        )
 
 
 def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Inputs:
@@ -314,8 +303,9 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
         pad=pad,
         devices=len(devices),
     )
-    _check_run_config(dataset, run, config)
-    data.check_run_images(dataset, run)
+    replace = GENERATE.check_reuse(dataset, run, config, overwrite=asked["overwrite"])
+    if not replace:
+        data.check_run_images(dataset, run)
     return _Inputs(
         dataset=dataset,
         rare=rare,
@@ -337,6 +327,7 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
         config=config,
         warnings=[] if checkpoint is not None else generator.training_warnings(len(train_view)),
         devices=devices,
+        replace=replace,
     )
 
 
@@ -465,6 +456,7 @@ def generate(
     pad: str | None = None,
     device: str = "auto",
     devices: int = 1,
+    overwrite: bool = False,
     num_threads: int | None = None,
     progress: bool = True,
 ) -> GenerateReport:
@@ -505,6 +497,9 @@ def generate(
         devices: processes, one per device (GPUs ``cuda:0..N-1``, or CPU cores without a GPU):
             a network generator trains data-parallel (``batch_size`` of the method per device;
             a training resumes with the same number) and generation is sharded over them.
+        overwrite: replace a stored run of this name that was asked another method,
+            parameters, sources, seed or size policy (its samples and files are deleted
+            first); without it such a rerun is refused.
         num_threads: torch CPU threads while training and generating (``None``: as it is).
         progress: show progress bars.
 
@@ -537,7 +532,10 @@ def generate(
         pad=pad,
         device=device,
         devices=devices,
+        overwrite=overwrite,
     )
+    if inputs.replace:
+        GENERATE.delete(dataset, run)
     folder = run_dir(dataset.name, run)
     with torch_threads(num_threads):
         started = time.perf_counter()

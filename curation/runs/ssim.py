@@ -84,6 +84,7 @@ def compute_max_ssim(
     size: int | None = None,
     embed_name: str | None = None,
     run: str = "ssim",
+    overwrite: bool = False,
     progress: bool = True,
 ) -> SSIMResults:
     """Score every sample of ``view`` (synthetic by default) against all real training images.
@@ -97,6 +98,8 @@ def compute_max_ssim(
         embed_name: the embed run whose similarity index finds each near-copy's nearest real
             neighbour (default: the latest; skipped when there is none).
         run: the name the analysis is stored under (run kind ``ssim``).
+        overwrite: replace a stored analysis of this name that was asked another view, size
+            or threshold (without it such a rerun is refused).
         progress: progress bars while decoding.
 
     Returns:
@@ -106,11 +109,13 @@ def compute_max_ssim(
     if not 0 < threshold <= 1:
         raise CurateError(f"SSIM threshold must lie in (0, 1], got {threshold}")
     dataset = as_dataset(dataset)
+    policy = run_size_policy(dataset, size)
+    config = SSIMConfig(view, policy.size, threshold, policy.pad)
+    SSIM.check_reuse(dataset, run, config, overwrite=overwrite)
     candidates = decode_view(resolve_view(dataset, view), progress=progress, desc="ssim: samples")
     references = decode_view(
         builtin_views(dataset)[REAL_TRAIN], progress=progress, desc="ssim: real"
     )
-    policy = run_size_policy(dataset, size)
     shapes = {a.shape for a in candidates.arrays + references.arrays}
     if policy.size is None and len(shapes) > 1:
         raise CurateError(
@@ -140,7 +145,7 @@ def compute_max_ssim(
         threshold=threshold,
         quantiles={str(q): float(np.quantile(best, q)) for q in (0.05, 0.5, 0.95)},
     )
-    SSIM.store(dataset, run, SSIMConfig(view, policy.size, threshold, policy.pad), results)
+    SSIM.store(dataset, run, config, results)
     return results
 
 
@@ -153,4 +158,6 @@ def _link_nearest(dataset: fo.Dataset, ids: list[str], embed_name: str | None) -
     except CurateError:  # e.g. no index: the links stay empty
         nearest = {}
     links = [nearest[i].id if i in nearest else None for i in ids]
+    if not dataset.has_sample_field(NEAREST_FIELD):  # declared: the links may all be empty
+        dataset.add_sample_field(NEAREST_FIELD, fo.StringField)
     dataset.select(ids, ordered=True).set_values(NEAREST_FIELD, links)

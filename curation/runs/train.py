@@ -20,6 +20,7 @@ Deleting the run (``curate runs delete NAME train_R``) removes all three.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +99,7 @@ def train_classifier(
     label_field: str | None = None,
     cv: int | None = None,
     oversample: int = 0,
+    overwrite: bool = False,
     num_threads: int | None = None,
     progress: bool = True,
     **changes: Any,
@@ -126,6 +128,8 @@ def train_classifier(
             ``fold_summary``. For small rare classes (fewer than 5 rare val or test samples).
         oversample: add this many copies of real rare train images, drawn at random with
             replacement (seeded by ``seed``): the classic rebalancing baseline.
+        overwrite: replace a stored run of this name that was asked other settings (without
+            it such a rerun is refused; with the same settings the run is replaced).
         num_threads: torch intra-op threads while training (``None``: torch's default).
         progress: progress bars on decoding, epochs and batches.
         **changes: fields of ``settings`` to change (e.g. ``epochs=10, augment=True``).
@@ -147,6 +151,7 @@ def train_classifier(
         label_field=label_field,
         cv=cv,
         oversample=oversample,
+        overwrite=overwrite,
         num_threads=num_threads,
         progress=progress,
         **changes,
@@ -165,6 +170,7 @@ def fit_classifier(
     label_field: str | None = None,
     cv: int | None = None,
     oversample: int = 0,
+    overwrite: bool = False,
     num_threads: int | None = None,
     progress: bool = True,
     **changes: Any,
@@ -196,6 +202,16 @@ def fit_classifier(
             "training on fine labels cannot add `with_view` samples (no fine labels)",
             params=("with_view",),
         )
+    seed_list = [seed + i for i in range(seeds)]
+    asked = TrainConfig(
+        **settings.as_dict(),
+        seeds=seed_list,
+        with_view=with_view,
+        oversample=int(oversample),
+        label_field=classes.label_field,
+        cv=cv,
+    )
+    TRAIN.check_reuse(dataset, run, asked, overwrite=overwrite)
     sets = read_sets(
         dataset,
         classes,
@@ -218,7 +234,6 @@ def fit_classifier(
     card = card_fields(settings, classes.outputs, classes.rare, sets.shape, stats, data_digest)
     if classes.label_field != "ground_truth":
         card.update(label_field=classes.label_field, rare_outputs=classes.rare_index)
-    seed_list = [seed + i for i in range(seeds)]
     final = run_folder(dataset.name, run)
     clean_folder_leftovers(final.parent)  # of killed trainings (see curation.leftovers)
     tmp = temp_folder(final)
@@ -252,11 +267,8 @@ def fit_classifier(
         first_proba = task_probabilities(
             first_proba, classes.rare_index, classes.task[0] == classes.rare
         )
-    config = TrainConfig(
-        **settings.as_dict(),
-        seeds=seed_list,
-        with_view=with_view,
-        oversample=int(oversample),
+    config = dataclasses.replace(
+        asked,
         classes=classes.task,
         rare_class=classes.rare,
         label_field=classes.label_field,
@@ -267,7 +279,6 @@ def fit_classifier(
         std=card["std"],
         split_digest=sets.split_digest,
         data_digest=data_digest,
-        cv=cv,
     )
     results = TrainResults(
         summary=summarise(trained.per_seed),

@@ -15,7 +15,7 @@ import fiftyone as fo
 from brain.settings import TrainSettings
 from curation.media import run_area_folder
 from curation.names import run_key
-from curation.runs.base import Record, RunKind, register
+from curation.runs.base import RESOLVED, Record, RunKind, register
 from curation.runs.footprint import Footprint, own_folder
 from curation.runs.train_data import TEST_VIEW, TRAIN_VIEW, VAL_VIEW
 
@@ -42,7 +42,9 @@ class TrainConfig(Record):
     """What a train run was asked and what it resolved (stored as ``config``).
 
     The :class:`~brain.settings.TrainSettings` fields (size, pad and device as resolved from
-    the dataset's policy and the machine), then the run's inputs.
+    the dataset's policy and the machine), then the run's inputs; the fields marked
+    :data:`~curation.runs.base.RESOLVED` (the data's classes, shape, statistics and digests,
+    the device) are derived, so a rerun under the same name is compared without them.
     """
 
     arch: str = "resnet18"
@@ -58,8 +60,8 @@ class TrainConfig(Record):
     size: int | None = None
     pad: str | None = None
     subset: int | None = None
-    device: str = "cpu"
-    devices: int = 1
+    device: str = field(default="cpu", metadata=RESOLVED)
+    devices: int = field(default=1, metadata=RESOLVED)
     specificity: float = 0.9
     seeds: list[int] = field(default_factory=list)
     with_view: str | None = None
@@ -67,16 +69,16 @@ class TrainConfig(Record):
     train_view: str = TRAIN_VIEW
     val_view: str = VAL_VIEW
     test_view: str = TEST_VIEW
-    classes: list[str] = field(default_factory=list)
-    rare_class: str | None = None
+    classes: list[str] = field(default_factory=list, metadata=RESOLVED)
+    rare_class: str | None = field(default=None, metadata=RESOLVED)
     label_field: str = "ground_truth"
-    output_classes: list[str] = field(default_factory=list)
-    input_shape: list[int] = field(default_factory=list)
-    resize: str = "none"
-    mean: list[float] = field(default_factory=list)
-    std: list[float] = field(default_factory=list)
-    split_digest: str = ""
-    data_digest: str = ""
+    output_classes: list[str] = field(default_factory=list, metadata=RESOLVED)
+    input_shape: list[int] = field(default_factory=list, metadata=RESOLVED)
+    resize: str = field(default="none", metadata=RESOLVED)
+    mean: list[float] = field(default_factory=list, metadata=RESOLVED)
+    std: list[float] = field(default_factory=list, metadata=RESOLVED)
+    split_digest: str = field(default="", metadata=RESOLVED)
+    data_digest: str = field(default="", metadata=RESOLVED)
     cv: int | None = None
 
     @property

@@ -100,7 +100,6 @@ def _model_label(segmenter) -> str:
 
 
 def _segment_all(paths, segmenter, channel, size, pad, mask_background) -> list[_Segmented]:
-
     done = []
     with progress_bar(total=len(paths), desc="segmenting", unit="img", leave=False) as progress:
         for path in paths:
@@ -132,7 +131,6 @@ def _parent_filepath(item: _Segmented, dataset_name: str) -> str:
 
 
 def _detections(item: _Segmented):
-
     return fo.Detections(
         detections=[
             fo.Detection(
@@ -148,7 +146,6 @@ def _detections(item: _Segmented):
 
 
 def _add_parents(items: list[_Segmented], dataset_name: str, settings: dict) -> list:
-
     name = parents_name(dataset_name)
     dataset = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name)
     dataset.persistent = True
@@ -168,7 +165,6 @@ def _add_parents(items: list[_Segmented], dataset_name: str, settings: dict) -> 
 
 
 def _crop_records(items: list[_Segmented], dataset_name: str, split: str):
-
     records = []
     for item in items:
         folder = media_dir(dataset_name, "crops", item.key)
