@@ -10,6 +10,9 @@ A generator is an estimator on arrays (``uint8``, ``(N, H, W, C)``):
 - ``generate(sources, seeds, *, masks=None, steps=None, batch_size=None, progress=False)`` makes
   one image per ``(source, seed)`` pair. The output for a pair depends only on that source image,
   that seed and the fitted state, not on what else is in the batch.
+- ``get_params()`` / ``set_params(**params)``: scikit-learn's (a generator is a
+  :class:`~sklearn.base.BaseEstimator`); using an unfitted generator raises scikit-learn's
+  :class:`~sklearn.exceptions.NotFittedError`.
 - ``save(path)`` writes a folder with ``generator.json`` (the card: method, image size,
   channels, condition, parameters, digest) and ``weights.safetensors`` (no pickle);
   ``Generator.load(path)`` rebuilds the generator (checking method and shape).
@@ -33,6 +36,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from brain.errors import InputError
 from brain.registry import Registry
@@ -88,15 +93,17 @@ class Capabilities:
         return dataclasses.replace(self, **changes)
 
 
-class Generator:
+class Generator(BaseEstimator):
     """Base class of all generators (see the module docstring for the contract).
 
     Subclasses set ``method`` (the registry name) and ``min_train_images`` (a class attribute,
     or a parameter for the methods that train), list all their parameters with defaults in their
-    ``__init__`` signature (``get_params`` reads it), store them unchanged (``image_size``,
-    ``channels``, ``condition`` and ``seed`` through this ``__init__``), and implement ``_fit``,
-    ``_generate``, ``_weights`` and ``_set_weights``. Methods narrow the conditions they accept
-    with :meth:`condition_problem` and pick one per channel count with :meth:`default_condition`.
+    ``__init__`` signature (scikit-learn's ``get_params`` reads it; the network generators add
+    their shared :class:`~generators.training.TrainingSettings`), store them unchanged under the
+    same names (``image_size``, ``channels``, ``condition`` and ``seed`` through this
+    ``__init__``), and implement ``_fit``, ``_generate``, ``_weights`` and ``_set_weights``.
+    Methods narrow the conditions they accept with :meth:`condition_problem` and pick one per
+    channel count with :meth:`default_condition`.
     """
 
     method: ClassVar[str] = ""
@@ -140,13 +147,12 @@ class Generator:
     # -- parameters -------------------------------------------------------------------------
     @classmethod
     def param_names(cls) -> list[str]:
-        """The constructor's parameter names (what :meth:`get_params` returns)."""
-        signature = inspect.signature(cls.__init__)
-        return [name for name in signature.parameters if name != "self"]
+        """The constructor's parameter names, sorted (the keys of :meth:`get_params`)."""
+        return cls._get_param_names()
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, as given (the condition as its spec string)."""
-        params = {name: getattr(self, name) for name in self.param_names()}
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """scikit-learn's parameters, with the condition as its spec string."""
+        params = super().get_params(deep=deep)
         if isinstance(params.get("condition"), Condition):
             params["condition"] = params["condition"].spec()
         return params
@@ -354,6 +360,7 @@ class Generator:
 
         Raises:
             InputError: on a wrong shape, seeds or masks.
+            NotFittedError: before ``fit`` or ``load``.
         """
         self._check_fitted()
         sources = check_images(
@@ -479,9 +486,13 @@ class Generator:
             raise InputError(f"sampling steps must be at least 1, got {steps}")
 
     # -- hooks ------------------------------------------------------------------------------
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether ``fit`` or ``load`` has run (what ``check_is_fitted`` asks)."""
+        return hasattr(self, "loss_history_")
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "loss_history_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit or load first")
+        """Raise scikit-learn's ``NotFittedError`` before ``fit`` or ``load``."""
+        check_is_fitted(self, msg="%(name)s is not fitted; call fit or load first")
 
     def uses_masks(self) -> bool:
         """Whether ``generate`` takes masks of the sources (with this condition)."""
@@ -540,7 +551,3 @@ class Generator:
 
     def _set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         raise NotImplementedError
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"

@@ -19,7 +19,7 @@ from generators.tensors import (
     seeded_generators,
     tensor_to_nhwc,
 )
-from generators.training import MIN_TRAIN_IMAGES, DiffusionGenerator
+from generators.training import DiffusionGenerator, DiffusionSettings
 
 
 @GENERATORS.register("masked_ddpm")
@@ -40,21 +40,17 @@ class MaskedDDPMGenerator(DiffusionGenerator):
         image_size: side of the square images.
         channels: image channels.
         condition: ``"masked"``.
-        preset: UNet size (``tiny``, ``cpu``, ``gpu``, ``gpu-large``).
-        num_timesteps: DDPM training steps ``T``.
-        sampling_steps: default RePaint steps (before jumps).
         jump_length: RePaint jump length.
         jump_n_sample: RePaint resamplings per jump.
-        batch_size: training batch size.
-        lr: Adam learning rate.
-        ema_decay: EMA decay per step.
-        flip: random flips during training (``False``: no augmentation).
-        min_train_images: the fewest rare-class images to train on (at least 2).
         seed: seeds the initialisation and all training randomness.
+        **training: the :class:`~generators.training.DiffusionSettings` keywords (``preset``,
+            ``num_timesteps``, ``sampling_steps`` = RePaint steps before jumps, 100 here,
+            ``batch_size``, ``lr``, ``ema_decay`` (per step), ``flip``, ``min_train_images``).
     """
 
     method = "masked_ddpm"
     default_source = "common-train"
+    training_defaults = DiffusionSettings(sampling_steps=100)
 
     def __init__(
         self,
@@ -62,34 +58,14 @@ class MaskedDDPMGenerator(DiffusionGenerator):
         channels: int = 3,
         *,
         condition: str = "masked",
-        preset: str = "cpu",
-        num_timesteps: int = 1000,
-        sampling_steps: int = 100,
         jump_length: int = 10,
         jump_n_sample: int = 3,
-        batch_size: int = 8,
-        lr: float = 1e-4,
-        ema_decay: float = 0.995,
-        flip: bool = True,
-        min_train_images: int = MIN_TRAIN_IMAGES,
         seed: int = 0,
+        **training: Any,
     ) -> None:
-        super().__init__(
-            image_size,
-            channels,
-            condition=condition,
-            seed=seed,
-            min_train_images=min_train_images,
-        )
-        self.preset = preset
-        self.num_timesteps = num_timesteps
-        self.sampling_steps = sampling_steps
+        super().__init__(image_size, channels, condition=condition, seed=seed, **training)
         self.jump_length = jump_length
         self.jump_n_sample = jump_n_sample
-        self.batch_size = batch_size
-        self.lr = lr
-        self.ema_decay = ema_decay
-        self.flip = flip
 
     @classmethod
     def condition_problem(cls, condition: Condition, channels: int) -> str | None:
@@ -99,10 +75,7 @@ class MaskedDDPMGenerator(DiffusionGenerator):
         return problem
 
     def check_params(self) -> None:
-        from generators.bbdm.model import check_preset
-
         super().check_params()
-        check_preset(self.preset, int(self.image_size))
         for name in ("num_timesteps", "sampling_steps", "jump_length", "jump_n_sample"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -23,14 +23,20 @@ Small rare classes: a method trains on as few as ``min_train_images`` rare-class
 parameter, default and floor :data:`MIN_TRAIN_IMAGES` = 2); :mod:`generators.batches` draws the
 batches (heavier augmentation below 8 images).
 
+Shared hyperparameters: every network generator takes the :class:`TrainingSettings` keywords,
+the diffusion ones the :class:`DiffusionSettings` keywords too; a method declares only its own
+parameters and overrides the shared defaults it changes with ``training_defaults``.
+
 :class:`DiffusionGenerator` adds what BBDM and the masked DDPM share: a UNet trained with Adam
 whose exponential moving average generates.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -52,6 +58,42 @@ TRAIN_STATE_FILE = "training_state.pt"
 MIN_TRAIN_IMAGES = 2
 
 
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The training hyperparameters every network generator takes as constructor keywords,
+    with their defaults (a method's ``training_defaults`` may change them).
+
+    Attributes:
+        batch_size: training batch size.
+        lr: Adam learning rate.
+        flip: random horizontal and vertical flips during training (``False``: no augmentation).
+        min_train_images: the fewest rare-class images to train on (at least
+            :data:`MIN_TRAIN_IMAGES`).
+    """
+
+    batch_size: int = 8
+    lr: float = 1e-4
+    flip: bool = True
+    min_train_images: int = MIN_TRAIN_IMAGES
+
+
+@dataclass(frozen=True)
+class DiffusionSettings(TrainingSettings):
+    """:class:`TrainingSettings` plus what the diffusion generators share.
+
+    Attributes:
+        preset: UNet size (``tiny``, ``cpu``, ``gpu``, ``gpu-large``; see ``bbdm.model``).
+        num_timesteps: diffusion training steps ``T``.
+        sampling_steps: default number of sampling steps (``generate(steps=...)`` overrides).
+        ema_decay: EMA decay per update.
+    """
+
+    preset: str = "cpu"
+    num_timesteps: int = 1000
+    sampling_steps: int = 200
+    ema_decay: float = 0.995
+
+
 def _normalised(params: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(params, sort_keys=True))
 
@@ -69,35 +111,44 @@ class TorchGenerator(Generator):
       ``_load_extra_state``: optional state outside networks (e.g. an image pool);
     - ``_weights`` / ``_set_weights`` for the networks generation uses, and ``_generate``.
 
-    Subclasses take the parameter ``min_train_images`` (the fewest rare-class images ``fit``
-    accepts, at least :data:`MIN_TRAIN_IMAGES`) and hand it to this ``__init__``.
+    Subclasses declare only their own parameters in ``__init__`` and hand the shared training
+    keywords (the fields of ``training_defaults``) on to this ``__init__`` as ``**training``,
+    which stores each under its own name; ``get_params`` and ``default_params`` include them.
     """
 
     trains = True
     default_train_steps: ClassVar[int] = 2000
+    #: The shared training keywords with this method's defaults.
+    training_defaults: ClassVar[TrainingSettings] = TrainingSettings()
     #: Where networks run: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda[:i]"``. Not a
     #: parameter (it does not change what is computed, only where); set it on the instance.
     #: Random numbers are always drawn on the CPU, so seeds give the same noise on any device.
     device: str = "auto"
-
-    #: Random augmentation of training batches (every network generator takes ``flip``).
-    flip: bool
 
     nets_: dict[str, torch.nn.Module]
     optimizers_: dict[str, Any]
     lr_schedulers_: dict[str, Any]
 
     def __init__(
-        self,
-        image_size: int,
-        channels: int,
-        *,
-        condition: str,
-        seed: int,
-        min_train_images: int = MIN_TRAIN_IMAGES,
+        self, image_size: int, channels: int, *, condition: str, seed: int, **training: Any
     ) -> None:
+        """``training``: shared keywords to set (fields of ``training_defaults``; a
+        ``TypeError`` on any other name)."""
         super().__init__(image_size, channels, condition=condition, seed=seed)
-        self.min_train_images = min_train_images
+        settings = dataclasses.replace(self.training_defaults, **training)
+        for field in dataclasses.fields(settings):
+            setattr(self, field.name, getattr(settings, field.name))
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The ``__init__`` signature's parameters and the shared training keywords, sorted."""
+        shared = {field.name for field in dataclasses.fields(cls.training_defaults)}
+        return sorted(shared.union(super()._get_param_names()))
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        """The signature's defaults and those of ``training_defaults``."""
+        return {**super().default_params(), **dataclasses.asdict(cls.training_defaults)}
 
     def check_params(self) -> None:
         super().check_params()
@@ -105,6 +156,8 @@ class TorchGenerator(Generator):
             raise InputError(
                 f"min_train_images must be at least {MIN_TRAIN_IMAGES}, got {self.min_train_images}"
             )
+        if int(self.batch_size) < 1:
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
 
     def capabilities(self) -> Capabilities:
         """The base capabilities with the default number of training steps."""
@@ -339,13 +392,19 @@ class DiffusionGenerator(TorchGenerator):
     """A diffusion generator: one UNet (``unet_``) trained with Adam (``optimizer_``); generation
     uses its exponential moving average ``ema_unet_``, which is what ``save`` writes.
 
-    Subclasses hold the parameter ``lr``, implement ``_make_unet`` and start ``_build`` with
-    :meth:`_build_unet` (then add their noise schedule and any learning-rate scheduler).
+    Subclasses take the :class:`DiffusionSettings` keywords, implement ``_make_unet`` and start
+    ``_build`` with :meth:`_build_unet` (then add their noise schedule and any learning-rate
+    scheduler).
     """
 
     samples_in_steps = True
-    lr: float
-    sampling_steps: int
+    training_defaults: ClassVar[DiffusionSettings] = DiffusionSettings()
+
+    def check_params(self) -> None:
+        from generators.bbdm.model import check_preset
+
+        super().check_params()
+        check_preset(self.preset, int(self.image_size))
 
     def capabilities(self) -> Capabilities:
         """With the default number of sampling steps."""

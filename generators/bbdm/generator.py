@@ -14,7 +14,7 @@ from generators.base import GENERATORS
 from generators.batches import TrainingData, draw_batch
 from generators.conditions import Condition
 from generators.tensors import ema_update, nhwc_to_tensor, seeded_generators, tensor_to_nhwc
-from generators.training import MIN_TRAIN_IMAGES, DiffusionGenerator
+from generators.training import DiffusionGenerator
 
 #: The study's schedule (METHOD.md); ``scaled_schedule`` shrinks it for short runs.
 STUDY_PATIENCE = 3000
@@ -57,16 +57,11 @@ class BBDMGenerator(DiffusionGenerator):
         image_size: side of the square images.
         channels: channels of targets and sources.
         condition: condition spec (``"channel:2"``, ``"masked"``, ``"grayscale"``, ``"blur:2"``).
-        preset: UNet size (``tiny``, ``cpu``, ``gpu``, ``gpu-large``; see ``bbdm.model``).
-        num_timesteps: ``T``.
-        sampling_steps: default number of sampling steps (``generate(steps=...)`` overrides).
-        batch_size: training batch size.
-        lr: Adam learning rate.
-        ema_decay: EMA decay per update.
         eta: noise scale of the sampler.
-        flip: random horizontal and vertical flips during training (``False``: no augmentation).
-        min_train_images: the fewest rare-class images to train on (at least 2).
         seed: seeds the initialisation and all training randomness.
+        **training: the :class:`~generators.training.DiffusionSettings` keywords (``preset``,
+            ``num_timesteps``, ``sampling_steps``, ``batch_size``, ``lr``, ``ema_decay``,
+            ``flip``, ``min_train_images``), with their defaults.
     """
 
     method = "bbdm"
@@ -79,32 +74,12 @@ class BBDMGenerator(DiffusionGenerator):
         channels: int = 3,
         *,
         condition: str = "channel:2",
-        preset: str = "cpu",
-        num_timesteps: int = 1000,
-        sampling_steps: int = 200,
-        batch_size: int = 8,
-        lr: float = 1e-4,
-        ema_decay: float = 0.995,
         eta: float = 1.0,
-        flip: bool = True,
-        min_train_images: int = MIN_TRAIN_IMAGES,
         seed: int = 0,
+        **training: Any,
     ) -> None:
-        super().__init__(
-            image_size,
-            channels,
-            condition=condition,
-            seed=seed,
-            min_train_images=min_train_images,
-        )
-        self.preset = preset
-        self.num_timesteps = num_timesteps
-        self.sampling_steps = sampling_steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.ema_decay = ema_decay
+        super().__init__(image_size, channels, condition=condition, seed=seed, **training)
         self.eta = eta
-        self.flip = flip
 
     @classmethod
     def default_condition(cls, channels: int) -> str:
@@ -121,16 +96,11 @@ class BBDMGenerator(DiffusionGenerator):
         return problem
 
     def check_params(self) -> None:
-        from generators.bbdm.model import check_preset
-
         super().check_params()
-        check_preset(self.preset, int(self.image_size))
         if int(self.num_timesteps) < 3:
             raise InputError(f"num_timesteps must be at least 3, got {self.num_timesteps}")
         if int(self.sampling_steps) < 3:
             raise InputError(f"sampling steps must be at least 3, got {self.sampling_steps}")
-        if int(self.batch_size) < 1:
-            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
 
     def check_sampling_steps(self, steps: int) -> None:
         if steps < 3:

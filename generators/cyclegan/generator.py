@@ -17,7 +17,7 @@ from generators.tensors import (
     nhwc_to_tensor,
     tensor_to_nhwc,
 )
-from generators.training import MIN_TRAIN_IMAGES, TorchGenerator
+from generators.training import TorchGenerator, TrainingSettings
 
 
 def scaled_architecture(image_size: int) -> dict[str, int]:
@@ -53,19 +53,18 @@ class CycleGANGenerator(TorchGenerator):
         ndf: discriminator width (64 in the public code).
         n_blocks: residual blocks (``None``: :func:`scaled_architecture`).
         n_layers_d: discriminator stride-2 layers (``None``: :func:`scaled_architecture`).
-        batch_size: training batch size.
-        lr: Adam learning rate.
         lambda_cycle: cycle-consistency weight.
         lambda_identity: identity weight, relative to ``lambda_cycle``.
         pool_size: past fakes kept for the discriminators.
-        flip: random flips during training (``False``: no augmentation).
-        min_train_images: the fewest rare-class images to train on (at least 2).
         seed: seeds the initialisation and all training randomness.
+        **training: the :class:`~generators.training.TrainingSettings` keywords (``batch_size``,
+            1 here as in the public code, ``lr``, 2e-4 here, ``flip``, ``min_train_images``).
     """
 
     method = "cyclegan"
     fit_sources = "source-domain"
     default_source = "pool"
+    training_defaults = TrainingSettings(batch_size=1, lr=2e-4)
 
     def __init__(
         self,
@@ -77,32 +76,20 @@ class CycleGANGenerator(TorchGenerator):
         ndf: int = 64,
         n_blocks: int | None = None,
         n_layers_d: int | None = None,
-        batch_size: int = 1,
-        lr: float = 2e-4,
         lambda_cycle: float = 10.0,
         lambda_identity: float = 0.5,
         pool_size: int = 50,
-        flip: bool = True,
-        min_train_images: int = MIN_TRAIN_IMAGES,
         seed: int = 0,
+        **training: Any,
     ) -> None:
-        super().__init__(
-            image_size,
-            channels,
-            condition=condition,
-            seed=seed,
-            min_train_images=min_train_images,
-        )
+        super().__init__(image_size, channels, condition=condition, seed=seed, **training)
         self.ngf = ngf
         self.ndf = ndf
         self.n_blocks = n_blocks
         self.n_layers_d = n_layers_d
-        self.batch_size = batch_size
-        self.lr = lr
         self.lambda_cycle = lambda_cycle
         self.lambda_identity = lambda_identity
         self.pool_size = pool_size
-        self.flip = flip
 
     @classmethod
     def default_condition(cls, channels: int) -> str:
@@ -112,7 +99,7 @@ class CycleGANGenerator(TorchGenerator):
         super().check_params()
         if int(self.image_size) % 4:
             raise InputError(f"cyclegan needs an image size divisible by 4, got {self.image_size}")
-        for name in ("ngf", "ndf", "batch_size"):
+        for name in ("ngf", "ndf"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
 
