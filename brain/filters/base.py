@@ -34,6 +34,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
 from brain.errors import InputError
 from brain.registry import Registry
@@ -47,8 +48,9 @@ FILTERS: Registry[type[EmbeddingFilter]] = Registry("filter")
 _DEGENERATE_RATIO = 1e-10
 
 
-class NotFittedError(RuntimeError):
-    """A filter was used before ``fit`` (a programming error, not a user error)."""
+class NotFittedError(SklearnNotFittedError, RuntimeError):
+    """A filter was used before ``fit`` (a programming error, not a user error): scikit-learn's
+    ``NotFittedError``, as generators raise, and a ``RuntimeError`` as before."""
 
 
 @dataclass(frozen=True)
