@@ -172,8 +172,8 @@ def run_dataset(name: str, embeddings: list[str], args: argparse.Namespace, work
     from curation.ingest import ingest_records
     from curation.runs.embed import compute_embeddings
     from curation.runs.filter import run_filter
-    from curation.runs.records import has_run, load_run
-    from curation.runs.train import train_classifier
+    from curation.runs.records import has_run
+    from curation.runs.train import TRAIN, train_classifier
     from curation.schema import set_size_policy
 
     rng = np.random.default_rng(args.seed)
@@ -204,7 +204,7 @@ def run_dataset(name: str, embeddings: list[str], args: argparse.Namespace, work
             compute_embeddings(project, embedding, num_threads=args.threads, progress=False)
         seconds = time.perf_counter() - started
         dataset = open_dataset(project)
-        test_auc = load_run(dataset, "train", embedding)[1]["summary"]["auc"]["mean"]
+        test_auc = TRAIN.load(dataset, embedding)[1].summary["auc"]["mean"]
         variants = [(method, method, {}) for method in FILTERS.names()]
         variants += [
             ("combined", "combined_emb", {"realism": "embedding"}),

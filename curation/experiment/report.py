@@ -34,8 +34,8 @@ from curation.experiment.verdicts import describe_basis, qualify
 from curation.experiment.views import copy_shares
 from curation.info import NO_LINEAGE, reasons_by_generator
 from curation.names import reason_field
-from curation.runs.records import load_run
 from curation.runs.ssim import SSIM_FIELD
+from curation.runs.train_records import TRAIN
 from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, SYNTHETIC
 from curation.tags import pass_tag, reject_tag
 
@@ -47,13 +47,11 @@ def _row(dataset, cell: Cell, seeds: int) -> dict[str, Any]:
     runs = [cell.seed_run(seed) for seed in range(seeds)] if cell.per_seed else [cell.run]
     per_seed, n_train, n_synthetic, warnings = [], [], [], []
     for run in runs:
-        config, results = load_run(dataset, "train", run)
-        per_seed += results["per_seed"]
-        warnings += results.get("warnings") or []
-        n_train.append(results.get("n_train"))
-        n_synthetic.append(
-            (results.get("n_train_synthetic") or 0) + (results.get("n_train_oversampled") or 0)
-        )
+        config, results = TRAIN.load(dataset, run)
+        per_seed += results.per_seed
+        warnings += results.warnings
+        n_train.append(results.n_train)
+        n_synthetic.append(results.n_train_synthetic + results.n_train_oversampled)
     row = {
         "run": cell.run,
         "runs": runs,
@@ -69,14 +67,14 @@ def _row(dataset, cell: Cell, seeds: int) -> dict[str, Any]:
     for metric in METRICS:
         values = [m.get(metric) for m in per_seed]
         row[metric] = {**mean_std(values), "values": values}
-    rare = (config.get("classes") or []).index(config.get("rare_class"))
+    rare = config.classes.index(config.rare_class)
     row["counts"] = [_rare_counts(m["confusion"], rare) for m in per_seed]
     row.update(count_intervals(row["counts"]))
     row["at_specificity"] = at_specificity_summary([m.get("at_specificity") for m in per_seed])
     row["warnings"] = sorted(set(warnings))
-    row["predictions_field"] = results.get("predictions_field")
-    row["classes"] = config.get("classes")
-    row["rare_class"] = config.get("rare_class")
+    row["predictions_field"] = results.predictions_field
+    row["classes"] = config.classes
+    row["rare_class"] = config.rare_class
     return row
 
 

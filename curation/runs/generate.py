@@ -106,7 +106,7 @@ class GenerateConfig(Record):
 
 @dataclass
 class GenerateResults(Record):
-    """What a generate run gave (stored as ``results``).
+    """What a generate run gave (stored as ``results``; :func:`generate` returns it).
 
     Attributes:
         status: ``generating`` while samples are added, then ``complete``.
@@ -115,8 +115,12 @@ class GenerateResults(Record):
         trained_steps: training steps of the checkpoint; loss_history: the loss, averaged over
             ``loss_history_every`` steps per point.
         train_seconds, generate_seconds: timings.
-        added: samples added by the last call; total: samples of the run.
+        added: samples added by the last call; skipped: those the run already had; total:
+            samples of the run.
         warnings: few training images, or fewer different images than asked.
+        sources: the source view, its sample count, its samples per split and the condition.
+        dataset, run, method, run_dir, config: the run's dataset, name, generator, folder and
+            config (not stored: the record's key and config hold them).
     """
 
     status: str = "generating"
@@ -129,39 +133,38 @@ class GenerateResults(Record):
     loss_curve: str | None = None
     train_seconds: float = 0.0
     added: int = 0
+    skipped: int = 0
     total: int = 0
     generate_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class GenerateReport:
-    """What :func:`generate` did."""
-
-    dataset: str
-    run: str
-    method: str
-    added: int
-    skipped: int
-    total: int
-    checkpoint_digest: str
-    trained_steps: int
-    run_dir: str
-    images_dir: str
-    loss_curve: str | None
-    train_seconds: float
-    generate_seconds: float
-    images_per_second: float | None
-    config: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
     sources: dict[str, Any] = field(default_factory=dict)
+    dataset: str = ""
+    run: str = ""
+    method: str = ""
+    run_dir: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    _NOT_STORED = ("dataset", "run", "method", "run_dir", "config")
+
+    @property
+    def images_per_second(self) -> float | None:
+        """Samples added per second of generation (``None`` when none were added)."""
+        if not self.added or self.generate_seconds <= 0:
+            return None
+        return round(self.added / self.generate_seconds, 3)
+
+    def to_record(self) -> dict[str, Any]:
+        record = super().to_record()
+        for name in self._NOT_STORED:
+            del record[name]
+        return record
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as a JSON-ready dict."""
-        return asdict(self)
+        """Everything, as a JSON-ready dict (``curate generate --json``)."""
+        return {**asdict(self), "images_per_second": self.images_per_second}
 
 
-def describe_sources(report: GenerateReport) -> str:
+def describe_sources(report: GenerateResults) -> str:
     """One line on what a generate run translated: the source view, its samples by split, and
     the condition, e.g. ``sources: view 'pool', 40 samples (pool 40); condition channel:2``."""
     sources = report.sources
@@ -459,7 +462,7 @@ def generate(
     overwrite: bool = False,
     num_threads: int | None = None,
     progress: bool = True,
-) -> GenerateReport:
+) -> GenerateResults:
     """Train (or load) a generator and add its synthetic rare-class samples to a dataset.
 
     Args:
@@ -504,7 +507,7 @@ def generate(
         progress: show progress bars.
 
     Returns:
-        A :class:`GenerateReport` (its ``warnings`` are also in the run record's results).
+        The :class:`GenerateResults` (also stored under ``generate_<run>``).
 
     Raises:
         InputError: on bad input (too few rare-class images, a condition that does not fit the
@@ -573,32 +576,17 @@ def generate(
         generate_seconds = time.perf_counter() - started
 
     results.status = "complete"
-    results.added, results.total = len(todo), len(existing) + len(todo)
+    results.added, results.skipped = len(todo), len(existing)
+    results.total = len(existing) + len(todo)
     results.generate_seconds = round(generate_seconds, 3)
     results.warnings = warnings
+    results.sources = {
+        "view": inputs.view_name,
+        "count": len(inputs.source_ids),
+        "splits": inputs.source_splits,
+        "condition": inputs.config.condition,
+    }
     GENERATE.store(dataset, run, inputs.config, results)
-    rate = len(todo) / generate_seconds if todo and generate_seconds > 0 else None
-    return GenerateReport(
-        dataset=dataset.name,
-        run=run,
-        method=method,
-        added=len(todo),
-        skipped=len(existing),
-        total=len(existing) + len(todo),
-        checkpoint_digest=generator.checkpoint_digest,
-        trained_steps=len(generator.loss_history_),
-        run_dir=str(folder),
-        images_dir=str(folder / IMAGES_DIR),
-        loss_curve=results.loss_curve,
-        train_seconds=round(train_seconds, 3),
-        generate_seconds=round(generate_seconds, 3),
-        images_per_second=None if rate is None else round(rate, 3),
-        config=inputs.config.to_record(),
-        warnings=warnings,
-        sources={
-            "view": inputs.view_name,
-            "count": len(inputs.source_ids),
-            "splits": inputs.source_splits,
-            "condition": inputs.config.condition,
-        },
-    )
+    results.dataset, results.run, results.method = dataset.name, run, method
+    results.run_dir, results.config = str(folder), inputs.config.to_record()
+    return results
