@@ -20,6 +20,7 @@ import fiftyone as fo
 
 from brain.registry import Registry
 from curation.errors import CurateError
+from curation.names import check_run_name
 from curation.runs.footprint import Footprint
 from curation.runs.records import has_run, load_run, remove_record, store_run
 
@@ -63,6 +64,36 @@ class RunKind(ABC):
     kind: ClassVar[str]
     config_type: ClassVar[type[Record]]
     results_type: ClassVar[type[Record]]
+
+    def run(
+        self,
+        dataset: fo.Dataset,
+        name: str,
+        config: Record,
+        *,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> Record:
+        """Make run ``name`` as ``config`` asks and store it under ``<kind>_<name>``; returns
+        its results. The name and the config's type are checked here; the kind's
+        :meth:`execute` resolves what the config leaves to the dataset (its size policy, its
+        latest runs), applies the key-reuse rule (:meth:`check_reuse`) before it writes, and
+        does the work. ``options`` say how, not what (threads, progress, batch sizes).
+
+        Raises:
+            CurateError: a bad name, a name reused with other settings (without
+                ``overwrite``), or bad input found by the kind; nothing is written then.
+        """
+        check_run_name(name)
+        if not isinstance(config, self.config_type):
+            raise TypeError(f"{self.kind} runs take a {self.config_type.__name__}")
+        return self.execute(dataset, name, config, overwrite=overwrite, **options)
+
+    def execute(
+        self, dataset: fo.Dataset, name: str, config: Record, *, overwrite: bool, **options: Any
+    ) -> Record:
+        """The kind's work for :meth:`run`. Kinds made elsewhere (the study) do not have it."""
+        raise NotImplementedError(f"{self.kind} runs are not made through RunKind.run")
 
     def store(self, dataset: fo.Dataset, name: str, config: Record, results: Record | None) -> str:
         """Store (or replace) the run's record; returns its key."""

@@ -69,6 +69,16 @@ class EmbedConfig(Record):
     url: str | None = None
     metric: str = DEFAULT_METRIC
 
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise CurateError(
+                f"unknown `metric` {self.metric!r}; choose from {', '.join(METRICS)}",
+                params=("metric",),
+            )
+        for param in ("field", "brain_key"):
+            if getattr(self, param):  # empty in records of older versions
+                _check_identifier(getattr(self, param), param)
+
 
 @dataclass
 class EmbedResults(Record):
@@ -103,6 +113,11 @@ class EmbedKind(RunKind):
     def inputs(self, dataset: fo.Dataset, name: str) -> list[tuple[str, str]]:
         config, _ = self.load(dataset, name)
         return [("train", config.train_run)] if config.train_run else []
+
+    def execute(
+        self, dataset: fo.Dataset, name: str, config: EmbedConfig, *, overwrite: bool, **options
+    ) -> EmbedResults:
+        return _embed(dataset, name, config, overwrite=overwrite, **options)
 
     def delete(self, dataset: fo.Dataset, name: str) -> Footprint:
         config, _ = self.load(dataset, name)
@@ -262,37 +277,55 @@ def compute_embeddings(
     """
     name = run if name is None else check_run_name(name, "name")
     default_field, default_key = default_names(name)
-    field = default_field if field is None else field
-    brain_key = default_key if brain_key is None else brain_key
-    if metric not in METRICS:
-        raise CurateError(
-            f"unknown `metric` {metric!r}; choose from {', '.join(METRICS)}", params=("metric",)
-        )
-    _check_identifier(field, "field")
-    _check_identifier(brain_key, "brain_key")
-    chosen = get_backend(backend)
-    dataset = as_dataset(dataset)
-    _check_field_free(dataset, name, field)
-    options = chosen.index_options(dataset.name, brain_key, url, metric)
-    url = options.get(chosen.url_param) if chosen.url_param else None
     config = EmbedConfig(
         train_run=run,
         seed_index=seed_index,
         view=view,
-        field=field,
-        brain_key=brain_key,
+        field=default_field if field is None else field,
+        brain_key=default_key if brain_key is None else brain_key,
         backend=backend,
         url=url,
         metric=metric,
     )
+    return EMBED.run(
+        as_dataset(dataset),
+        name,
+        config,
+        overwrite=overwrite,
+        batch_size=batch_size,
+        device=device,
+        num_threads=num_threads,
+        progress=progress,
+    )
+
+
+def _embed(
+    dataset: fo.Dataset,
+    name: str,
+    config: EmbedConfig,
+    *,
+    overwrite: bool,
+    batch_size: int = 256,
+    device: str = "auto",
+    num_threads: int | None = None,
+    progress: bool = True,
+) -> EmbedResults:
+    """What :meth:`EmbedKind.execute` does: embed, index, store (see
+    :func:`compute_embeddings`)."""
+    field, brain_key, backend = config.field, config.brain_key, config.backend
+    chosen = get_backend(backend)
+    _check_field_free(dataset, name, field)
+    options = chosen.index_options(dataset.name, brain_key, config.url, config.metric)
+    url = options.get(chosen.url_param) if chosen.url_param else None
+    config = dataclasses.replace(config, url=url)
     EMBED.check_reuse(dataset, name, config, overwrite=overwrite)
     chosen.check_reachable(url)  # before any inference or write
 
     card, ids, vectors = embed_view(
         dataset,
-        run,
-        resolve_view(dataset, view),
-        seed_index=seed_index,
+        config.train_run,
+        resolve_view(dataset, config.view),
+        seed_index=config.seed_index,
         batch_size=batch_size,
         device=device,
         num_threads=num_threads,

@@ -10,6 +10,7 @@ run (a rerun replaces them); deleting the last SSIM run removes them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import fiftyone as fo
@@ -19,7 +20,7 @@ from brain.data import DEFAULT_PAD
 from brain.ssim import max_ssim
 from curation.datasets import as_dataset, builtin_views, decode_view, resolve_view, save_view
 from curation.errors import CurateError
-from curation.names import REAL_TRAIN, check_run_name
+from curation.names import REAL_TRAIN
 from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint
 from curation.runs.neighbours import nearest_neighbours
@@ -35,13 +36,27 @@ NEAR_COPY_VIEW = "near-copies"
 
 @dataclass(frozen=True)
 class SSIMConfig(Record):
-    """What an SSIM run was asked (stored as ``config``), with the size policy it compared
-    under (the dataset's, or its ``size``)."""
+    """What an SSIM run is asked (stored as ``config``, with the size policy it compared under:
+    its ``size``, else the dataset's). Checked when built.
+
+    Attributes:
+        view: the samples scored; threshold: the SSIM at or above which a sample is a
+            near-copy, in (0, 1]; size, pad: the comparison size (``None``: the dataset's
+            policy) and padding; embed_run: the embed run whose index links each near-copy to
+            its nearest real sample (``None``: the latest, if any).
+    """
 
     view: str = "synthetic"
     size: int | None = None
     threshold: float = 0.9
     pad: str = DEFAULT_PAD
+    embed_run: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise CurateError(
+                f"SSIM threshold must lie in (0, 1], got {self.threshold}", params=("threshold",)
+            )
 
 
 @dataclass
@@ -71,6 +86,11 @@ class SSIMKind(RunKind):
             tags=[NEAR_COPY_TAG],
             views=[NEAR_COPY_VIEW],
         )
+
+    def execute(
+        self, dataset: fo.Dataset, name: str, config: SSIMConfig, *, overwrite: bool, **options
+    ) -> SSIMResults:
+        return _score(dataset, name, config, overwrite=overwrite, **options)
 
 
 SSIM = SSIMKind()
@@ -105,14 +125,18 @@ def compute_max_ssim(
     Returns:
         The :class:`SSIMResults` (also stored under ``ssim_<run>``).
     """
-    check_run_name(run)
-    if not 0 < threshold <= 1:
-        raise CurateError(f"SSIM threshold must lie in (0, 1], got {threshold}")
-    dataset = as_dataset(dataset)
-    policy = run_size_policy(dataset, size)
-    config = SSIMConfig(view, policy.size, threshold, policy.pad)
-    SSIM.check_reuse(dataset, run, config, overwrite=overwrite)
-    candidates = decode_view(resolve_view(dataset, view), progress=progress, desc="ssim: samples")
+    config = SSIMConfig(view, size, threshold, embed_run=embed_name)
+    return SSIM.run(as_dataset(dataset), run, config, overwrite=overwrite, progress=progress)
+
+
+def _score(dataset: fo.Dataset, name: str, config: SSIMConfig, *, overwrite: bool, progress: bool):
+    """What :meth:`SSIMKind.execute` does: score, tag, link, store."""
+    policy = run_size_policy(dataset, config.size)
+    config = dataclasses.replace(config, size=policy.size, pad=policy.pad)
+    SSIM.check_reuse(dataset, name, config, overwrite=overwrite)
+    candidates = decode_view(
+        resolve_view(dataset, config.view), progress=progress, desc="ssim: samples"
+    )
     references = decode_view(
         builtin_views(dataset)[REAL_TRAIN], progress=progress, desc="ssim: real"
     )
@@ -129,10 +153,11 @@ def compute_max_ssim(
     scored.set_values(SSIM_FIELD, best.tolist())
     scored.set_values(SSIM_SOURCE_FIELD, source_ids)
     dataset.untag_samples(NEAR_COPY_TAG)
+    threshold = config.threshold
     near = [i for i, value in zip(candidates.ids, best, strict=True) if value >= threshold]
     if near:
         dataset.select(near).tag_samples(NEAR_COPY_TAG)
-        _link_nearest(dataset, near, embed_name)
+        _link_nearest(dataset, near, config.embed_run)
     save_view(
         dataset,
         NEAR_COPY_VIEW,
@@ -145,7 +170,7 @@ def compute_max_ssim(
         threshold=threshold,
         quantiles={str(q): float(np.quantile(best, q)) for q in (0.05, 0.5, 0.95)},
     )
-    SSIM.store(dataset, run, config, results)
+    SSIM.store(dataset, name, config, results)
     return results
 
 
