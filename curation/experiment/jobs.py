@@ -14,7 +14,7 @@ import fiftyone as fo
 from brain.settings import TrainSettings
 from curation.datasets import builtin_views
 from curation.names import REAL_TRAIN
-from curation.runs.train import TRAIN, FittedRun, fit_classifier
+from curation.runs.train import TRAIN, FittedRun, TrainConfig, fit_classifier
 from curation.schema import LABEL_FIELD
 
 # settings compared with a stored train run to skip it; device and pad are resolved when
@@ -44,15 +44,22 @@ class TrainJob:
         return fit_classifier(
             dataset,
             self.run,
+            self.config,
+            overwrite=True,  # the study owns its run names: a changed cell is trained again
+            num_threads=num_threads,
+            progress=progress,
+        )
+
+    @property
+    def config(self) -> TrainConfig:
+        """The run's config, built as every train run's is (:meth:`TrainConfig.build`)."""
+        return TrainConfig.build(
             self.settings,
             seeds=self.seeds,
             seed=self.seed,
             with_view=self.with_view,
             oversample=self.oversample,
             label_field=self.label_field,
-            overwrite=True,  # the study owns its run names: a changed cell is trained again
-            num_threads=num_threads,
-            progress=progress,
         )
 
 

@@ -35,7 +35,7 @@ from curation.experiment.views import copy_shares
 from curation.info import NO_LINEAGE, reasons_by_generator
 from curation.names import reason_field
 from curation.runs.ssim import SSIM_FIELD
-from curation.runs.train_records import TRAIN
+from curation.runs.train import TRAIN
 from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, SYNTHETIC
 from curation.tags import pass_tag, reject_tag
 

@@ -63,8 +63,8 @@ class EmbedConfig(Record):
     seed_index: int = 0
     checkpoint_seed: int | None = dataclasses.field(default=None, metadata=RESOLVED)
     view: str = "all"
-    field: str = ""
-    brain_key: str = ""
+    field: str | None = None
+    brain_key: str | None = None
     backend: str = "sklearn"
     url: str | None = None
     metric: str = DEFAULT_METRIC
@@ -76,7 +76,7 @@ class EmbedConfig(Record):
                 params=("metric",),
             )
         for param in ("field", "brain_key"):
-            if getattr(self, param):  # empty in records of older versions
+            if getattr(self, param) is not None:  # not recorded by older versions
                 _check_identifier(getattr(self, param), param)
 
 
@@ -318,7 +318,6 @@ def _embed(
     options = chosen.index_options(dataset.name, brain_key, config.url, config.metric)
     url = options.get(chosen.url_param) if chosen.url_param else None
     config = dataclasses.replace(config, url=url)
-    EMBED.check_reuse(dataset, name, config, overwrite=overwrite)
     chosen.check_reachable(url)  # before any inference or write
 
     card, ids, vectors = embed_view(
@@ -333,6 +332,7 @@ def _embed(
     )
 
     chosen.check_opens(url)  # before an older run's field and index are dropped
+    EMBED.check_reuse(dataset, name, config, overwrite=overwrite)  # the last check
     replaced = EMBED.exists(dataset, name)
     if replaced:
         old, _ = EMBED.load(dataset, name)

@@ -48,17 +48,12 @@ from curation.datasets import as_dataset
 from curation.errors import CurateError
 from curation.leftovers import clean_folder_leftovers, replace_folder, temp_folder
 from curation.names import check_run_name
-from curation.runs.predictions import store_predictions
+from curation.runs.base import RunKind, register
+from curation.runs.evaluation import store_predictions
+from curation.runs.footprint import Footprint, own_folder
 from curation.runs.train_data import read_classes, read_sets, sample_groups
-from curation.runs.train_records import (
-    TRAIN,
-    TrainConfig,
-    TrainKind,
-    TrainResults,
-    field_names,
-    run_folder,
-)
-from curation.schema import run_size_policy
+from curation.runs.train_records import TrainConfig, TrainResults, field_names, run_folder
+from curation.schema import LABEL_FIELD, run_size_policy
 
 __all__ = [
     "TRAIN",
@@ -72,6 +67,42 @@ __all__ = [
     "store_fitted",
     "train_classifier",
 ]
+
+
+@register
+class TrainKind(RunKind):
+    """Train runs: the predictions field, the evaluation and the checkpoint folder."""
+
+    kind = "train"
+    config_type = TrainConfig
+    results_type = TrainResults
+
+    def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
+        pred_field, eval_key = field_names(name)
+        _, results = self.load(dataset, name)
+        return Footprint(
+            fields=[results.predictions_field or pred_field],
+            evaluations=[results.eval_key or eval_key],
+            files=own_folder(run_folder, dataset.name, name),
+        )
+
+    def execute(
+        self,
+        dataset: fo.Dataset,
+        name: str,
+        config: TrainConfig,
+        *,
+        overwrite: bool,
+        num_threads: int | None = None,
+        progress: bool = True,
+    ) -> TrainResults:
+        fitted = fit_classifier(
+            dataset, name, config, overwrite=overwrite, num_threads=num_threads, progress=progress
+        )
+        return store_fitted(dataset, fitted)
+
+
+TRAIN = TrainKind()
 
 
 @dataclass
@@ -106,9 +137,13 @@ def train_classifier(
 ) -> TrainResults:
     """Train and evaluate a ResNet classifier, one network per seed, and store the run.
 
+    Builds the run's :class:`TrainConfig` (:meth:`TrainConfig.build`) and makes the run with
+    :meth:`TrainKind.run`.
+
     Args:
         dataset: the project dataset (or its name).
-        run: the run name (letters, digits, ``_``, ``-``); an older run of that name is replaced.
+        run: the run name (letters, digits, ``_``, ``-``); a rerun with the same settings
+            replaces the run.
         settings: how each network is trained (:class:`~brain.settings.TrainSettings`:
             architecture, epochs, batch size, learning rate, augmentation, class weights,
             epoch selection, schedule, size policy, subset, device); its defaults when omitted.
@@ -129,7 +164,7 @@ def train_classifier(
         oversample: add this many copies of real rare train images, drawn at random with
             replacement (seeded by ``seed``): the classic rebalancing baseline.
         overwrite: replace a stored run of this name that was asked other settings (without
-            it such a rerun is refused; with the same settings the run is replaced).
+            it such a rerun is refused).
         num_threads: torch intra-op threads while training (``None``: torch's default).
         progress: progress bars on decoding, epochs and batches.
         **changes: fields of ``settings`` to change (e.g. ``epochs=10, augment=True``).
@@ -139,11 +174,10 @@ def train_classifier(
 
     Raises:
         InputError: for bad input (missing rare class in train, val or test, a single class,
-            mixed image sizes without a size, unknown views or settings); nothing is stored.
+            mixed image sizes without a size, unknown views or settings, a name reused with
+            other settings); nothing is stored.
     """
-    fitted = fit_classifier(
-        dataset,
-        run,
+    config = TrainConfig.build(
         settings,
         seeds=seeds,
         seed=seed,
@@ -151,66 +185,47 @@ def train_classifier(
         label_field=label_field,
         cv=cv,
         oversample=oversample,
+        **changes,
+    )
+    return TRAIN.run(
+        as_dataset(dataset),
+        run,
+        config,
         overwrite=overwrite,
         num_threads=num_threads,
         progress=progress,
-        **changes,
     )
-    return store_fitted(as_dataset(dataset), fitted)
 
 
 def fit_classifier(
     dataset: fo.Dataset | str,
     run: str,
-    settings: TrainSettings | None = None,
+    config: TrainConfig,
     *,
-    seeds: int = 1,
-    seed: int = 0,
-    with_view: str | None = None,
-    label_field: str | None = None,
-    cv: int | None = None,
-    oversample: int = 0,
     overwrite: bool = False,
     num_threads: int | None = None,
     progress: bool = True,
-    **changes: Any,
 ) -> FittedRun:
-    """The training half of :func:`train_classifier` (same arguments): validate, read, train
-    and write the checkpoint folder; the dataset itself is only read. :func:`store_fitted`
-    stores the result."""
-
+    """The training half of a train run: resolve the config against the dataset (size policy,
+    device, classes), check the key, read, train and write the checkpoint folder; the dataset
+    itself is only read. :func:`store_fitted` stores the result."""
     check_run_name(run)
-    settings = (settings or TrainSettings()).replace(**changes).check()
-    if seeds < 1:
-        raise CurateError(f"`seeds` must be at least 1, got {seeds}", params=("seeds",))
-    if cv is not None and (with_view is not None or settings.subset is not None):
-        raise CurateError(
-            "`cv` trains on folds of the real data: it takes no `with_view` or `subset`",
-            params=("cv", "with_view", "subset"),
-        )
-    if cv is not None and cv < 2:
-        raise CurateError(f"`cv` needs at least 2 folds, got {cv}", params=("cv",))
     dataset = as_dataset(dataset)
+    settings = config.settings
     policy = run_size_policy(dataset, settings.size, settings.pad)
     settings = settings.replace(
         size=policy.size, pad=policy.pad, device=resolve_device(settings.device)
     )
     plan_devices(settings.devices, settings.device)  # more devices than the machine has
-    classes = read_classes(dataset, label_field)
-    if classes.label_field != "ground_truth" and with_view is not None:
+    classes = read_classes(dataset, config.label_field)
+    with_view, oversample, cv = config.with_view, config.oversample, config.cv
+    seed_list, seed = config.seeds, config.seeds[0]
+    if classes.label_field != LABEL_FIELD and with_view is not None:
         raise CurateError(
             "training on fine labels cannot add `with_view` samples (no fine labels)",
             params=("with_view",),
         )
-    seed_list = [seed + i for i in range(seeds)]
-    asked = TrainConfig(
-        **settings.as_dict(),
-        seeds=seed_list,
-        with_view=with_view,
-        oversample=int(oversample),
-        label_field=classes.label_field,
-        cv=cv,
-    )
+    asked = dataclasses.replace(config, **settings.as_dict(), label_field=classes.label_field)
     TRAIN.check_reuse(dataset, run, asked, overwrite=overwrite)
     sets = read_sets(
         dataset,
@@ -232,7 +247,7 @@ def fit_classifier(
     data_digest = digest(sample_pairs(train), [sets.split_digest])
     stats = channel_stats(train.images)
     card = card_fields(settings, classes.outputs, classes.rare, sets.shape, stats, data_digest)
-    if classes.label_field != "ground_truth":
+    if classes.label_field != LABEL_FIELD:
         card.update(label_field=classes.label_field, rare_outputs=classes.rare_index)
     final = run_folder(dataset.name, run)
     clean_folder_leftovers(final.parent)  # of killed trainings (see curation.leftovers)
@@ -263,7 +278,7 @@ def fit_classifier(
 
     pred_field, eval_key = field_names(run)
     first_proba = trained.probas[0]
-    if classes.label_field != "ground_truth":
+    if classes.label_field != LABEL_FIELD:
         first_proba = task_probabilities(
             first_proba, classes.rare_index, classes.task[0] == classes.rare
         )

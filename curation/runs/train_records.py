@@ -1,8 +1,5 @@
-"""Train runs' records: their config, results and kind, with the names of what they write.
-
-Kept apart from the training itself (:mod:`curation.runs.train`) so that readers of train runs
-(:mod:`curation.runs.predictions`) need not import it.
-"""
+"""Train runs' records: their config (built and checked once, at the edge) and results, with
+the names of what a run writes; the kind and the training are :mod:`curation.runs.train`."""
 
 from __future__ import annotations
 
@@ -10,14 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fiftyone as fo
-
 from brain.settings import TrainSettings
+from curation.errors import CurateError
 from curation.media import run_area_folder
 from curation.names import run_key
-from curation.runs.base import RESOLVED, Record, RunKind, register
-from curation.runs.footprint import Footprint, own_folder
+from curation.runs.base import RESOLVED, Record
 from curation.runs.train_data import TEST_VIEW, TRAIN_VIEW, VAL_VIEW
+from curation.schema import LABEL_FIELD
 
 _SETTINGS = tuple(TrainSettings.__dataclass_fields__)
 
@@ -71,7 +67,7 @@ class TrainConfig(Record):
     test_view: str = TEST_VIEW
     classes: list[str] = field(default_factory=list, metadata=RESOLVED)
     rare_class: str | None = field(default=None, metadata=RESOLVED)
-    label_field: str = "ground_truth"
+    label_field: str = LABEL_FIELD
     output_classes: list[str] = field(default_factory=list, metadata=RESOLVED)
     input_shape: list[int] = field(default_factory=list, metadata=RESOLVED)
     resize: str = field(default="none", metadata=RESOLVED)
@@ -85,6 +81,45 @@ class TrainConfig(Record):
     def settings(self) -> TrainSettings:
         """The training settings of the run."""
         return TrainSettings(**{name: getattr(self, name) for name in _SETTINGS})
+
+    @classmethod
+    def build(
+        cls,
+        settings: TrainSettings | None = None,
+        *,
+        seeds: int = 1,
+        seed: int = 0,
+        with_view: str | None = None,
+        label_field: str | None = None,
+        cv: int | None = None,
+        oversample: int = 0,
+        **changes: Any,
+    ) -> TrainConfig:
+        """The config of a train run, checked: the one way Python keywords, the CLI, the App
+        and a study build it (arguments as :func:`curation.runs.train.train_classifier`'s).
+
+        Raises:
+            InputError: a setting out of range, fewer than one seed, ``cv`` with fewer than 2
+                folds or with ``with_view`` or ``subset``.
+        """
+        settings = (settings or TrainSettings()).replace(**changes).check()
+        if seeds < 1:
+            raise CurateError(f"`seeds` must be at least 1, got {seeds}", params=("seeds",))
+        if cv is not None and (with_view is not None or settings.subset is not None):
+            raise CurateError(
+                "`cv` trains on folds of the real data: it takes no `with_view` or `subset`",
+                params=("cv", "with_view", "subset"),
+            )
+        if cv is not None and cv < 2:
+            raise CurateError(f"`cv` needs at least 2 folds, got {cv}", params=("cv",))
+        return cls(
+            **settings.as_dict(),
+            seeds=[seed + i for i in range(seeds)],
+            with_view=with_view,
+            oversample=int(oversample),
+            label_field=label_field or LABEL_FIELD,
+            cv=cv,
+        )
 
 
 @dataclass
@@ -132,24 +167,3 @@ class TrainResults(Record):
         record = super().to_record()
         del record["run"], record["run_key"]
         return record
-
-
-@register
-class TrainKind(RunKind):
-    """Train runs: the predictions field, the evaluation and the checkpoint folder."""
-
-    kind = "train"
-    config_type = TrainConfig
-    results_type = TrainResults
-
-    def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
-        pred_field, eval_key = field_names(name)
-        _, results = self.load(dataset, name)
-        return Footprint(
-            fields=[results.predictions_field or pred_field],
-            evaluations=[results.eval_key or eval_key],
-            files=own_folder(run_folder, dataset.name, name),
-        )
-
-
-TRAIN = TrainKind()
