@@ -64,9 +64,10 @@ def reasons_by_generator(dataset, key: str) -> dict[str, dict[str, int]]:
 
 
 def filter_summaries(dataset) -> dict[str, dict[str, Any]]:
-    """Per filter run: method, level, calibration, live pass / reject / manual counts (from the
-    tags, so re-tagging in the App shows), reasons (in all and per generator:
-    :func:`reasons_by_generator`), scorecard and warnings."""
+    """Per filter run: method, level, level choice (:meth:`~brain.level_choice.Fixed.as_dict`),
+    live pass / reject / manual counts (from the tags, so re-tagging in the App shows), reasons
+    (in all and per generator: :func:`reasons_by_generator`), scorecard and warnings."""
+    from curation.runs.filter import FilterConfig
     from curation.runs.records import list_runs, load_run
     from curation.tags import MANUAL_FIELD, pass_tag, reject_tag
 
@@ -80,7 +81,7 @@ def filter_summaries(dataset) -> dict[str, dict[str, Any]]:
         summaries[key] = {
             "method": config.get("method"),
             "level": results.get("level"),
-            "calibrate": config.get("calibrate"),
+            "level_choice": FilterConfig.from_record(config).level_choice.as_dict(),
             "n_pass": tags.get(pass_tag(key), 0),
             "n_reject": tags.get(reject_tag(key), 0),
             "n_manual": n_manual,

@@ -489,7 +489,7 @@ def write_report(config: ExperimentConfig, results: dict[str, Any], out: Path) -
         f"classifier: {config.classifier.arch}, {config.classifier.epochs} epochs"
         f" ({config.classifier.schedule} learning rate), best epoch by validation "
         f"{_SELECTED[config.classifier.select]}; filter: {config.filter.method}"
-        + (" (level calibrated on val)" if config.filter.calibrate else "")
+        + f" ({config.filter.level_choice().describe()})"
         + ". The test split is used only for these tables.",
     ]
     headline = [line for line in results.get("verdicts", []) if line["headline"]]
