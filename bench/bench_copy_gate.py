@@ -94,6 +94,7 @@ def gated_counts(dataset, key: str, threshold: float) -> dict[str, dict]:
 
 def run_one(data: str, args: argparse.Namespace) -> dict:
     """Every step on one data set; returns what it measured."""
+    from brain.level_choice import Fixed, PassRate
     from brain.settings import TrainSettings
     from curation.datasets import open_dataset
     from curation.runs.embed import compute_embeddings
@@ -118,9 +119,9 @@ def run_one(data: str, args: argparse.Namespace) -> dict:
     dataset = open_dataset(name)
     result["filters"] = {}
     for method in FILTERS:
-        calibrate = "val" if method == "combined" else False
+        level = PassRate() if method == "combined" else Fixed()
         filtered = run_filter(
-            name, method, f"f_{method}", calibrate=calibrate, plots=False, visualize=False
+            name, method, f"f_{method}", level=level, plots=False, visualize=False
         )
         result["filters"][method] = {
             "level": filtered.level,

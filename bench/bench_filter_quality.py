@@ -12,7 +12,7 @@ one candidate "generator" per kind:
 
 A ResNet-18 is trained on the real train split only (``train_classifier``), its penultimate
 embeddings of every sample are stored (``compute_embeddings``) and every filter runs twice:
-at its default level, and at the level calibrated on the real val split (``calibrate="val"``:
+at its default level, and at the level calibrated on the real val split (``PassRate()``:
 95% of the real rare val samples pass). Test samples are never used. Reported per filter and
 level: AUROC of ``K_score`` (should-pass against should-reject) and the pass rate of every
 candidate kind, plus the fidelity scorecard of the real rare candidates and of the noise.
@@ -167,6 +167,7 @@ def _quality(dataset, key: str) -> dict:
 def run_dataset(name: str, embeddings: list[str], args: argparse.Namespace, workdir: Path):
     """Build the project once, then per embedding: train, embed, run every filter twice."""
     from brain.filters import FILTERS
+    from brain.level_choice import Fixed, PassRate
     from brain.size_policy import SizePolicy
     from curation.datasets import dataset_exists, open_dataset
     from curation.ingest import ingest_records
@@ -211,14 +212,15 @@ def run_dataset(name: str, embeddings: list[str], args: argparse.Namespace, work
             ("combined", "combined_both", {"realism": "both"}),
         ]
         for method, label, params in variants:
-            for calibrate in (False, "val"):
+            for level in (Fixed(), PassRate()):
+                calibrate = isinstance(level, PassRate)
                 key = f"{label}_{'val' if calibrate else 'default'}"
                 report = run_filter(
                     project,
                     method,
                     key,
                     embed=embedding,
-                    calibrate=calibrate,
+                    level=level,
                     params=params,
                     visualize=False,
                     plots=False,

@@ -2,15 +2,16 @@
 
 Two ways, neither reads the test split:
 
-- :func:`calibrate_pass_rate` (``calibrate="val"``, no training): the level at which a target
-  share (default 95%) of the real rare-class *val* samples pass. Val samples are real, so they
-  should pass; the network behind the embeddings never saw them, so they land where new
-  samples land, unlike the train samples the filter was fitted on.
-- :func:`calibrate_level` (``calibrate="retrain"``): for every candidate level, the synthetic
-  samples that pass at that level join the real train split, a classifier is trained per seed
-  (the epoch kept is the one best on the validation split, as in :func:`brain.training.fit`),
-  and the level whose mean validation F1 of the rare class is highest wins
-  (:class:`LevelTrainer` trains on decoded images; the dataset layer decodes them).
+- :func:`calibrate_pass_rate` (:class:`brain.level_choice.PassRate`, no training): the level
+  at which a target share (default 95%) of the real rare-class *val* samples pass. Val samples
+  are real, so they should pass; the network behind the embeddings never saw them, so they land
+  where new samples land, unlike the train samples the filter was fitted on.
+- :func:`calibrate_level` (:class:`brain.level_choice.Retrain`): for every candidate level,
+  the synthetic samples that pass at that level join the real train split, a classifier is
+  trained per seed (the epoch kept is the one best on the validation split, as in
+  :func:`brain.training.fit`), and the level whose mean validation F1 of the rare class is
+  highest wins (:class:`LevelTrainer` trains on decoded images; the dataset layer decodes
+  them).
 
 Calibration is config (:class:`CalibrationSettings`) -> method (the two functions) -> typed
 results (:class:`PassRateCalibration`, :class:`RetrainCalibration`); a filter run stores the
@@ -20,18 +21,18 @@ results in its own record and writes nothing else. The test split is never read 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from brain.data import ImageSet
 from brain.errors import InputError
 from brain.metrics import FEW_RARE
 from brain.progress import progress_bar
 from brain.settings import TrainSettings
 
-CALIBRATIONS = ("val", "retrain")
+if TYPE_CHECKING:  # brain.data imports torch: the level choice and the CLI need none of it
+    from brain.data import ImageSet
 
 
 @dataclass
@@ -216,7 +217,10 @@ def _pass_rate_result(
 def check_target(target: float) -> None:
     """Raise an :class:`InputError` unless the pass-rate ``target`` lies in (0, 1)."""
     if not 0.0 < float(target) < 1.0:
-        raise InputError(f"the calibration target must lie strictly between 0 and 1, got {target}")
+        raise InputError(
+            f"the calibration `target` must lie strictly between 0 and 1, got {target}",
+            params=("target",),
+        )
 
 
 def _nearest_valid_level(flt, level: float) -> float:
@@ -242,7 +246,8 @@ class CalibrationSettings:
             the sweep trains on the whole real train split).
         num_threads: torch CPU threads.
         real_only: also train without synthetic samples, as a reference row in the sweep.
-        progress: report the sweep, a line per level off a terminal (not part of the record).
+        progress: report the sweep, a line per level off a terminal (not part of the record,
+            nor of equality: it says how a run reports, not what it asks).
     """
 
     levels: tuple[float, ...] | None = None
@@ -252,7 +257,7 @@ class CalibrationSettings:
     train: TrainSettings = field(default_factory=lambda: TrainSettings(epochs=10))
     num_threads: int | None = None
     real_only: bool = True
-    progress: bool = False
+    progress: bool = field(default=False, compare=False)
 
     def check(self) -> CalibrationSettings:
         """``self`` if the settings are in range.
@@ -276,6 +281,16 @@ class CalibrationSettings:
             "num_threads": self.num_threads,
             "real_only": self.real_only,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CalibrationSettings:
+        """The settings :meth:`as_dict` gave (keys neither knows are ignored)."""
+        own = {f.name for f in fields(cls)} - {"train", "progress"}
+        values = {name: data[name] for name in own if name in data}
+        if values.get("levels") is not None:
+            values["levels"] = tuple(values["levels"])
+        train = {f.name: data[f.name] for f in fields(TrainSettings) if f.name in data}
+        return cls(**values, train=cls().train.replace(**train))
 
 
 def sweep_levels(
@@ -362,6 +377,7 @@ class LevelTrainer:
 
     def val_f1(self, passed: np.ndarray) -> list[float]:
         """Per seed, the best val F1 of a classifier trained with the ``passed`` samples."""
+        from brain.data import ImageSet
         from brain.devices import torch_threads
         from brain.training import fit
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import defaultdict
 from typing import Any
 
 from curation.datasets import open_dataset
 from curation.names import reason_field
-from curation.runs.records import list_runs, load_run
+from curation.reasons import count_reasons
+from curation.runs.filter import FILTER
+from curation.runs.records import list_runs
 from curation.schema import LABEL_FIELD, LINEAGE_FIELD, ORIGIN_FIELD, SPLIT_FIELD, project_info
 from curation.tags import MANUAL_FIELD, pass_tag, reject_tag
 
 UNLABELLED = "(unlabelled)"
-NO_LINEAGE = "(no lineage)"
 
 
 def count_samples(dataset) -> dict[str, dict[str, dict[str, int]]]:
@@ -37,22 +37,6 @@ def list_stored_runs(dataset) -> dict[str, list[str]]:
     }
 
 
-def count_reasons(
-    generators: Sequence[str | None], reasons: Sequence[str | None]
-) -> dict[str, dict[str, int]]:
-    """``generator -> reason -> count`` (sorted; a missing generator counts under
-    ``"(no lineage)"``, a missing reason is left out)."""
-    counts = Counter(
-        (generator or NO_LINEAGE, str(reason))
-        for generator, reason in zip(generators, reasons, strict=True)
-        if reason is not None
-    )
-    table: dict[str, dict[str, int]] = defaultdict(dict)
-    for (generator, reason), n in sorted(counts.items()):
-        table[generator][reason] = n
-    return dict(table)
-
-
 def reasons_by_generator(dataset, key: str) -> dict[str, dict[str, int]]:
     """Why filter run ``key`` passed or rejected each generator's samples: ``generator ->
     reason -> count``, from the run's reason field (``pass`` or the reject reason, as the run
@@ -65,27 +49,27 @@ def reasons_by_generator(dataset, key: str) -> dict[str, dict[str, int]]:
 
 
 def filter_summaries(dataset) -> dict[str, dict[str, Any]]:
-    """Per filter run: method, level, calibration, live pass / reject / manual counts (from the
-    tags, so re-tagging in the App shows), reasons (in all and per generator:
-    :func:`reasons_by_generator`), scorecard and warnings."""
+    """Per filter run: method, level, level choice (:meth:`~brain.level_choice.Fixed.as_dict`),
+    live pass / reject / manual counts (from the tags, so re-tagging in the App shows), reasons
+    (in all and per generator: :func:`reasons_by_generator`), scorecard and warnings."""
     tags = dataset.count_sample_tags()
     n_manual = 0
     if MANUAL_FIELD in dataset.get_field_schema():
         n_manual = len(dataset.exists(MANUAL_FIELD))
     summaries = {}
     for key in list_runs(dataset, "filter"):
-        config, results = load_run(dataset, "filter", key)
+        config, results = FILTER.load(dataset, key)
         summaries[key] = {
-            "method": config.get("method"),
-            "level": results.get("level"),
-            "calibrate": config.get("calibrate"),
+            "method": config.method,
+            "level": results.level,
+            "level_choice": config.level_choice.as_dict(),
             "n_pass": tags.get(pass_tag(key), 0),
             "n_reject": tags.get(reject_tag(key), 0),
             "n_manual": n_manual,
-            "reasons": results.get("reasons", {}),
+            "reasons": results.reasons,
             "reasons_by_generator": reasons_by_generator(dataset, key),
-            "scorecard": results.get("scorecard", {}),
-            "warnings": results.get("warnings", []),
+            "scorecard": results.scorecard,
+            "warnings": results.warnings,
         }
     return summaries
 

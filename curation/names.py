@@ -145,6 +145,9 @@ def check_run_name(value: str, param: str = "run") -> str:
 
 # -- the names synthcurate derives: built-in views, run kinds and run keys ---------------------
 
+NO_LINEAGE = "(no lineage)"
+"""The generator of a synthetic sample whose lineage names no run."""
+
 ALL_VIEW, REAL_VIEW, SYNTHETIC_VIEW, POOL_VIEW = "all", "real", "synthetic", "pool"
 RARE_TRAIN, COMMON_TRAIN = "rare-train", "common-train"
 """The real train samples of the rare class, and of the other classes."""

@@ -17,6 +17,7 @@ from conftest import curate_process
 from fiftyone.operators.executor import ExecutionError
 from test_ingest import assert_one_line_error
 
+from brain.level_choice import Fixed, PassRate, Retrain
 from curation.cli import main
 from curation.datasets import builtin_views, save_view
 from curation.demo import make_demo_data
@@ -93,6 +94,20 @@ def test_export_operator_writes_the_current_view(workbench, tmp_path):
     assert sum(1 for _ in out.rglob("*.png")) == len(view)
     with pytest.raises(ExecutionError, match="exists; use --overwrite"):
         _execute(workbench, "export_curated", view=view, params=params)
+
+
+def test_filter_summary_reads_an_older_record(workbench):
+    from curation.runs.records import remove_record, store_run
+
+    dataset = fo.load_dataset(workbench)
+    old = {"method": "combined", "level": None, "calibrate": "val", "target": 0.9}
+    store_run(dataset, "filter", "old", old, {"level": 0.93, "n_synthetic": 30, "n_pass": 12})
+    try:
+        result = _execute(workbench, "filter_summary", params={"key": "old"}).result
+    finally:
+        remove_record(dataset, "filter", "old")
+    assert result["level"] == 0.93 and result["n_pass"] == 12
+    assert result["level_choice"] == "the level at which 90% of the real rare val samples pass"
 
 
 def test_unknown_filter_key_is_a_clear_error(workbench):
@@ -267,6 +282,24 @@ def test_run_filter_operator_lists_every_filter_and_checks_the_level(workbench):
     assert not getattr(inputs(method="knn_precision", level=1.5)["level"], "invalid", False)
     bad = inputs(method="confidence", level=1.5)["level"]
     assert bad.invalid and "[0, 1]" in bad.error_message
+    assert "level" not in inputs(calibrate="val", level=0.5)  # hidden while calibrating
+
+
+@pytest.mark.parametrize(
+    "params, choice",
+    [
+        ({}, Fixed()),
+        ({"level": 0.9}, Fixed(0.9)),
+        ({"calibrate": "off", "level": 0.9}, Fixed(0.9)),
+        ({"calibrate": "val"}, PassRate()),
+        ({"calibrate": "val", "level": 0.9}, PassRate()),  # the form hides the level then
+        ({"calibrate": "retrain"}, Retrain()),
+    ],
+)
+def test_filter_form_builds_the_cli_level_choice(params, choice):
+    from curation.plugins.synthcurate import _level_choice
+
+    assert _level_choice(params) == choice
 
 
 def test_delete_run_operator_removes_the_run_and_what_it_wrote(workbench):

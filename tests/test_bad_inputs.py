@@ -198,11 +198,20 @@ def cases(ws: Path) -> dict[str, tuple[list[str], str]]:
         ),
         "filter: calibration target outside (0, 1)": (
             ["filter", NAME, "--key", "f3", "--calibrate", "--target", "1.2"],
-            "the calibration target must lie strictly between 0 and 1",
+            "the calibration --target must lie strictly between 0 and 1, got 1.2",
         ),
         "filter: level and calibration": (
             ["filter", NAME, "--key", "f3", "--calibrate", "--level", "0.5"],
-            "give either a level or a calibration",
+            "give either --level or --calibrate, not both",
+        ),
+        "filter: retraining and a level": (
+            ["filter", NAME, "--key", "f3", "--calibrate", "retrain", "--level", "0.5"],
+            "give either --level or --calibrate, not both",
+        ),
+        "filter: the level as a filter parameter": (
+            ["filter", NAME, "--key", "f3", "-p", "level=0.5"],
+            "unknown parameter(s) level for filter 'combined' (the level is chosen per run: "
+            "--level or a calibration)",
         ),
         "filter: unknown filter parameter": (
             ["filter", NAME, "--key", "f3", "-p", "colour=red"],

@@ -15,12 +15,15 @@ from test_ingest import assert_one_line_error
 from test_runs import snapshot
 
 from brain.images import write_png
+from brain.level_choice import Retrain
 from curation.cli import main
 from curation.demo import make_demo_data
+from curation.experiment.cells import filter_key
 from curation.experiment.figures import sample_grid
 from curation.experiment.report import at_specificity_summary, markdown_table, reasons_table
-from curation.info import count_reasons
 from curation.ingest import ingest_csv, ingest_pool
+from curation.reasons import count_reasons
+from curation.runs.filter import FILTER
 from curation.runs.records import has_run
 
 DATASET = "study"
@@ -186,6 +189,10 @@ def test_test_split_never_shapes_training(study):
             "configure a generator",
         ),
         ({"leakage": {"threshold": 0}}, "leakage threshold must lie in (0, 1]"),
+        (
+            {"filter": {"method": "umap_gmm", "level": 0.5, "calibrate": "val"}},
+            "filter: give either level or calibrate, not both",
+        ),
         ({"seeds": 1}, "seeds must be an integer >= 2"),
         ({"cv": 1}, "cv must be an integer >= 2"),
     ],
@@ -264,6 +271,10 @@ def test_calibrated_filter_level_is_reported_with_its_val_sweep(study, tmp_path)
     assert report["filter_counts"]["copies"]["after"] == chosen[0]["n_pass"]
     text = (out / "report.md").read_text()
     assert "## Filter level calibrated on val" in text and "(chosen)" in text
+    assert "filter: umap_gmm (the level of best val F1, retraining a classifier per level)" in text
+    stored, _ = FILTER.load(fo.load_dataset(DATASET), filter_key("cal"))
+    assert isinstance(stored.level_choice, Retrain)
+    assert stored.level_choice.settings.train.schedule == "cosine"
     assert "(cosine learning rate)" in text
 
 

@@ -15,6 +15,7 @@ from conftest import REPO, shared_data
 
 from brain.filters.quality import filter_quality
 from brain.images import read_image, write_png
+from brain.level_choice import PassRate
 from brain.size_policy import SizePolicy
 from curation.ingest import ingest_records
 from curation.readers import Record
@@ -77,7 +78,7 @@ def test_combined_filter_separates_real_chromosome_21_from_the_rest(tmp_path):
         progress=False,
     )
     compute_embeddings(name, "fine", progress=False)
-    report = run_filter(name, "combined", "comb", calibrate="val", plots=False, visualize=False)
+    report = run_filter(name, "combined", "comb", level=PassRate(), plots=False, visualize=False)
     synthetic = fo.load_dataset(name).match({"origin": "synthetic"})
     scores, tags, kinds = synthetic.values(["comb_score", "tags", "lineage.run"])
     kinds = np.array(kinds)

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from brain.errors import InputError
+from brain.filter_calibration import CalibrationSettings
 from brain.images import write_png
+from brain.level_choice import Fixed, PassRate, Retrain
 from curation.cli import main
 from curation.demo import make_crop
 from curation.errors import CurateError
@@ -107,14 +109,14 @@ def test_gmm_full_run_scores_tags_views_and_record(blobs_dataset):
 def test_rerun_replaces_tags_and_runs_coexist(blobs_dataset):
     first = run_filter(blobs_dataset, "knn_precision", "knn", visualize=False)
     assert first.brain_key is None and all(Path(p).is_file() for p in first.plots)
-    again = run_filter(blobs_dataset, "knn_precision", "knn", level=0.5, plots=False)
+    again = run_filter(blobs_dataset, "knn_precision", "knn", level=Fixed(0.5), plots=False)
     dataset = fo.load_dataset(blobs_dataset)
     tags = _synthetic(dataset).values("tags")
     assert sum("knn:pass" in t for t in tags) == again.n_pass
     assert all(sum(tag.startswith("knn:") for tag in t) == 1 for t in tags)
     assert all(len(t) == len(set(t)) for t in tags)
     umap = run_filter(
-        blobs_dataset, "umap_gmm", "um", level=0.99, params={"n_epochs": 50}, plots=True
+        blobs_dataset, "umap_gmm", "um", level=Fixed(0.99), params={"n_epochs": 50}, plots=True
     )
     assert umap.brain_key == "um_umap"
     assert {"knn", "um"} <= set(list_runs(dataset, "filter"))
@@ -141,16 +143,17 @@ def test_bad_input_changes_nothing(blobs_dataset):
     before = _snapshot(dataset)
     with pytest.raises(InputError, match="at least one component"):
         run_filter(blobs_dataset, "gmm_full", "keep", params={"gmm_components": 0})
-    with pytest.raises(InputError, match="calibration target"):
-        run_filter(blobs_dataset, "combined", "keep", calibrate="val", target=1.0)
-    with pytest.raises(InputError, match="unknown calibration"):
-        run_filter(blobs_dataset, "combined", "keep", calibrate="test")
     with pytest.raises(InputError, match="invalid filter key"):
         run_filter(blobs_dataset, "gmm_full", "bad key")
-    with pytest.raises(InputError, match="either a level or a calibration"):
-        run_filter(blobs_dataset, "gmm_full", "keep", level=0.5, calibrate=True)
     with pytest.raises(InputError, match="between 0 and 1"):
-        run_filter(blobs_dataset, "gmm_full", "keep", level=1.5)
+        run_filter(blobs_dataset, "gmm_full", "keep", level=Fixed(1.5))
+    with pytest.raises(InputError, match="between 0 and 1"):  # a sweep level outside the range
+        sweep = Retrain(CalibrationSettings(levels=(1.5,)))
+        run_filter(blobs_dataset, "gmm_full", "keep", level=sweep)
+    with pytest.raises(InputError, match="the level is chosen per run"):
+        run_filter(blobs_dataset, "gmm_full", "keep", params={"level": 0.5})
+    with pytest.raises(TypeError, match="Fixed"):  # the older bare level
+        run_filter(blobs_dataset, "gmm_full", "keep", level=0.5)
     with pytest.raises(InputError, match="unknown filter"):
         run_filter(blobs_dataset, "nope", "keep")
     one = _synthetic(dataset).first()
@@ -210,6 +213,44 @@ def test_cli_json(blobs_dataset, capsys):
     )
 
 
+@pytest.mark.parametrize(
+    "flags, yaml_section, choice",
+    [
+        (["--level", "0.9"], {"level": 0.9}, Fixed(0.9)),
+        ([], {}, Fixed()),
+        (["--calibrate", "--target", "0.9"], {"calibrate": "val", "target": 0.9}, PassRate(0.9)),
+        (["--calibrate", "val"], {"calibrate": "val"}, PassRate()),
+    ],
+)
+def test_cli_python_and_yaml_build_the_same_level_choice(
+    blobs_dataset, flags, yaml_section, choice
+):
+    """The CLI's flags, the Python keyword and the study YAML's keys build one choice, stored
+    in one form."""
+    from curation.experiment import parse_config
+    from curation.runs.filter import FILTER
+
+    common = ["--method", "gmm_full", "-p", "pca_components=3", "--no-plots", "--no-visualization"]
+    assert main(["filter", blobs_dataset, "--key", "lc_cli", *common, *flags]) == 0
+    python = run_filter(
+        blobs_dataset,
+        "gmm_full",
+        "lc_api",
+        level=choice,
+        params={"pca_components": 3},
+        plots=False,
+        visualize=False,
+    )
+    dataset = fo.load_dataset(blobs_dataset)
+    from_cli, cli_results = FILTER.load(dataset, "lc_cli")
+    from_api, _ = FILTER.load(dataset, "lc_api")
+    assert from_cli.level_choice == from_api.level_choice == choice
+    assert load_run(dataset, "filter", "lc_cli")[0]["level_choice"] == choice.as_dict()
+    assert cli_results.level == python.level
+    study = parse_config({"dataset": blobs_dataset, "filter": yaml_section})
+    assert study.filter.level_choice() == choice
+
+
 @pytest.fixture(scope="module")
 def trained_dataset(demo_dataset: str, session_dir: Path) -> str:
     """A clone of the demo dataset plus 12 synthetic crops, a tiny train run and its embeddings."""
@@ -232,7 +273,7 @@ def trained_dataset(demo_dataset: str, session_dir: Path) -> str:
 def test_confidence_filter_uses_the_embed_runs_classifier(trained_dataset):
     from curation.runs.predictions import predict_proba
 
-    report = run_filter(trained_dataset, "confidence", "conf", level=0.5, visualize=False)
+    report = run_filter(trained_dataset, "confidence", "conf", level=Fixed(0.5), visualize=False)
     dataset = fo.load_dataset(trained_dataset)
     ids, proba = predict_proba(trained_dataset, "r", "synthetic")
     scores = dict(zip(*_synthetic(dataset).values(["id", "conf_score"]), strict=True))
@@ -244,7 +285,6 @@ def test_confidence_filter_uses_the_embed_runs_classifier(trained_dataset):
 
 def test_calibration_sweeps_levels_without_the_test_split(trained_dataset, monkeypatch):
     import curation.runs.calibrate
-    from brain.filter_calibration import CalibrationSettings
     from brain.settings import TrainSettings
 
     seen_splits = set()
@@ -262,8 +302,7 @@ def test_calibration_sweeps_levels_without_the_test_split(trained_dataset, monke
         trained_dataset,
         "gmm_full",
         "cal",
-        calibrate=True,
-        calibration=settings,
+        level=Retrain(settings),
         params={"pca_components": 4},
         visualize=False,
         plots=False,
@@ -280,7 +319,7 @@ def test_calibration_sweeps_levels_without_the_test_split(trained_dataset, monke
 
 
 def test_combined_run_stores_reasons_parts_scorecard_and_grid(blobs_dataset, capsys):
-    report = run_filter(blobs_dataset, "combined", "comb", calibrate="val", visualize=False)
+    report = run_filter(blobs_dataset, "combined", "comb", level=PassRate(), visualize=False)
     dataset = fo.load_dataset(blobs_dataset)
     synthetic = _synthetic(dataset)
     near = _near_mask(synthetic)

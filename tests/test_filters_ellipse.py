@@ -80,10 +80,10 @@ def test_level_semantics_match_the_chi_square_ellipse(fitted):
     )
 
 
-def test_constructor_level_overrides_default():
-    flt = GmmFullFilter(pca_components=4, level=0.999).fit(BLOBS.real, BLOBS.rare)
-    assert flt.resolve_level() == 0.999
-    assert flt.decide(BLOBS.minor).mean() < 0.5
+def test_level_argument_overrides_default():
+    flt = GmmFullFilter(pca_components=4).fit(BLOBS.real, BLOBS.rare)
+    assert flt.resolve_level(0.999) == 0.999
+    assert flt.decide(BLOBS.minor, level=0.999).mean() < 0.5
 
 
 def test_umap_filter_exposes_its_plane(umap_filter):

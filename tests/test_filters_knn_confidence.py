@@ -74,7 +74,7 @@ def test_confidence_threshold():
     np.testing.assert_array_equal(flt.score(probs), [0.1, 0.5, 0.7, 0.99])
     assert flt.decide(probs).tolist() == [False, True, True, True]
     assert flt.decide(probs, level=0.8).tolist() == [False, False, False, True]
-    assert ConfidenceFilter(level=0.6).fit(p_real, y).decide(probs).tolist() == [
+    assert ConfidenceFilter().fit(p_real, y).decide(probs, level=0.6).tolist() == [
         False,
         False,
         True,

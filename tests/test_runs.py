@@ -11,6 +11,7 @@ import fiftyone as fo
 import pytest
 
 from brain.filter_calibration import CalibrationSettings
+from brain.level_choice import parse_level_choice
 from brain.settings import TrainSettings
 from curation.cli import main
 from curation.demo import make_demo_data
@@ -134,7 +135,7 @@ def test_no_run_folder_lies_outside_its_area_and_an_old_empty_name_deletes_only_
     shutil.rmtree(other.parent)
 
 
-@pytest.mark.parametrize("calibrate", [False, "val", "retrain"])
+@pytest.mark.parametrize("calibrate", [None, "val", "retrain"])
 def test_filter_delete_leaves_nothing(tiny, calibrate):
     base = snapshot(tiny)
     generate(tiny, "copies", "fg", n=8, progress=False)
@@ -148,9 +149,7 @@ def test_filter_delete_leaves_nothing(tiny, calibrate):
         "knn_precision",
         "k",
         embed="fe",
-        calibrate=calibrate,
-        target=0.5,
-        calibration=calibration,
+        level=parse_level_choice(None, calibrate, 0.5, settings=calibration),
     )
     after = snapshot(tiny)
     assert {"k_score", "k_reason"} <= set(after["fields"]) and "k_umap" in after["brain_runs"]

@@ -14,8 +14,9 @@ probability, shape ``(N,)`` or ``(N, 1)``). The dataset layer reads that attribu
 right input.
 
 What the *level* means is filter-specific (a confidence level, a radius factor, a probability
-threshold) and documented on each filter; ``level=None`` means the parameter given to the
-constructor, and when that is ``None`` too, the default the filter learned in ``fit``
+threshold) and documented on each filter. It is an argument of ``decide``, ``threshold`` and
+:meth:`~EmbeddingFilter.resolve_level`, never a constructor parameter (a run chooses it:
+:mod:`brain.level_choice`); ``level=None`` means the default the filter learned in ``fit``
 (``default_level_``). :meth:`EmbeddingFilter.level_limits` says which levels are valid (also
 before ``fit``), :meth:`~EmbeddingFilter.level_range` which are worth sweeping.
 
@@ -269,8 +270,6 @@ class EmbeddingFilter(ABC, BaseEstimator):
     uses_image_features: ClassVar[bool] = False
     """Whether the filter judges images by their statistics (``image_features``)."""
 
-    level: float | None
-
     # -- public API ------------------------------------------------------------------------------
 
     def fit(
@@ -303,8 +302,6 @@ class EmbeddingFilter(ABC, BaseEstimator):
         self.n_image_features_ = None if features is None else features.shape[1]
         self.notes_: list[str] = []  # what the fit had to simplify (few samples), for reports
         self._fit(array, rare, fine, features)
-        if self.level is not None:
-            self._check_level(self.level)
         return self
 
     def score(self, X: object, *, image_features: object = None) -> np.ndarray:
@@ -405,10 +402,10 @@ class EmbeddingFilter(ABC, BaseEstimator):
         )
 
     def resolve_level(self, level: float | None = None) -> float:
-        """``level``, else the constructor's ``level``, else the learned ``default_level_``."""
+        """``level`` (checked), else the learned ``default_level_``."""
         self.check_is_fitted()
         if level is None:
-            level = self.level if self.level is not None else self.default_level_
+            level = self.default_level_
         self._check_level(level)
         return float(level)
 
@@ -541,14 +538,18 @@ def make_filter(name: str, **params: object) -> EmbeddingFilter:
     """The filter registered as ``name``, built with ``params``.
 
     Raises:
-        InputError: unknown name (the message lists the known ones) or unknown parameter.
+        InputError: unknown name (the message lists the known ones) or unknown parameter
+            (``level`` among them: a run chooses the level, see :mod:`brain.level_choice`).
     """
     cls = FILTERS.get(name)
     valid = filter_params(name)
     unknown = sorted(set(params) - set(valid))
     if unknown:
+        level = "level" in unknown
+        why = " (the level is chosen per run: `level` or a calibration)" if level else ""
         raise InputError(
-            f"unknown parameter(s) {', '.join(unknown)} for filter {name!r}; "
-            f"valid: {', '.join(sorted(valid))}"
+            f"unknown parameter(s) {', '.join(unknown)} for filter {name!r}{why}; "
+            f"valid: {', '.join(sorted(valid)) or 'none'}",
+            params=("level",) if level else (),
         )
     return cls(**params)

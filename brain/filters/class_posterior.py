@@ -32,6 +32,9 @@ def knn_posterior(
 ) -> np.ndarray:
     """Balanced, distance-weighted k-NN estimate of ``P(rare | x)`` for the rows of ``query``.
 
+    Level (an argument of ``decide``, chosen per run): minimum posterior in ``[0, 1]``;
+    ``None`` = 0.5.
+
     Args:
         query: ``(M, d)`` points.
         reference: ``(N, d)`` labelled real points.
@@ -56,7 +59,6 @@ class ClassPosteriorFilter(ProbabilityLevel, EmbeddingFilter):
     """Rare-class posterior from the real data of both classes.
 
     Args:
-        level: minimum posterior in ``[0, 1]``; ``None`` = 0.5.
         estimator: ``"gaussian"`` or ``"knn"`` (see the module docstring).
         pca_components: PCA dimensions (fitted on the real samples of both classes); ``None``
             = the embedding space itself.
@@ -83,7 +85,6 @@ class ClassPosteriorFilter(ProbabilityLevel, EmbeddingFilter):
     def __init__(
         self,
         *,
-        level: float | None = None,
         estimator: str = "gaussian",
         pca_components: int | None = 32,
         k: int = 10,
@@ -91,7 +92,6 @@ class ClassPosteriorFilter(ProbabilityLevel, EmbeddingFilter):
         other_clusters: int = 8,
         random_state: int | None = 0,
     ) -> None:
-        self.level = level
         self.estimator = estimator
         self.pca_components = pca_components
         self.k = k

@@ -22,7 +22,7 @@ The score is ``min(u, p')`` with ``p' = (p - min_posterior) / (1 - min_posterior
 ``[0, 1]``, and 0 for near-copies. At level ``L`` a sample passes when ``score >= 1 - L``: its
 realism must beat the least typical ``1 - L`` of the real rare train samples and its posterior must
 exceed ``min_posterior`` by the same margin. The default level (0.95) is usually recalibrated on
-the real val split (``run_filter(..., calibrate="val")``), since the network that made the
+the real val split (``run_filter(..., level=PassRate())``), since the network that made the
 embeddings has seen the train samples and places them more typically than new ones.
 
 :meth:`CombinedFilter.parts` and :meth:`CombinedFilter.reasons` say why each sample was
@@ -48,9 +48,10 @@ REALISM_SPACES = ("image", "embedding", "both")
 class CombinedFilter(EmbeddingFilter):
     """Realism gate AND rare-class posterior AND no near-copy.
 
+    Level (an argument of ``decide``, chosen per run): in ``(0, 1)``; a sample passes when
+    ``score >= 1 - level`` (see the module docstring); ``None`` = 0.95.
+
     Args:
-        level: in ``(0, 1)``; a sample passes when ``score >= 1 - level`` (see the module
-            docstring); ``None`` = 0.95.
         realism: where realism is judged: ``"image"`` (image statistics; needs
             ``image_features`` in ``fit`` and ``score``), ``"embedding"`` or ``"both"``.
         realism_method: ``"mahalanobis"`` or ``"knn"`` (:class:`RealismFilter`).
@@ -82,7 +83,6 @@ class CombinedFilter(EmbeddingFilter):
     def __init__(
         self,
         *,
-        level: float | None = None,
         realism: str = "image",
         realism_method: str = "mahalanobis",
         posterior_estimator: str = "gaussian",
@@ -93,7 +93,6 @@ class CombinedFilter(EmbeddingFilter):
         other_clusters: int = 8,
         random_state: int | None = 0,
     ) -> None:
-        self.level = level
         self.realism = realism
         self.realism_method = realism_method
         self.posterior_estimator = posterior_estimator

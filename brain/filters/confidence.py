@@ -17,8 +17,8 @@ from brain.filters.base import FILTERS, EmbeddingFilter, ProbabilityLevel, check
 class ConfidenceFilter(ProbabilityLevel, EmbeddingFilter):
     """Classifier-confidence filter.
 
-    Args:
-        level: minimum rare-class probability in ``[0, 1]``; ``None`` = 0.5.
+    Level (an argument of ``decide``, chosen per run): minimum rare-class probability in
+    ``[0, 1]``; ``None`` = 0.5. The filter has no parameters.
 
     Attributes:
         default_level_: 0.5.
@@ -29,9 +29,6 @@ class ConfidenceFilter(ProbabilityLevel, EmbeddingFilter):
     input_kind = "probability"
     reject_reason = "low-confidence"
     level_help = "minimum rare-class probability, in [0, 1]; higher lets fewer through"
-
-    def __init__(self, *, level: float | None = None) -> None:
-        self.level = level
 
     def _fit(
         self, X: np.ndarray, rare: np.ndarray, fine: np.ndarray | None = None, features=None

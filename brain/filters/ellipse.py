@@ -93,8 +93,8 @@ class EllipseFilter(EmbeddingFilter):
 
     Subclasses implement :meth:`_fit_space` (learn the projection from all real samples and
     return their coordinates) and :meth:`_transform_validated` (project new samples), and hold the
-    parameters ``gmm_components``, ``gmm_covariance``, ``gmm_reg_covar``, ``gmm_n_init``,
-    ``random_state`` and ``level``.
+    parameters ``gmm_components``, ``gmm_covariance``, ``gmm_reg_covar``, ``gmm_n_init``
+    and ``random_state``.
 
     Attributes (after ``fit``):
         fit_points_: coordinates of the real fit samples in the test space.

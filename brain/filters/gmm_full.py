@@ -17,9 +17,10 @@ from brain.filters.reduce import apply_pca, fit_pca
 class GmmFullFilter(EllipseFilter):
     """Gaussian-mixture ellipse filter without UMAP.
 
+    Level (an argument of ``decide``, chosen per run): confidence level of the ellipsoid in
+    ``(0, 1)``; ``None`` = weight of the heaviest mixture component (learned).
+
     Args:
-        level: confidence level of the ellipsoid in ``(0, 1)``; ``None`` = weight of the
-            heaviest mixture component (learned).
         gmm_components, gmm_covariance, gmm_reg_covar, gmm_n_init: the mixture, as in
             :class:`~brain.filters.umap_gmm.UmapGmmFilter`.
         pca_components: PCA dimensions; ``None`` = the full embedding space (a full covariance
@@ -34,7 +35,6 @@ class GmmFullFilter(EllipseFilter):
     def __init__(
         self,
         *,
-        level: float | None = None,
         gmm_components: int = 2,
         gmm_covariance: str = "full",
         gmm_reg_covar: float = 1e-6,
@@ -42,7 +42,6 @@ class GmmFullFilter(EllipseFilter):
         pca_components: int | None = 16,
         random_state: int | None = 0,
     ) -> None:
-        self.level = level
         self.gmm_components = gmm_components
         self.gmm_covariance = gmm_covariance
         self.gmm_reg_covar = gmm_reg_covar

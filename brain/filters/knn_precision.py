@@ -21,8 +21,10 @@ from brain.filters.reduce import apply_pca, fit_pca
 class KnnPrecisionFilter(EmbeddingFilter):
     """k-NN manifold filter with the realism score.
 
+    Level (an argument of ``decide``, chosen per run): factor on the ball radii, ``> 0``;
+    ``None`` = 1 (manifold membership).
+
     Args:
-        level: factor on the ball radii, ``> 0``; ``None`` = 1 (manifold membership).
         k: which neighbour sets the radius (3 in the paper).
         pca_components: PCA dimensions (fitted on the real samples of both classes);
             ``None`` = the embedding space itself. The filter has no randomness.
@@ -43,11 +45,9 @@ class KnnPrecisionFilter(EmbeddingFilter):
     def __init__(
         self,
         *,
-        level: float | None = None,
         k: int = 3,
         pca_components: int | None = None,
     ) -> None:
-        self.level = level
         self.k = k
         self.pca_components = pca_components
 

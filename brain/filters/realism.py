@@ -58,8 +58,10 @@ def loo_knn_realism(points: np.ndarray, radii: np.ndarray, keep: np.ndarray) -> 
 class RealismFilter(EmbeddingFilter):
     """Realism gate: distance to the support of the real data of all classes.
 
+    Level (an argument of ``decide``, chosen per run): share of real train samples that pass, in
+    ``(0, 1)``; ``None`` = 0.99.
+
     Args:
-        level: share of real train samples that pass, in ``(0, 1)``; ``None`` = 0.99.
         method: ``"mahalanobis"`` or ``"knn"`` (see the module docstring).
         pca_components: PCA dimensions (fitted on all real samples); ``None`` = no PCA.
         k: neighbour that sets a ball's radius (``knn``).
@@ -88,7 +90,6 @@ class RealismFilter(EmbeddingFilter):
     def __init__(
         self,
         *,
-        level: float | None = None,
         method: str = "mahalanobis",
         pca_components: int | None = 32,
         k: int = 5,
@@ -96,7 +97,6 @@ class RealismFilter(EmbeddingFilter):
         rank_against: str = "all",
         random_state: int | None = 0,
     ) -> None:
-        self.level = level
         self.method = method
         self.pca_components = pca_components
         self.k = k

@@ -44,9 +44,10 @@ BACKENDS = ("fast", "umap-learn")
 class UmapGmmFilter(EllipseFilter):
     """UMAP + Gaussian-mixture ellipse filter.
 
+    Level (an argument of ``decide``, chosen per run): confidence level of the ellipse in
+    ``(0, 1)``; ``None`` = weight of the heaviest mixture component (learned).
+
     Args:
-        level: confidence level of the ellipse in ``(0, 1)``; ``None`` = weight of the heaviest
-            mixture component (learned).
         gmm_components: mixture components fitted on the real rare class.
         gmm_covariance: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
         gmm_reg_covar: added to the covariance diagonals (sklearn ``reg_covar``).
@@ -71,7 +72,6 @@ class UmapGmmFilter(EllipseFilter):
     def __init__(
         self,
         *,
-        level: float | None = None,
         gmm_components: int = 2,
         gmm_covariance: str = "full",
         gmm_reg_covar: float = 1e-6,
@@ -85,7 +85,6 @@ class UmapGmmFilter(EllipseFilter):
         low_memory: bool = True,
         random_state: int | None = 0,
     ) -> None:
-        self.level = level
         self.gmm_components = gmm_components
         self.gmm_covariance = gmm_covariance
         self.gmm_reg_covar = gmm_reg_covar

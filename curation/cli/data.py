@@ -142,8 +142,10 @@ def info(name: str, as_json: bool) -> None:
 
 def _echo_filter_run(key: str, run: dict) -> None:
     from brain.filters.scorecard import format_scorecard
+    from brain.level_choice import Fixed
 
-    calibrated = f", calibrated: {run['calibrate']}" if run["calibrate"] else ""
+    choice = run["level_choice"]["choice"]
+    calibrated = "" if choice == Fixed.name else f", calibrated: {choice}"
     level = "n/a" if run["level"] is None else f"{run['level']:.4g}"
     click.echo(
         f"filter {key} ({run['method']}, level {level}{calibrated}): {run['n_pass']} pass, "

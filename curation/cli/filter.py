@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from brain.level_choice import CALIBRATIONS, parse_level_choice
 from curation.cli.options import echo_json, json_option, parse_params, show_progress
 from curation.errors import CurateError
 
@@ -38,7 +39,7 @@ def _parse_levels(text: str | None) -> tuple[float, ...] | None:
 @click.option("--level", type=float, default=None, help="Pass level [default: the filter's].")
 @click.option(
     "--calibrate",
-    type=click.Choice(["val", "retrain"]),
+    type=click.Choice(CALIBRATIONS),
     is_flag=False,
     flag_value="val",
     default=None,
@@ -48,9 +49,8 @@ def _parse_levels(text: str | None) -> tuple[float, ...] | None:
 @click.option(
     "--target",
     type=float,
-    default=0.95,
-    show_default=True,
-    help="Share of real rare val samples that must pass with --calibrate val.",
+    default=None,
+    help="Share of real rare val samples that must pass with --calibrate val [default: 0.95].",
 )
 @click.option(
     "--copy-ssim",
@@ -77,7 +77,7 @@ def filter_command(
     embed: str | None,
     level: float | None,
     calibrate: str | None,
-    target: float,
+    target: float | None,
     copy_ssim: float | None,
     levels: str | None,
     calibrate_seeds: int,
@@ -116,10 +116,7 @@ def filter_command(
         method,
         key,
         embed=embed,
-        level=level,
-        calibrate=calibrate or False,
-        target=target,
-        calibration=calibration,
+        level=parse_level_choice(level, calibrate, target, settings=calibration),
         params=options,
         copy_threshold=copy_ssim,
         visualize=not no_visualization,

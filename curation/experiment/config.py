@@ -10,7 +10,10 @@ from typing import Any
 import yaml
 
 from brain.copies import check_copy_threshold
+from brain.errors import InputError
+from brain.filter_calibration import CalibrationSettings
 from brain.filters import make_filter
+from brain.level_choice import LevelChoice, check_level_choice, parse_level_choice
 from brain.settings import TrainSettings
 from curation.errors import CurateError
 from curation.experiment.cells import ARMS
@@ -51,15 +54,25 @@ class GeneratorConfig:
 
 @dataclass
 class FilterConfig:
-    """The filter applied to every generator's samples (see ``curation.runs.filter``)."""
+    """The filter applied to every generator's samples (see ``curation.runs.filter``); its
+    level is chosen as on the command line (``level``, or ``calibrate`` with ``target``:
+    :func:`brain.level_choice.parse_level_choice`)."""
 
     method: str = "umap_gmm"
     level: float | None = None
     calibrate: bool | str = False  # false, "val" (pass rate), "retrain" (true = "retrain")
-    target: float = 0.95
+    target: float | None = None  # with calibrate: val; null: 0.95
     calibrate_seeds: int = 1
     copy_threshold: float | None = None  # near-copy SSIM; null: measured on the real rare train
     params: dict[str, Any] = field(default_factory=dict)
+
+    def level_choice(self, settings: CalibrationSettings | None = None) -> LevelChoice:
+        """The level choice this section asks for (``settings``: the retraining sweep's).
+
+        Raises:
+            InputError: both a level and a calibration, an unknown calibration, a bad target.
+        """
+        return parse_level_choice(self.level, self.calibrate, self.target, settings=settings)
 
 
 @dataclass
@@ -160,16 +173,10 @@ def _check(config: ExperimentConfig) -> ExperimentConfig:
     config.classifier.check()
 
     flt = make_filter(config.filter.method)  # raises listing the known filters
-    if config.filter.level is not None:
-        flt.check_level(config.filter.level)  # the filter's own range
-    if config.filter.level is not None and config.filter.calibrate:
-        raise CurateError("filter: give level or calibrate, not both")
-    if config.filter.calibrate not in (False, True, "val", "retrain"):
-        raise CurateError(
-            f"filter calibrate must be false, val or retrain, got {config.filter.calibrate!r}"
-        )
-    if not 0 < config.filter.target < 1:
-        raise CurateError(f"filter target must lie in (0, 1), got {config.filter.target}")
+    try:
+        check_level_choice(config.filter.level_choice(), flt)
+    except InputError as error:
+        raise CurateError(f"filter: {error}") from None
     check_copy_threshold(config.filter.copy_threshold)
     if not 0 < config.ssim.threshold <= 1:
         raise CurateError(f"ssim threshold must lie in (0, 1], got {config.ssim.threshold}")

@@ -32,8 +32,8 @@ from curation.experiment.config import ExperimentConfig
 from curation.experiment.figures import plot_roc_pr, plot_ssim_densities, sample_grid
 from curation.experiment.verdicts import describe_basis, qualify
 from curation.experiment.views import copy_shares
-from curation.info import NO_LINEAGE, reasons_by_generator
-from curation.names import reason_field
+from curation.info import reasons_by_generator
+from curation.names import NO_LINEAGE, reason_field
 from curation.runs.ssim import SSIM_FIELD
 from curation.runs.train import TRAIN
 from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, SYNTHETIC
@@ -485,7 +485,7 @@ def write_report(config: ExperimentConfig, results: dict[str, Any], out: Path) -
         f"classifier: {config.classifier.arch}, {config.classifier.epochs} epochs"
         f" ({config.classifier.schedule} learning rate), best epoch by validation "
         f"{_SELECTED[config.classifier.select]}; filter: {config.filter.method}"
-        + (" (level calibrated on val)" if config.filter.calibrate else "")
+        + f" ({config.filter.level_choice().describe()})"
         + ". The test split is used only for these tables.",
     ]
     headline = [line for line in results.get("verdicts", []) if line["headline"]]

@@ -191,21 +191,14 @@ def _filter(
     calibration = CalibrationSettings(
         seeds=config.filter.calibrate_seeds, train=train, progress=progress
     )
-    how = (
-        f"level calibrated on val ({config.filter.calibrate})"
-        if config.filter.calibrate
-        else f"level {config.filter.level}"
-    )
-    echo(f"[filter] {key}: {config.filter.method}, {how}")
+    choice = config.filter.level_choice(calibration)
+    echo(f"[filter] {key}: {config.filter.method}, {choice.describe()}")
     return run_filter(
         dataset,
         config.filter.method,
         key,
         embed=embedding,
-        level=config.filter.level,
-        calibrate=config.filter.calibrate,
-        target=config.filter.target,
-        calibration=calibration,
+        level=choice,
         params=dict(config.filter.params),
         copy_threshold=config.filter.copy_threshold,
     )

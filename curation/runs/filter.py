@@ -21,8 +21,9 @@ an embed run, scores every synthetic sample and stores, under the key ``K``:
 - with ``dedupe``, the tag ``duplicate`` and the field ``duplicate_of`` (shared by every filter
   run: the latest run's);
 - the run record ``filter_K`` (:class:`FilterConfig`, :class:`FilterResults`: method,
-  parameters, seed, embed run and field, level, counts, reasons, calibration, a fidelity
-  scorecard per generator, warnings), so several runs coexist and can be compared.
+  parameters, seed, embed run and field, the level choice and the level used, counts, reasons,
+  calibration, a fidelity scorecard per generator, warnings), so several runs coexist and can
+  be compared.
 
 Samples without the embed run's embedding (added since it ran) are embedded with its network
 (:mod:`curation.runs.embed_more`), and the run says so in a warning. Everything is read,
@@ -44,23 +45,27 @@ import numpy as np
 
 from brain.copies import check_copy_threshold
 from brain.filter_calibration import (
-    CALIBRATIONS,
-    CalibrationSettings,
     PassRateCalibration,
     RetrainCalibration,
     calibrate_pass_rate,
     calibration_from_record,
-    check_target,
 )
 from brain.filters import make_filter
 from brain.filters.base import FilterOutput
 from brain.filters.image_stats import image_statistics
 from brain.filters.plots import plot_filter
 from brain.filters.scorecard import AUTHENTICITY_WARNING, generator_scorecards
+from brain.level_choice import (
+    DEFAULT_LEVEL,
+    LevelChoice,
+    PassRate,
+    Retrain,
+    check_level_choice,
+    level_choice_from_record,
+)
 from brain.metrics import FEW_RARE
 from curation.datasets import as_dataset, builtin_views, save_view
 from curation.errors import CurateError
-from curation.info import count_reasons
 from curation.media import run_area_folder
 from curation.names import (
     REAL_TRAIN,
@@ -72,6 +77,7 @@ from curation.names import (
     view_names,
     visualization_key,
 )
+from curation.reasons import count_reasons
 from curation.runs import filter_inputs as read
 from curation.runs import filter_writes as write
 from curation.runs.base import Record, RunKind, register
@@ -94,7 +100,8 @@ def plots_folder(dataset_name: str, key: str):
 
 @dataclass(frozen=True)
 class FilterConfig(Record):
-    """What a filter run was asked (stored as ``config``)."""
+    """What a filter run was asked (stored as ``config``; ``level_choice`` as its
+    ``as_dict()``, read back from older records' ``level``, ``calibrate`` and ``target`` too)."""
 
     method: str = ""
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -102,10 +109,18 @@ class FilterConfig(Record):
     embed_run: str | None = None
     field: str | None = None
     classifier_run: str | None = None
-    level: float | None = None
-    calibrate: str | None = None
-    target: float | None = None
+    level_choice: LevelChoice = DEFAULT_LEVEL
     copy_threshold: float | None = None
+
+    @classmethod
+    def from_record(cls, data):
+        config = super().from_record(data)
+        stored = data.get("level_choice")
+        choice = level_choice_from_record(stored if stored is not None else data)
+        return dataclasses.replace(config, level_choice=choice)
+
+    def to_record(self) -> dict[str, Any]:
+        return {**super().to_record(), "level_choice": self.level_choice.as_dict()}
 
 
 @dataclass
@@ -208,30 +223,14 @@ class FilterKind(RunKind):
 FILTER = FilterKind()
 
 
-def _calibration_mode(calibrate: bool | str | None) -> str | None:
-    """``None``, ``"val"`` or ``"retrain"`` (``True`` means ``"retrain"``, the older flag)."""
-    if calibrate is False or calibrate is None:
-        return None
-    if calibrate is True:
-        return "retrain"
-    if calibrate not in CALIBRATIONS:
-        raise CurateError(f"unknown calibration {calibrate!r}; known: {', '.join(CALIBRATIONS)}")
-    return calibrate
-
-
-def _check_request(method, key, level, mode, target, params, copy_threshold):
-    """The filter asked for, checked with its key, level, calibration and near-copy threshold
+def _check_request(method, key, level: LevelChoice, params, copy_threshold):
+    """The filter asked for, checked with its key, level choice and near-copy threshold
     (before any read)."""
     check_key(key)
     check_copy_threshold(copy_threshold)
     run_key("filter", key)
-    if mode and level is not None:
-        raise CurateError("give either a level or a calibration, not both")
-    if mode == "val":
-        check_target(target)
     flt = make_filter(method, **(params or {}))
-    if level is not None:
-        flt.check_level(level)
+    check_level_choice(level, flt)
     return flt
 
 
@@ -241,10 +240,7 @@ def run_filter(
     key: str,
     *,
     embed: str | None = None,
-    level: float | None = None,
-    calibrate: bool | str = False,
-    target: float = 0.95,
-    calibration: CalibrationSettings | None = None,
+    level: LevelChoice = DEFAULT_LEVEL,
     params: dict[str, Any] | None = None,
     copy_threshold: float | None = None,
     visualize: bool = True,
@@ -264,13 +260,13 @@ def run_filter(
             the classifier of the ``confidence`` filter, and its label field (fine labels, if it
             was trained on them) is passed to filters that model subgroups. Samples it has no
             embedding of are embedded with its network (a warning says how many).
-        level: the pass level (meaning per filter, see ``brain.filters``); default: the filter's
-            own default (``umap_gmm``: the heaviest component's weight).
-        calibrate: ``"val"``: choose the level at which ``target`` of the real rare val samples
-            pass (no training); ``"retrain"`` (or ``True``): retrain the classifier on real
-            train + passing synthetic samples per level and keep the best validation F1.
-        target: the share of real rare val samples that must pass with ``calibrate="val"``.
-        calibration: settings of the retraining sweep (levels, seeds, training settings).
+        level: how the pass level (meaning per filter, see ``brain.filters``) is chosen
+            (:mod:`brain.level_choice`): ``Fixed(0.9)``; ``Fixed()``: the filter's own default
+            (``umap_gmm``: the heaviest component's weight); ``PassRate(0.95)``: the level at
+            which that share of the real rare val samples pass (no training);
+            ``Retrain(settings)``: retrain the classifier on real train + passing synthetic
+            samples per level (levels, seeds, training in ``settings``) and keep the best
+            validation F1. Front ends build it with :func:`brain.level_choice.parse_level_choice`.
         params: filter parameters (e.g. ``{"random_state": 1, "gmm_components": 3}``).
         copy_threshold: the SSIM, in (0, 1], at or above which a synthetic sample copies a real
             train image (or its own source) and is rejected whatever its score (reasons
@@ -289,13 +285,12 @@ def run_filter(
         The :class:`FilterResults` (also stored under ``filter_<key>``).
 
     Raises:
-        InputError: for bad input (unknown method or parameter, bad key, level or target,
-            embeddings missing where the embed run has no network to make them, mixed
-            embeddings, no synthetic samples, too few real rare samples,
+        InputError: for bad input (unknown method or parameter, bad key, a level outside the
+            filter's range, embeddings missing where the embed run has no network to make them,
+            mixed embeddings, no synthetic samples, too few real rare samples,
             degenerate data); the dataset is unchanged then.
     """
-    mode = _calibration_mode(calibrate)
-    flt = _check_request(method, key, level, mode, target, params, copy_threshold)
+    flt = _check_request(method, key, level, params, copy_threshold)
     dataset = as_dataset(dataset)
     if dataset.has_sample_field(score_field(key)) and key not in list_runs(dataset, "filter"):
         raise CurateError(
@@ -316,14 +311,13 @@ def run_filter(
         )
     # copies never pass, so a retraining sweep never trains on them
     passable = np.where(gate.rejected, -np.inf, output.scores)
-    calibrated = _calibrate(mode, flt, dataset, inputs, passable, target, calibration)
+    calibrated = _calibrate(level, flt, dataset, inputs, passable)
     if calibrated is not None:
-        level = calibrated.level
         warnings += getattr(calibrated, "warnings", [])
     embedded = inputs.missing.note() if inputs.missing is not None else None
     if embedded is not None:
         warnings.insert(0, embedded)
-    chosen = flt.resolve_level(level)
+    chosen = flt.resolve_level(calibrated.level if calibrated is not None else level.level)
     passed = flt.decide_scores(output.scores, chosen)
     reasons = flt.reasons(output.scores, output.parts, chosen)
     duplicate_of = None
@@ -350,9 +344,7 @@ def run_filter(
         embed_run=inputs.embed_run,
         field=inputs.field,
         classifier_run=inputs.classifier_run if flt.input_kind == "probability" else None,
-        level=level if not mode else None,
-        calibrate=mode,
-        target=float(target) if mode == "val" else None,
+        level_choice=level,
         copy_threshold=None if copy_threshold is None else float(copy_threshold),
     )
     values = {
@@ -453,9 +445,9 @@ def _fit_and_evaluate(flt, dataset: fo.Dataset, inputs):
     return flt.evaluate(inputs.synthetic, image_features=inputs.synthetic_stats)
 
 
-def _calibrate(mode, flt, dataset, inputs, scores, target, settings):
-    """The calibration ``mode`` asks for (``None`` without one)."""
-    if mode == "val":
+def _calibrate(choice: LevelChoice, flt, dataset, inputs, scores):
+    """The calibration ``choice`` asks for (``None`` for a fixed level)."""
+    if isinstance(choice, PassRate):
         ids, vectors, val_rare = read.read_val(dataset, inputs)
         if flt.input_kind == "probability":
             run = inputs.classifier_run
@@ -467,11 +459,9 @@ def _calibrate(mode, flt, dataset, inputs, scores, target, settings):
                 else None
             )
             val_scores = flt.score(vectors, image_features=stats)
-        return calibrate_pass_rate(flt, val_scores, val_rare, target=target)
-    if mode == "retrain":
-        return retrain_calibration(
-            dataset, flt, inputs.synthetic_ids, scores, settings or CalibrationSettings()
-        )
+        return calibrate_pass_rate(flt, val_scores, val_rare, target=choice.target)
+    if isinstance(choice, Retrain):
+        return retrain_calibration(dataset, flt, inputs.synthetic_ids, scores, choice.settings)
     return None
 
 

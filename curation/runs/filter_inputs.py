@@ -13,8 +13,7 @@ from brain.filters.image_stats import image_statistics
 from brain.size_policy import SizePolicy
 from curation.datasets import builtin_views, decode_view, labelled
 from curation.errors import CurateError
-from curation.info import NO_LINEAGE
-from curation.names import REAL_TRAIN, REAL_VAL
+from curation.names import NO_LINEAGE, REAL_TRAIN, REAL_VAL
 from curation.runs.embed import EMBED, latest_embed_run
 from curation.runs.embed_more import MissingEmbeddings
 from curation.runs.predictions import predict_proba

@@ -32,7 +32,6 @@ import fiftyone.operators.types as types
 from curation.errors import CurateError
 
 EXPORT_FORMATS = ("imagefolder", "fiftyone", "csv")
-NO_CALIBRATION = "off"
 DEFAULT_GENERATOR = "bbdm"
 
 
@@ -127,6 +126,16 @@ class _Operator(foo.Operator):
         return types.Property(outputs)
 
 
+def _level_choice(params: dict[str, Any]):
+    """The level choice of the filter form (its level is read only without a calibration: the
+    form hides it then)."""
+    from brain.level_choice import NO_CALIBRATION, parse_level_choice
+
+    calibrate = params.get("calibrate") or NO_CALIBRATION
+    level = params.get("level") if calibrate == NO_CALIBRATION else None
+    return parse_level_choice(level, calibrate)
+
+
 class RunFilter(_Operator):
     operator_name = "run_filter"
     operator_label = "synthcurate: run filter"
@@ -140,8 +149,8 @@ class RunFilter(_Operator):
 
     def resolve_input(self, ctx) -> types.Property:
         from brain.copies import check_copy_threshold
-        from brain.filter_calibration import CALIBRATIONS
         from brain.filters import FILTERS, RECOMMENDED, make_filter
+        from brain.level_choice import CALIBRATIONS, NO_CALIBRATION, check_level_choice
         from curation.names import check_key
 
         inputs = types.Object()
@@ -174,9 +183,12 @@ class RunFilter(_Operator):
                 description=FILTERS.get(method).level_help,
                 required=False,
             )
-            level = ctx.params.get("level")
-            if level is not None:
-                _check(inputs, "level", lambda: make_filter(method).check_level(float(level)))
+            if ctx.params.get("level") is not None:
+                _check(
+                    inputs,
+                    "level",
+                    lambda: check_level_choice(_level_choice(ctx.params), make_filter(method)),
+                )
         inputs.float(
             "copy_threshold",
             label="Near-copy SSIM (empty = measured on the real rare train images)",
@@ -189,20 +201,19 @@ class RunFilter(_Operator):
         return types.Property(inputs, view=types.View(label="Run a synthcurate filter"))
 
     def resolve_delegation(self, ctx) -> bool | None:
-        return True if ctx.params.get("calibrate") == "retrain" else None
+        from brain.level_choice import Retrain
+
+        return True if ctx.params.get("calibrate") == Retrain.name else None
 
     def execute(self, ctx) -> dict:
         from curation.runs.filter import run_filter
 
-        calibrate = ctx.params.get("calibrate") or NO_CALIBRATION
-        level = ctx.params.get("level") if calibrate == NO_CALIBRATION else None
         _progress(ctx, 0.0, f"filter {ctx.params['method']} -> {ctx.params['key']}")
         result = run_filter(
             ctx.dataset,
             method=ctx.params["method"],
             key=ctx.params["key"],
-            level=None if level is None else float(level),
-            calibrate=False if calibrate == NO_CALIBRATION else calibrate,
+            level=_level_choice(ctx.params),
             copy_threshold=ctx.params.get("copy_threshold"),
         )
         _progress(ctx, 1.0, f"{result.n_pass} of {result.n_synthetic} passed")
@@ -406,6 +417,7 @@ class FilterSummary(_Operator):
         ("str", "key", "Key"),
         ("str", "method", "Method"),
         ("float", "level", "Level"),
+        ("str", "level_choice", "How the level was chosen"),
         ("int", "n_synthetic", "Synthetic"),
         ("int", "n_pass", "Pass"),
         ("int", "n_reject", "Reject"),
@@ -422,14 +434,14 @@ class FilterSummary(_Operator):
         return types.Property(inputs, view=types.View(label="Filter run summary"))
 
     def execute(self, ctx) -> dict:
-        from curation.runs.records import load_run
+        from curation.runs.filter import FILTER
 
-        config, results = load_run(ctx.dataset, "filter", ctx.params["key"])
-        summary = {"key": ctx.params["key"], "method": config.get("method")}
+        config, results = FILTER.load(ctx.dataset, ctx.params["key"])
+        summary = {"key": ctx.params["key"], "method": config.method}
+        summary["level_choice"] = config.level_choice.describe()
         for name in ("level", "n_synthetic", "n_pass", "n_reject", "n_overridden"):
-            summary[name] = results.get(name, config.get(name))
-        reasons = results.get("reasons") or {}
-        summary["reasons"] = ", ".join(f"{reason} {n}" for reason, n in reasons.items())
+            summary[name] = getattr(results, name)
+        summary["reasons"] = ", ".join(f"{reason} {n}" for reason, n in results.reasons.items())
         return summary
 
 
