@@ -11,7 +11,7 @@ import fiftyone as fo
 import pytest
 
 from brain.filter_calibration import CalibrationSettings
-from brain.level_choice import parse_level_choice
+from brain.level_choice import Fixed, parse_level_choice
 from brain.settings import TrainSettings
 from curation.cli import main
 from curation.demo import make_demo_data
@@ -225,5 +225,16 @@ def test_a_run_name_reused_with_other_settings_is_refused_unless_overwrite(tiny)
         generate(tiny, "copies", "reuse", n=2, seed=1, progress=False)
     generate(tiny, "copies", "reuse", n=2, seed=1, overwrite=True, progress=False)
     assert show_run(tiny, "generate_reuse").config["seed"] == 1
-    for key in ("ssim_reuse", "generate_reuse", "embed_reuse", "train_reuse"):
+
+    quick = {"embed": "reuse", "visualize": False, "plots": False}
+    run_filter(tiny, "knn_precision", "reuse", **quick)
+    stored = show_run(tiny, "filter_reuse").config
+    assert stored["embed_run"] == "reuse" and stored["size"] is None and stored["dedupe"]
+    with pytest.raises(CurateError, match="filter run 'reuse' exists with another level_choice"):
+        run_filter(tiny, "knn_precision", "reuse", level=Fixed(0.5), **quick)
+    with pytest.raises(CurateError, match="filter run 'reuse' exists with another size"):
+        run_filter(tiny, "knn_precision", "reuse", size=16, **quick)
+    run_filter(tiny, "knn_precision", "reuse", size=16, overwrite=True, **quick)
+    assert show_run(tiny, "filter_reuse").config["size"] == 16
+    for key in ("filter_reuse", "ssim_reuse", "generate_reuse", "embed_reuse", "train_reuse"):
         delete_run(tiny, key)

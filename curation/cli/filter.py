@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from brain.level_choice import CALIBRATIONS, parse_level_choice
-from curation.cli.options import echo_json, json_option, parse_params, show_progress
+from curation.cli.options import (
+    echo_json,
+    json_option,
+    overwrite_option,
+    parse_params,
+    show_progress,
+)
 from curation.errors import CurateError
 
 
@@ -62,12 +68,18 @@ def _parse_levels(text: str | None) -> tuple[float, ...] | None:
 @click.option("--levels", default=None, help="Levels to sweep with --calibrate retrain.")
 @click.option("--calibrate-seeds", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--calibrate-epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--size", type=click.IntRange(min=8), default=None, help="Pad to square, resize.")
+@click.option(
+    "--size",
+    type=click.IntRange(min=8),
+    default=None,
+    help="Size policy of the run's image checks and retraining sweep (default: the dataset's).",
+)
 @click.option("--seed", type=int, default=None, help="random_state of the filter.")
 @click.option("--param", "-p", "params", multiple=True, help="Filter parameter NAME=VALUE.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--no-visualization", is_flag=True, help="Skip the App's UMAP brain run.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@overwrite_option
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
 @json_option
 def filter_command(
@@ -88,6 +100,7 @@ def filter_command(
     no_plots: bool,
     no_visualization: bool,
     device: str,
+    overwrite: bool,
     threads: int | None,
     as_json: bool,
 ) -> None:
@@ -107,7 +120,7 @@ def filter_command(
     calibration = CalibrationSettings(
         levels=_parse_levels(levels),
         seeds=calibrate_seeds,
-        train=TrainSettings(epochs=calibrate_epochs, size=size, device=device),
+        train=TrainSettings(epochs=calibrate_epochs, device=device),
         num_threads=threads,
         progress=show_progress(as_json),
     )
@@ -119,8 +132,10 @@ def filter_command(
         level=parse_level_choice(level, calibrate, target, settings=calibration),
         params=options,
         copy_threshold=copy_ssim,
+        size=size,
         visualize=not no_visualization,
         plots=not no_plots,
+        overwrite=overwrite,
     )
     if as_json:
         echo_json(report.to_record())

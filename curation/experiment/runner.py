@@ -201,6 +201,7 @@ def _filter(
         level=choice,
         params=dict(config.filter.params),
         copy_threshold=config.filter.copy_threshold,
+        overwrite=True,  # the study owns its filter key
     )
 
 

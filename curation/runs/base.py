@@ -84,10 +84,18 @@ class RunKind(ABC):
             CurateError: a bad name, a name reused with other settings (without
                 ``overwrite``), or bad input found by the kind; nothing is written then.
         """
-        check_run_name(name)
+        self.check_name(name)
         if not isinstance(config, self.config_type):
             raise TypeError(f"{self.kind} runs take a {self.config_type.__name__}")
         return self.execute(dataset, name, config, overwrite=overwrite, **options)
+
+    def check_name(self, name: str) -> str:
+        """``name`` if it is valid for a run of this kind (default: a run name).
+
+        Raises:
+            CurateError: an invalid name.
+        """
+        return check_run_name(name)
 
     def execute(
         self, dataset: fo.Dataset, name: str, config: Record, *, overwrite: bool, **options: Any

@@ -21,18 +21,22 @@ from brain.filter_calibration import (
     calibrate_level,
     sweep_grid,
 )
+from brain.size_policy import SizePolicy
 from curation.datasets import builtin_views, decode_view, labelled
 from curation.errors import CurateError
 from curation.names import REAL_TRAIN, REAL_VAL
-from curation.schema import project_info, rare_class, run_size_policy
+from curation.schema import project_info, rare_class
 
 
 def level_trainer(
-    dataset: fo.Dataset, synthetic_ids: Sequence[str], settings: CalibrationSettings
+    dataset: fo.Dataset,
+    synthetic_ids: Sequence[str],
+    settings: CalibrationSettings,
+    policy: SizePolicy,
 ) -> LevelTrainer:
     """A :class:`~brain.filter_calibration.LevelTrainer` on the dataset's labelled real train
-    and val samples and the synthetic samples ``synthetic_ids``, under the size policy (the
-    settings' ``size`` and ``pad`` win).
+    and val samples and the synthetic samples ``synthetic_ids``, under the filter run's size
+    ``policy`` (the training settings' ``size`` and ``pad`` win).
 
     Raises:
         CurateError: no rare class, synthetic samples without a known label.
@@ -53,7 +57,7 @@ def level_trainer(
         raise CurateError(
             f"{unknown} synthetic samples have no known class label; calibration trains on them"
         )
-    policy = run_size_policy(dataset, settings.train.size, settings.train.pad)
+    policy = SizePolicy.resolve(policy, settings.train.size, settings.train.pad)
     check_shapes([s for part in decoded.values() for s in part.shapes], policy.size)
     sets = {name: part.to_set(classes, policy.size, policy.pad) for name, part in decoded.items()}
     return LevelTrainer(
@@ -72,6 +76,7 @@ def retrain_calibration(
     synthetic_ids: Sequence[str],
     scores: np.ndarray,
     settings: CalibrationSettings,
+    policy: SizePolicy,
 ) -> RetrainCalibration:
     """The level of the fitted filter ``flt`` whose passing synthetic samples give the best
     val F1 when added to the real train split (see :mod:`brain.filter_calibration`).
@@ -81,5 +86,5 @@ def retrain_calibration(
     """
     settings.check()
     sweep_grid(flt, settings)  # bad levels are refused before decoding anything
-    trainer = level_trainer(dataset, synthetic_ids, settings)
+    trainer = level_trainer(dataset, synthetic_ids, settings, policy)
     return calibrate_level(flt, scores, trainer, settings)

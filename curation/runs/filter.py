@@ -44,6 +44,7 @@ import fiftyone as fo
 import numpy as np
 
 from brain.copies import check_copy_threshold
+from brain.data import DEFAULT_PAD
 from brain.filter_calibration import (
     PassRateCalibration,
     RetrainCalibration,
@@ -57,6 +58,7 @@ from brain.filters.plots import plot_filter
 from brain.filters.scorecard import AUTHENTICITY_WARNING, generator_scorecards
 from brain.level_choice import (
     DEFAULT_LEVEL,
+    Fixed,
     LevelChoice,
     PassRate,
     Retrain,
@@ -64,6 +66,7 @@ from brain.level_choice import (
     level_choice_from_record,
 )
 from brain.metrics import FEW_RARE
+from brain.size_policy import SizePolicy
 from curation.datasets import as_dataset, builtin_views, save_view
 from curation.errors import CurateError
 from curation.media import run_area_folder
@@ -80,13 +83,14 @@ from curation.names import (
 from curation.reasons import count_reasons
 from curation.runs import filter_inputs as read
 from curation.runs import filter_writes as write
-from curation.runs.base import Record, RunKind, register
+from curation.runs.base import RESOLVED, Record, RunKind, register
 from curation.runs.calibrate import retrain_calibration
 from curation.runs.copy_gate import near_copy_gate
 from curation.runs.filter_inputs import manual_reasons, probabilities
 from curation.runs.filter_writes import DUPLICATE_FIELD, DUPLICATE_TAG, store_visualization
 from curation.runs.footprint import Footprint, own_folder
-from curation.runs.records import list_runs, run_key
+from curation.runs.records import list_runs
+from curation.schema import run_size_policy
 from curation.tags import apply_filter_decisions, pass_tag, reject_tag
 
 TRAIN_VIEW = REAL_TRAIN
@@ -100,17 +104,34 @@ def plots_folder(dataset_name: str, key: str):
 
 @dataclass(frozen=True)
 class FilterConfig(Record):
-    """What a filter run was asked (stored as ``config``; ``level_choice`` as its
-    ``as_dict()``, read back from older records' ``level``, ``calibrate`` and ``target`` too)."""
+    """What a filter run is asked (stored as ``config``, resolved: the filter's parameters with
+    their defaults, the embed run read, the size policy used; ``level_choice`` as its
+    ``as_dict()``, read back from older records' ``level``, ``calibrate`` and ``target`` too).
+    Built and checked at the edge (:func:`run_filter`, the CLI, the App, a study)."""
 
     method: str = ""
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
-    seed: int | None = None
+    seed: int | None = dataclasses.field(default=None, metadata=RESOLVED)
     embed_run: str | None = None
-    field: str | None = None
-    classifier_run: str | None = None
+    field: str | None = dataclasses.field(default=None, metadata=RESOLVED)
+    classifier_run: str | None = dataclasses.field(default=None, metadata=RESOLVED)
     level_choice: LevelChoice = DEFAULT_LEVEL
     copy_threshold: float | None = None
+    size: int | None = None
+    pad: str = DEFAULT_PAD
+    dedupe: bool = True
+
+    def __post_init__(self) -> None:
+        check_copy_threshold(self.copy_threshold)
+        if not isinstance(self.level_choice, Fixed | PassRate | Retrain):
+            raise TypeError(
+                f"level_choice must be Fixed, PassRate or Retrain, got {self.level_choice!r}"
+            )
+
+    @property
+    def size_policy(self) -> SizePolicy:
+        """The size policy the run's image checks use (``size`` ``None``: the dataset's)."""
+        return SizePolicy.from_record({"size": self.size, "pad": self.pad})
 
     @classmethod
     def from_record(cls, data):
@@ -219,19 +240,16 @@ class FilterKind(RunKind):
         runs = [("embed", config.embed_run)] if config.embed_run else []
         return runs + ([("train", config.classifier_run)] if config.classifier_run else [])
 
+    def check_name(self, name: str) -> str:
+        return check_key(name)
+
+    def execute(
+        self, dataset: fo.Dataset, name: str, config: FilterConfig, *, overwrite: bool, **options
+    ) -> FilterResults:
+        return _filter(dataset, name, config, overwrite=overwrite, **options)
+
 
 FILTER = FilterKind()
-
-
-def _check_request(method, key, level: LevelChoice, params, copy_threshold):
-    """The filter asked for, checked with its key, level choice and near-copy threshold
-    (before any read)."""
-    check_key(key)
-    check_copy_threshold(copy_threshold)
-    run_key("filter", key)
-    flt = make_filter(method, **(params or {}))
-    check_level_choice(level, flt)
-    return flt
 
 
 def run_filter(
@@ -243,9 +261,11 @@ def run_filter(
     level: LevelChoice = DEFAULT_LEVEL,
     params: dict[str, Any] | None = None,
     copy_threshold: float | None = None,
+    size: int | None = None,
     visualize: bool = True,
     plots: bool = True,
     dedupe: bool = True,
+    overwrite: bool = False,
 ) -> FilterResults:
     """Filter the synthetic samples of a dataset and store the run under ``key``.
 
@@ -273,6 +293,8 @@ def run_filter(
             ``near-copy``, ``copy-of-source``, ``copy-of-other-class``); ``None``: measured on
             the real rare train images (:func:`brain.copies.copy_thresholds`). A pixel distance
             below the one measured rejects too.
+        size: the size policy's side for the run's image checks (image statistics,
+            duplicates, the near-copy gate) and its retraining sweep; default: the dataset's.
         visualize: store the plane's points as the visualization brain run ``K_umap``.
         plots: write ``umap.png``, ``density.png`` and ``grid.png`` under
             ``<media>/filters/K/``.
@@ -280,6 +302,8 @@ def run_filter(
             embedding distance confirmed by SSIM), tag them ``duplicate`` with
             ``duplicate_of`` pointing to the first copy, and reject all but the first (reason
             ``duplicate``), so an export holds each image once.
+        overwrite: replace a stored run of this key that was asked other settings (without it
+            such a rerun is refused; with the same settings the run is replaced).
 
     Returns:
         The :class:`FilterResults` (also stored under ``filter_<key>``).
@@ -290,13 +314,51 @@ def run_filter(
             mixed embeddings, no synthetic samples, too few real rare samples,
             degenerate data); the dataset is unchanged then.
     """
-    flt = _check_request(method, key, level, params, copy_threshold)
-    dataset = as_dataset(dataset)
+    config = FilterConfig(
+        method=method,
+        params=dict(params or {}),
+        embed_run=embed,
+        level_choice=level,
+        copy_threshold=None if copy_threshold is None else float(copy_threshold),
+        size=size,
+        dedupe=dedupe,
+    )
+    return FILTER.run(
+        as_dataset(dataset), key, config, overwrite=overwrite, visualize=visualize, plots=plots
+    )
+
+
+def _filter(
+    dataset: fo.Dataset,
+    key: str,
+    config: FilterConfig,
+    *,
+    overwrite: bool,
+    visualize: bool = True,
+    plots: bool = True,
+) -> FilterResults:
+    """What :meth:`FilterKind.execute` does (see :func:`run_filter`)."""
+    level, method, copy_threshold = config.level_choice, config.method, config.copy_threshold
+    flt = make_filter(method, **config.params)
+    check_level_choice(level, flt)
     if dataset.has_sample_field(score_field(key)) and key not in list_runs(dataset, "filter"):
         raise CurateError(
             f"field {score_field(key)!r} exists and is not a filter score; choose another key"
         )
-    inputs = read.read_inputs(dataset, embed)
+    policy = run_size_policy(dataset, config.size)
+    inputs = read.read_inputs(dataset, config.embed_run, policy)
+    seed = flt.get_params().get("random_state")
+    config = dataclasses.replace(
+        config,
+        params=_jsonable(flt.get_params()),
+        seed=seed,
+        embed_run=inputs.embed_run,
+        field=inputs.field,
+        classifier_run=inputs.classifier_run if flt.input_kind == "probability" else None,
+        size=policy.size,
+        pad=policy.pad,
+    )
+    FILTER.check_reuse(dataset, key, config, overwrite=overwrite)  # before anything is written
     images = read.synthetic_images(dataset, inputs)  # the near-copy gate needs them always
     if flt.uses_image_features:
         inputs.real_stats = read.image_stats(dataset, inputs.real_ids, inputs.policy)
@@ -321,7 +383,7 @@ def run_filter(
     passed = flt.decide_scores(output.scores, chosen)
     reasons = flt.reasons(output.scores, output.parts, chosen)
     duplicate_of = None
-    if dedupe:
+    if config.dedupe:
         duplicate_of = read.duplicates(inputs, images)
         passed &= duplicate_of < 0
         reasons = np.where(duplicate_of >= 0, "duplicate", reasons).astype(object)
@@ -332,21 +394,10 @@ def run_filter(
         inputs.real, inputs.rare, inputs.synthetic, inputs.generators, passed
     )
     warnings += card_warnings + _authenticity_warnings(scorecard)
-    seed = flt.get_params().get("random_state")
     plane = None
     if visualize or plots:
         plane = flt.plane(inputs.real, inputs.synthetic, output, random_state=seed)
 
-    config = FilterConfig(
-        method=method,
-        params=_jsonable(flt.get_params()),
-        seed=seed,
-        embed_run=inputs.embed_run,
-        field=inputs.field,
-        classifier_run=inputs.classifier_run if flt.input_kind == "probability" else None,
-        level_choice=level,
-        copy_threshold=None if copy_threshold is None else float(copy_threshold),
-    )
     values = {
         score_field(key): output.scores,
         **{part_field(key, p): v for p, v in output.parts.items()},
@@ -461,7 +512,9 @@ def _calibrate(choice: LevelChoice, flt, dataset, inputs, scores):
             val_scores = flt.score(vectors, image_features=stats)
         return calibrate_pass_rate(flt, val_scores, val_rare, target=choice.target)
     if isinstance(choice, Retrain):
-        return retrain_calibration(dataset, flt, inputs.synthetic_ids, scores, choice.settings)
+        return retrain_calibration(
+            dataset, flt, inputs.synthetic_ids, scores, choice.settings, inputs.policy
+        )
     return None
 
 

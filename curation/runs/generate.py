@@ -82,7 +82,9 @@ def run_dir(dataset_name: str, run: str) -> Path:
 
 @dataclass(frozen=True)
 class GenerateConfig(Record):
-    """What a generate run was asked (stored as ``config``)."""
+    """What a generate run is asked (stored as ``config``, resolved: the method's full
+    parameters, the source view, the condition and the size policy it used). Built at the edge
+    (:func:`generate`, the CLI, the App, a study)."""
 
     generator: str = ""
     params: dict[str, Any] = field(default_factory=dict)
@@ -198,6 +200,11 @@ class GenerateKind(RunKind):
         }
         return json.loads(json.dumps(asked))
 
+    def execute(
+        self, dataset: fo.Dataset, name: str, config: GenerateConfig, *, overwrite: bool, **options
+    ) -> GenerateResults:
+        return _generate(dataset, name, config, overwrite=overwrite, **options)
+
     def footprint(self, dataset: fo.Dataset, name: str) -> Footprint:
         return Footprint(
             samples=run_samples(dataset, name).values("id"),
@@ -237,32 +244,42 @@ class _Inputs:
         return read_images([self.source_paths[i] for i in index], self.size, self.pad)
 
 
-def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Inputs:
-    """Read and check everything a run needs (nothing is written)."""
-    n, steps, train_steps = asked["n"], asked["steps"], asked["train_steps"]
+def _prepare(
+    dataset: fo.Dataset,
+    run: str,
+    asked: GenerateConfig,
+    *,
+    batch_size: int,
+    device: str,
+    overwrite: bool,
+) -> _Inputs:
+    """Read and check everything a run needs, resolving ``asked`` against the dataset (nothing
+    is written)."""
+    method = asked.generator
+    n, steps, train_steps = asked.n, asked.sampling_steps, asked.train_steps
     check_run_name(run)
-    devices = plan_devices(asked["devices"], asked["device"])
+    devices = plan_devices(asked.devices, device)
     rare = rare_class(dataset)
     if rare is None:
         raise CurateError(f"dataset {dataset.name!r} has no rare class recorded")
     cls = GENERATORS.get(method)
     if n is not None and n < 1:
         raise CurateError(f"`n` must be at least 1, got {n}", params=("n",))
-    if asked["batch_size"] < 1:
+    if batch_size < 1:
         raise CurateError(
-            f"`batch_size` must be at least 1, got {asked['batch_size']}", params=("batch_size",)
+            f"`batch_size` must be at least 1, got {batch_size}", params=("batch_size",)
         )
     if steps is not None and not cls.samples_in_steps:
         raise CurateError(f"{method} does not take sampling `steps`", params=("steps",))
     if train_steps is not None and not cls.trains:
         raise CurateError(f"{method} does not train: drop `train_steps`", params=("train_steps",))
-    policy = run_size_policy(dataset, asked["size"], asked["pad"])
+    policy = run_size_policy(dataset, asked.size, asked.pad)
     size, pad = policy.size, policy.pad
 
     train_view = data.by_label(data.real_train(dataset), rare, rare_class=True).sort_by("id")
     if len(train_view) == 0:
         raise CurateError(f"dataset {dataset.name!r} has no real train images of {rare!r}")
-    view_name, sources = data.source_view(dataset, cls.default_source, asked["source_view"])
+    view_name, sources = data.source_view(dataset, cls.default_source, asked.source_view)
     others = data.other_class(dataset, cls.fit_sources, method, rare)
     train_shapes, source_shapes = data.image_shapes(train_view), data.image_shapes(sources)
     what = f"the {rare!r} train images and source view {view_name!r}"
@@ -271,11 +288,11 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
     other_shapes = [] if others is None else data.image_shapes(others)
     shapes = train_shapes + source_shapes + other_shapes
     shape = data.working_shape(shapes, size, what, dataset.name)
-    generator = make_generator(method, shape, asked["condition"], asked["seed"], asked["params"])
+    generator = make_generator(method, shape, asked.condition, asked.seed, asked.params)
     capabilities = generator.capabilities()
     if steps is not None:
         generator.check_sampling_steps(steps)
-    checkpoint, mask_field = asked["checkpoint"], asked["mask_field"]
+    checkpoint, mask_field = asked.checkpoint, asked.mask_field
     if checkpoint is None and len(train_view) < capabilities.min_train_images:
         raise CurateError(
             f"{method} needs at least {capabilities.min_train_images} rare-class images to "
@@ -295,7 +312,7 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
         generator=method,
         params=generator.get_params(),
         source_view=view_name,
-        seed=asked["seed"],
+        seed=asked.seed,
         condition=capabilities.condition,
         train_steps=train_steps,
         sampling_steps=steps,
@@ -306,7 +323,7 @@ def _prepare(dataset: fo.Dataset, method: str, run: str, **asked: Any) -> _Input
         pad=pad,
         devices=len(devices),
     )
-    replace = GENERATE.check_reuse(dataset, run, config, overwrite=asked["overwrite"])
+    replace = GENERATE.check_reuse(dataset, run, config, overwrite=overwrite)
     if not replace:
         data.check_run_images(dataset, run)
     return _Inputs(
@@ -516,27 +533,53 @@ def generate(
             run name, a run name reused with other settings, a rerun whose earlier images are
             missing); nothing is added then.
     """
-    dataset = as_dataset(dataset)
-    inputs = _prepare(
-        dataset,
-        method,
-        run,
-        condition=condition,
+    config = GenerateConfig(
+        generator=method,
+        params=dict(params or {}),
         source_view=source_view,
-        n=n,
-        steps=steps,
-        train_steps=train_steps,
         seed=seed,
-        params=params or {},
+        condition=condition,
+        train_steps=train_steps,
+        sampling_steps=steps,
+        n=n,
         mask_field=mask_field,
         checkpoint=checkpoint,
-        batch_size=batch_size,
         size=size,
         pad=pad,
-        device=device,
         devices=devices,
-        overwrite=overwrite,
     )
+    options = {"resume": resume, "checkpoint_every": checkpoint_every, "batch_size": batch_size}
+    return GENERATE.run(
+        as_dataset(dataset),
+        run,
+        config,
+        overwrite=overwrite,
+        device=device,
+        num_threads=num_threads,
+        progress=progress,
+        **options,
+    )
+
+
+def _generate(
+    dataset: fo.Dataset,
+    run: str,
+    asked: GenerateConfig,
+    *,
+    overwrite: bool,
+    resume: bool = False,
+    checkpoint_every: int | None = None,
+    batch_size: int = 32,
+    device: str = "auto",
+    num_threads: int | None = None,
+    progress: bool = True,
+) -> GenerateResults:
+    """What :meth:`GenerateKind.execute` does (see :func:`generate`)."""
+    inputs = _prepare(
+        dataset, run, asked, batch_size=batch_size, device=device, overwrite=overwrite
+    )
+    method, seed, n, steps = asked.generator, asked.seed, asked.n, asked.sampling_steps
+    checkpoint, train_steps = asked.checkpoint, asked.train_steps
     if inputs.replace:
         GENERATE.delete(dataset, run)
     folder = run_dir(dataset.name, run)

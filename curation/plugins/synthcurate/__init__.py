@@ -198,6 +198,12 @@ class RunFilter(_Operator):
         copy_threshold = ctx.params.get("copy_threshold")
         if copy_threshold is not None:
             _check(inputs, "copy_threshold", lambda: check_copy_threshold(copy_threshold))
+        inputs.bool(
+            "overwrite",
+            label="Replace a run of this key that used other settings",
+            default=False,
+            required=False,
+        )
         return types.Property(inputs, view=types.View(label="Run a synthcurate filter"))
 
     def resolve_delegation(self, ctx) -> bool | None:
@@ -215,6 +221,7 @@ class RunFilter(_Operator):
             key=ctx.params["key"],
             level=_level_choice(ctx.params),
             copy_threshold=ctx.params.get("copy_threshold"),
+            overwrite=bool(ctx.params.get("overwrite")),
         )
         _progress(ctx, 1.0, f"{result.n_pass} of {result.n_synthetic} passed")
         ctx.trigger("reload_dataset")
