@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from brain.errors import InputError
+from brain.size_policy import SizePolicy
 
 WEIGHTS_FILE = "model.safetensors"
 TORCH_FILE = "model.pt"
@@ -75,6 +76,14 @@ class ModelCard:
         if self.rare_outputs is not None:
             return list(self.rare_outputs)
         return [self.classes.index(self.rare_class)]
+
+    @property
+    def size_policy(self) -> SizePolicy:
+        """The size policy the network's images were shaped by (its input size when it
+        resizes; images as they are otherwise)."""
+        if self.resize != "pad-resize":
+            return SizePolicy()
+        return SizePolicy(self.input_size[0], self.pad)
 
     def rare_probability(self, proba):
         """The rare-class probability ``(N,)`` from the network's ``(N, K)`` probabilities."""

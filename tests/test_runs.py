@@ -16,6 +16,8 @@ from brain.settings import TrainSettings
 from curation.cli import main
 from curation.demo import make_demo_data
 from curation.errors import CurateError
+from curation.experiment import parse_config
+from curation.experiment.jobs import TrainJob
 from curation.ingest import ingest_csv, ingest_pool
 from curation.media import media_root, run_area_folder
 from curation.runs import delete_run, list_run_keys, show_run
@@ -23,7 +25,7 @@ from curation.runs.embed import compute_embeddings
 from curation.runs.filter import run_filter
 from curation.runs.generate import generate
 from curation.runs.ssim import compute_max_ssim
-from curation.runs.train import train_classifier
+from curation.runs.train import TrainConfig, fit_classifier, train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FAST = {"epochs": 1, "size": 16, "progress": False, "num_threads": 1}
@@ -238,3 +240,26 @@ def test_a_run_name_reused_with_other_settings_is_refused_unless_overwrite(tiny)
     assert show_run(tiny, "filter_reuse").config["size"] == 16
     for key in ("filter_reuse", "ssim_reuse", "generate_reuse", "embed_reuse", "train_reuse"):
         delete_run(tiny, key)
+
+
+def test_python_cli_and_study_build_the_same_train_config(tiny):
+    """The three front ends build one TrainConfig: each rerun below passes the key-reuse check
+    without ``overwrite``, which it would refuse for any setting that differed."""
+    settings = TrainSettings(epochs=1, size=16, augment=True, schedule="cosine")
+    train_classifier(tiny, "same", settings, seeds=2, progress=False, num_threads=1)
+    stored = show_run(tiny, "train_same").config
+    cli = ["train", tiny, "--run", "same", "--epochs", "1", "--size", "16", "--augment"]
+    cli += ["--schedule", "cosine", "--seeds", "2", "--threads", "1"]
+    assert main(cli) == 0
+    assert TrainConfig.from_record(show_run(tiny, "train_same").config).asked() == (
+        TrainConfig.from_record(stored).asked()
+    )
+    study = parse_config(
+        {"dataset": tiny, "classifier": {"epochs": 1, "size": 16, "schedule": "cosine"}}
+    )
+    job = TrainJob("same", study.classifier.replace(augment=True), 2)
+    assert job.config == TrainConfig.build(settings, seeds=2)
+    fit_classifier(tiny, "same", job.config, progress=False, num_threads=1)  # no overwrite
+    with pytest.raises(CurateError, match="exists with another augment"):
+        fit_classifier(tiny, "same", TrainConfig.build(settings.replace(augment=False), seeds=2))
+    delete_run(tiny, "train_same")

@@ -15,13 +15,7 @@ from brain.settings import TrainSettings
 from curation.datasets import builtin_views
 from curation.names import REAL_TRAIN
 from curation.runs.train import TRAIN, FittedRun, TrainConfig, fit_classifier
-from curation.schema import LABEL_FIELD
-
-# settings compared with a stored train run to skip it; device and pad are resolved when
-# training (from the machine and the dataset's policy), so they are not compared
-_COMPARED = tuple(
-    f.name for f in dataclasses.fields(TrainSettings) if f.name not in ("device", "pad")
-)
+from curation.schema import LABEL_FIELD, run_size_policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,13 +66,10 @@ def finished(dataset: fo.Dataset, job: TrainJob) -> bool:
     n_train = len(builtin_views(dataset)[REAL_TRAIN])
     if job.with_view is not None:
         n_train += len(dataset.load_saved_view(job.with_view))
-    same_settings = all(getattr(stored, k) == getattr(job.settings, k) for k in _COMPARED)
+    policy = run_size_policy(dataset, job.settings.size, job.settings.pad)
+    asked = dataclasses.replace(job.config, size=policy.size, pad=policy.pad)
     return (
         bool(results.per_seed)
         and results.n_train_available == n_train
-        and stored.seeds == [job.seed + i for i in range(job.seeds)]
-        and same_settings
-        and stored.oversample == job.oversample
-        and stored.label_field == job.label_field
-        and stored.with_view == job.with_view
+        and TRAIN.comparable(stored) == TRAIN.comparable(asked)  # the key-reuse comparison
     )

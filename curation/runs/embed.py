@@ -57,7 +57,9 @@ def default_names(name: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class EmbedConfig(Record):
-    """What an embed run was asked (stored as ``config``)."""
+    """What an embed run is asked (stored as ``config``, with the checkpoint's seed and the size
+    policy of the train run it embeds with: ``size`` and ``pad`` as its network saw images).
+    Checked when built."""
 
     train_run: str | None = None
     seed_index: int = 0
@@ -68,6 +70,8 @@ class EmbedConfig(Record):
     backend: str = "sklearn"
     url: str | None = None
     metric: str = DEFAULT_METRIC
+    size: int | None = dataclasses.field(default=None, metadata=RESOLVED)
+    pad: str | None = dataclasses.field(default=None, metadata=RESOLVED)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -353,7 +357,10 @@ def _embed(
         if replaced:
             EMBED.delete(dataset, name)
         raise
-    config = dataclasses.replace(config, checkpoint_seed=card.seed)
+    policy = card.size_policy
+    config = dataclasses.replace(
+        config, checkpoint_seed=card.seed, size=policy.size, pad=policy.pad
+    )
     results = EmbedResults(len(ids), int(vectors.shape[1]), name, field, brain_key, backend)
     EMBED.store(dataset, name, config, results)
     return results

@@ -50,8 +50,8 @@ def read_for_card(
     card.check_data(
         list(project_info(dataset).get("classes", [])), rare_class(dataset), decoded.shapes
     )
-    size = card.input_size[0] if card.resize == "pad-resize" else None
-    return decoded.to_set(card.classes, size, card.pad)
+    policy = card.size_policy
+    return decoded.to_set(card.classes, policy.size, policy.pad)
 
 
 def predict_proba(
