@@ -14,9 +14,9 @@ from fiftyone import ViewField as F
 
 from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
+from curation.names import pass_tag, reject_tag
 from curation.plugins import enable_plugins
 from curation.runs.records import latest_run
-from curation.tags import pass_tag, reject_tag
 
 PASS_COLOR, REJECT_COLOR = "#2ca02c", "#d62728"
 

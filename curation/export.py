@@ -25,6 +25,7 @@ from curation.datasets import open_dataset, resolve_view
 from curation.errors import CurateError
 from curation.leftovers import clean_folder_leftovers, replace_folder, temp_folder
 from curation.media import check_out_folder
+from curation.names import pass_tag
 from curation.runs.records import list_runs
 from curation.schema import (
     GROUP_FIELD,
@@ -36,7 +37,7 @@ from curation.schema import (
     SPLIT_FIELD,
     SYNTHETIC,
 )
-from curation.tags import filter_keys_in_tags, pass_tag
+from curation.tags import filter_keys_in_tags
 
 FORMATS = ("imagefolder", "fiftyone", "csv")
 CSV_NAME = "manifest.csv"

@@ -6,12 +6,12 @@ from collections import defaultdict
 from typing import Any
 
 from curation.datasets import open_dataset
-from curation.names import reason_field
+from curation.names import pass_tag, reason_field, reject_tag
 from curation.reasons import count_reasons
 from curation.runs.filter import FILTER
 from curation.runs.records import list_runs
 from curation.schema import LABEL_FIELD, LINEAGE_FIELD, ORIGIN_FIELD, SPLIT_FIELD, project_info
-from curation.tags import MANUAL_FIELD, pass_tag, reject_tag
+from curation.tags import MANUAL_FIELD
 
 UNLABELLED = "(unlabelled)"
 

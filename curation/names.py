@@ -237,3 +237,13 @@ def visualization_key(key: str) -> str:
 def view_names(key: str) -> list[str]:
     """The saved views of filter run ``key``'s passing and rejected samples."""
     return [f"{key}-pass", f"{key}-reject"]
+
+
+def pass_tag(key: str) -> str:
+    """The tag on synthetic samples that passed filter run ``key``."""
+    return f"{key}:pass"
+
+
+def reject_tag(key: str) -> str:
+    """The tag on synthetic samples that filter run ``key`` rejected."""
+    return f"{key}:reject"

@@ -14,22 +14,13 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 
 from curation.errors import CurateError
+from curation.names import pass_tag, reject_tag
 from curation.schema import ORIGIN_FIELD, SYNTHETIC
 
 MANUAL_FIELD = "manual_decision"
 DECISIONS = ("pass", "reject")
 # ids per `select` when tagging: MongoDB refuses commands over 16 MB (about 800k ids)
 SELECT_CHUNK = 100_000
-
-
-def pass_tag(key: str) -> str:
-    """The tag on synthetic samples that passed filter run ``key``."""
-    return f"{key}:pass"
-
-
-def reject_tag(key: str) -> str:
-    """The tag on synthetic samples that filter run ``key`` rejected."""
-    return f"{key}:reject"
 
 
 def filter_keys_in_tags(dataset: fo.Dataset) -> list[str]:

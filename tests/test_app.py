@@ -23,8 +23,9 @@ from curation.datasets import builtin_views, save_view
 from curation.demo import make_demo_data
 from curation.errors import CurateError
 from curation.ingest import ingest_csv, ingest_dir
+from curation.names import pass_tag, reject_tag
 from curation.plugins import enable_plugins, operator_uri
-from curation.tags import apply_filter_decisions, pass_tag, reject_tag
+from curation.tags import apply_filter_decisions
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 OPERATORS = ("run_filter", "tag_selected", "filter_summary", "export_curated", "delete_run")

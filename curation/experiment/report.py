@@ -33,11 +33,10 @@ from curation.experiment.figures import plot_roc_pr, plot_ssim_densities, sample
 from curation.experiment.verdicts import describe_basis, qualify
 from curation.experiment.views import copy_shares
 from curation.info import reasons_by_generator
-from curation.names import NO_LINEAGE, reason_field
+from curation.names import NO_LINEAGE, pass_tag, reason_field, reject_tag
 from curation.runs.ssim import SSIM_FIELD
 from curation.runs.train import TRAIN
 from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, SYNTHETIC
-from curation.tags import pass_tag, reject_tag
 
 METRICS = ("precision", "recall", "f1", "auc")
 GRID_SIZE = 24

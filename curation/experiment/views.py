@@ -18,10 +18,9 @@ from curation.experiment.cells import (
 )
 from curation.experiment.config import ExperimentConfig
 from curation.experiment.leakage import LEAK_TAG
-from curation.names import RARE_TRAIN, reason_field
+from curation.names import RARE_TRAIN, pass_tag, reason_field
 from curation.runs.ssim import NEAR_COPY_TAG
 from curation.schema import LINEAGE_FIELD, ORIGIN_FIELD, REAL, SPLIT_FIELD, SYNTHETIC
-from curation.tags import pass_tag
 
 
 def generator_samples(dataset, generator_name: str):

@@ -75,7 +75,9 @@ from curation.names import (
     REAL_VAL,
     check_key,
     part_field,
+    pass_tag,
     reason_field,
+    reject_tag,
     score_field,
     view_names,
     visualization_key,
@@ -91,7 +93,7 @@ from curation.runs.filter_writes import DUPLICATE_FIELD, DUPLICATE_TAG, store_vi
 from curation.runs.footprint import Footprint, own_folder
 from curation.runs.records import list_runs
 from curation.schema import run_size_policy
-from curation.tags import apply_filter_decisions, pass_tag, reject_tag
+from curation.tags import apply_filter_decisions
 
 TRAIN_VIEW = REAL_TRAIN
 
