@@ -21,8 +21,14 @@ SCHEDULES = ("constant", "cosine")
 """Learning rate over epochs (see ``brain.training.make_scheduler``)."""
 
 
-def _option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _option(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    minimum: int | None = None,
+) -> Any:
+    """A settings field with what a front end needs to offer it: help, choices, a minimum."""
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum})
 
 
 @dataclass(frozen=True)
@@ -55,22 +61,26 @@ class TrainSettings:
     """
 
     arch: str = _option("resnet18", "Network architecture.", tuple(ARCHITECTURES.names()))
-    epochs: int = _option(50, "Epochs per seed (the best on val is kept).")
-    batch_size: int = _option(32, "Training batch size.")
+    epochs: int = _option(50, "Epochs per seed (the best on val is kept).", minimum=1)
+    batch_size: int = _option(32, "Training batch size.", minimum=2)
     lr: float = _option(1e-3, "Adam learning rate.")
     augment: bool = _option(False, "Flips, right-angle rotations and random crops.")
     class_weighted: bool = _option(False, "Inverse-frequency class weights.")
     pretrained: bool = _option(False, "Start from local ImageNet weights.")
-    patience: int | None = _option(None, "Early stopping after N epochs without progress.")
+    patience: int | None = _option(
+        None, "Early stopping after N epochs without progress.", minimum=1
+    )
     select: str = _option(
         "f1", "Validation score that picks the kept epoch (f1: of the rare class).", SELECTION
     )
     schedule: str = _option("constant", "Learning rate over epochs.", SCHEDULES)
-    size: int | None = _option(None, "Pad to a centred square, resize to SIZE x SIZE.")
+    size: int | None = _option(None, "Pad to a centred square, resize to SIZE x SIZE.", minimum=8)
     pad: str | None = _option(None, "Padding for size: border, edge, reflect or constant:V.")
-    subset: int | None = _option(None, "Train on a stratified subset of about N samples.")
+    subset: int | None = _option(
+        None, "Train on a stratified subset of about N samples.", minimum=2
+    )
     device: str = _option("auto", "auto, cpu or cuda.")
-    devices: int = _option(1, "Data-parallel processes, one per GPU (or CPU core).")
+    devices: int = _option(1, "Data-parallel processes, one per GPU (or CPU core).", minimum=1)
     specificity: float = _option(
         0.9, "Val specificity that sets the threshold of the reported recall at it."
     )

@@ -4,7 +4,8 @@ Wherever images feed a network, a generator, an SSIM comparison or an export, ea
 a centred square with :attr:`SizePolicy.pad` and resized to ``size x size``; without a size the
 images are taken as they are (they must then share one size, and the padding plays no part).
 The images on disk are never changed. A policy is checked when it is built, so a
-:class:`SizePolicy` in hand is always valid.
+:class:`SizePolicy` in hand is always valid. Importing this module does not import torch (the
+schema, and with it every command, reads policies).
 """
 
 from __future__ import annotations
@@ -15,8 +16,40 @@ from typing import Any
 
 import numpy as np
 
-from brain.data import DEFAULT_PAD, check_pad, check_size, fitted_images
 from brain.errors import InputError
+
+PAD_MODES = ("border", "edge", "reflect", "constant")
+DEFAULT_PAD = "border"
+MIN_SIZE, MAX_SIZE = 8, 1024
+
+
+def check_size(size: int | None) -> int | None:
+    """``size`` if it is ``None`` or within ``[MIN_SIZE, MAX_SIZE]`` pixels.
+
+    Raises:
+        InputError: a size outside that range.
+    """
+    if size is not None and not MIN_SIZE <= int(size) <= MAX_SIZE:
+        raise InputError(
+            f"`size` must lie between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}",
+            params=("size",),
+        )
+    return size
+
+
+def check_pad(pad: str) -> str:
+    """``pad`` if it is a valid padding mode (``border``, ``edge``, ``reflect`` or
+    ``constant:VALUE`` with VALUE in 0..255), else a :class:`InputError` listing them."""
+    mode, _, value = str(pad).partition(":")
+    valid = mode in PAD_MODES and (mode == "constant") == bool(value)
+    if valid and mode == "constant":
+        valid = value.isdigit() and 0 <= int(value) <= 255
+    if not valid:
+        raise InputError(
+            f"unknown padding {pad!r}; use border (the colour of the image border), edge, "
+            "reflect or constant:VALUE (0-255)"
+        )
+    return str(pad)
 
 
 @dataclass(frozen=True)
@@ -75,6 +108,8 @@ class SizePolicy:
         Raises:
             InputError: images of different sizes without a size.
         """
+        from brain.data import fitted_images  # torch loads only when images are fitted
+
         return fitted_images(arrays, self.size, self.pad)
 
     def describe(self) -> str:

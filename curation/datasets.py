@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import fiftyone as fo
 from fiftyone import ViewField as F
 
-from brain.data import decode_paths
+from brain.decoding import decode_paths
 from curation.errors import CurateError
 from curation.leftovers import is_temp_dataset_name
 from curation.names import (
@@ -34,7 +34,7 @@ from curation.schema import (
 )
 
 if TYPE_CHECKING:
-    from brain.data import DecodedView
+    from brain.decoding import DecodedView
 
 
 def check_name(name: str) -> str:

@@ -65,16 +65,20 @@ RUN_NAME = NameRule(
     "letters, digits, '_' or '-' (not first)",
     MAX_NAME_LENGTH,
 )
+IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+"""The one key pattern: a letter, then letters, digits or ``_``. Filter keys, top-level field
+names, brain keys and stored run keys (``<kind>_<name>``) all have it."""
+
 FILTER_KEY = NameRule(
     "filter key",
-    re.compile(r"[A-Za-z][A-Za-z0-9_]*"),
+    IDENTIFIER,
     "a letter, then letters, digits or '_'",
     MAX_KEY_LENGTH,
 )
 
 FIELD_NAME = NameRule(
     "field name",
-    re.compile(r"[A-Za-z][A-Za-z0-9_]*"),
+    IDENTIFIER,
     "a letter, then letters, digits or '_' (a top-level field: no '.')",
     MAX_NAME_LENGTH + 20,
 )
@@ -173,10 +177,6 @@ KIND_MODULES = {
 
 RUN_KINDS = tuple(KIND_MODULES)
 
-RUN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-"""What a stored run's key is (``<kind>_<name>`` with ``-`` and ``.`` read as ``_``); also the
-shape of every name derived from it (fields ``pred_<name>``, brain keys ``emb_<name>``)."""
-
 
 def key_suffix(name: str) -> str:
     """``name`` as it appears in keys, fields and folder names (``-`` and ``.`` become ``_``)."""
@@ -196,7 +196,7 @@ def run_key(kind: str, name: str) -> str:
     if kind not in KIND_MODULES:
         raise ValueError(f"unknown run kind {kind!r}")
     key = f"{kind}_{key_suffix(name)}"
-    if not RUN_KEY.fullmatch(key):
+    if not IDENTIFIER.fullmatch(key):  # also the shape of every name derived from it
         raise CurateError(f"invalid run name {name!r}: use letters, digits, '_' or '-'")
     return key
 

@@ -5,6 +5,7 @@ other in a circle."""
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -167,3 +168,17 @@ def test_the_product_imports_its_own_packages_at_the_top_of_files():
                 if module and _top(module) in OWN_PACKAGES:
                     inside.append(f"{path.relative_to(ROOT)}:{node.lineno} {module}")
     assert not inside, inside
+
+
+def test_the_command_line_starts_without_torch():
+    """``curate --help`` (every command module imported) and the schema load no torch: the
+    size policy and image decoding are torch-free, networks load where they run."""
+    code = (
+        "import sys\n"
+        "from curation.cli import main\n"
+        "import curation.schema, curation.datasets, curation.runs\n"
+        "assert main(['--help']) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from brain.settings import TrainSettings
 from curation.cli.options import (
     devices_option,
     echo_json,
     json_option,
     overwrite_option,
+    settings_options,
     show_progress,
 )
 
@@ -19,13 +21,6 @@ def _backend_names() -> list[str]:
     return BACKENDS.names()
 
 
-def _choice(name: str) -> click.Choice:
-    """The choices of training setting ``name``, from :class:`~brain.settings.TrainSettings`."""
-    from brain.settings import TrainSettings
-
-    return click.Choice(list(TrainSettings.choices(name)))
-
-
 @click.command()
 @click.argument("name")
 @click.option(
@@ -33,38 +28,8 @@ def _choice(name: str) -> click.Choice:
 )
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
-@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--augment", is_flag=True, help="Flips, right-angle rotations and random crops.")
 @click.option("--with", "with_view", default=None, help="A view added to the real train split.")
-@click.option("--arch", type=_choice("arch"), default="resnet18", show_default=True)
-@click.option("--pretrained", is_flag=True, help="Start from local ImageNet weights.")
-@click.option("--class-weighted", is_flag=True, help="Inverse-frequency class weights.")
-@click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--size", type=click.IntRange(min=8), default=None, help="Pad to square, resize.")
-@click.option("--subset", type=click.IntRange(min=2), default=None, help="Train on about N.")
-@click.option("--patience", type=click.IntRange(min=1), default=None, help="Early stopping.")
-@click.option(
-    "--select",
-    type=_choice("select"),
-    default="f1",
-    show_default=True,
-    help="Validation score that picks the kept epoch (f1: of the rare class).",
-)
-@click.option(
-    "--schedule",
-    type=_choice("schedule"),
-    default="constant",
-    show_default=True,
-    help="Learning rate over epochs.",
-)
-@click.option(
-    "--specificity",
-    type=float,
-    default=0.9,
-    show_default=True,
-    help="Also report recall on test at the threshold reaching this specificity on val.",
-)
+@settings_options(TrainSettings, skip=("devices",))
 @click.option(
     "--labels",
     "label_field",
@@ -79,7 +44,6 @@ def _choice(name: str) -> click.Choice:
     help="Grouped K-fold cross-validation over all real labelled samples: every rare sample is "
     "tested once (for small rare classes).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @devices_option
 @overwrite_option
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")

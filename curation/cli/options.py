@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import typing
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -67,3 +70,40 @@ devices_option = click.option(
     help="Processes, one per device: GPUs cuda:0..N-1, or CPU cores without a GPU "
     "(data-parallel training; generation sharded).",
 )
+
+
+def settings_options(settings_type: type, *, skip: tuple[str, ...] = ()) -> Callable:
+    """Decorator: one ``--field-name`` option per field of the settings dataclass
+    ``settings_type`` (e.g. :class:`~brain.settings.TrainSettings`), from its type, default and
+    metadata (``help``, ``choices``, ``minimum``), so the command line offers each setting as the
+    type defines it. Booleans become flags; fields in ``skip`` are left out."""
+    hints = typing.get_type_hints(settings_type)
+
+    def option(entry: dataclasses.Field) -> Callable:
+        flag = "--" + entry.name.replace("_", "-")
+        meta, default = entry.metadata, entry.default
+        hint = hints[entry.name]
+        kind = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+        if kind is bool:
+            return click.option(flag, is_flag=True, default=default, help=meta.get("help"))
+        if meta.get("choices"):
+            value_type: Any = click.Choice(list(meta["choices"]))
+        elif kind is int:
+            value_type = click.IntRange(min=meta.get("minimum"))
+        else:
+            value_type = kind if kind in (float, str) else str
+        return click.option(
+            flag,
+            type=value_type,
+            default=default,
+            show_default=default is not None,
+            help=meta.get("help"),
+        )
+
+    def decorate(command: Callable) -> Callable:
+        for entry in reversed(dataclasses.fields(settings_type)):
+            if entry.name not in skip:
+                command = option(entry)(command)
+        return command
+
+    return decorate
