@@ -20,7 +20,8 @@ from curation.cli import main
 from curation.demo import make_demo_data
 from curation.experiment.cells import filter_key
 from curation.experiment.figures import sample_grid
-from curation.experiment.report import at_specificity_summary, markdown_table, reasons_table
+from curation.experiment.report import markdown_table, reasons_table
+from curation.experiment.results import at_specificity_summary
 from curation.ingest import ingest_csv, ingest_pool
 from curation.reasons import count_reasons
 from curation.runs.filter import FILTER

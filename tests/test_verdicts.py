@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from curation.experiment.cells import Cell
-from curation.experiment.report import compare_rows, format_verdict
+from curation.experiment.results import compare_rows, format_verdict
 from curation.experiment.verdicts import COPIES, OVERSAMPLING
 
 SEEDS = [0, 1, 2, 3, 4]

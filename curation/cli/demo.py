@@ -23,7 +23,8 @@ def demo(name: str, workdir: str | None, fresh: bool) -> None:
     """Run the whole pipeline on built-in SIMULATED FISH data: data, ingest, classifier, BBDM,
     embeddings, filter, every arm of the study, SSIM and leakage, verdicts, report."""
     from curation.demo_pipeline import run_demo
-    from curation.experiment.report import format_verdict, markdown_table
+    from curation.experiment.report import markdown_table
+    from curation.experiment.results import format_verdict
 
     started = time.time()
     root = Path(workdir) if workdir else Path.home() / "synthcurate-demo"

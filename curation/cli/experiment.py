@@ -41,7 +41,8 @@ def experiment(
     the trainings run as Ray tasks, one device each (the config's ``ray`` section does too)."""
     from curation.experiment import load_config, run_experiment
     from curation.experiment.config import with_ray
-    from curation.experiment.report import format_verdict, markdown_table
+    from curation.experiment.report import markdown_table
+    from curation.experiment.results import format_verdict
 
     config = load_config(config_path)
     if use_ray or workers is not None or address is not None:

@@ -30,7 +30,7 @@ from brain.stats import count_intervals
 from curation.datasets import dataset_exists, open_dataset
 from curation.errors import CurateError
 from curation.experiment.config import ExperimentConfig
-from curation.experiment.report import at_specificity_summary, compare_rows
+from curation.experiment.results import at_specificity_summary, compare_rows
 from curation.schema import (
     GROUP_FIELD,
     LABEL_FIELD,

@@ -39,7 +39,8 @@ from curation.experiment.cv import run_cross_validated
 from curation.experiment.jobs import TrainJob, finished
 from curation.experiment.leakage import check_leakage
 from curation.experiment.record import EXPERIMENT, ExperimentRecord, ExperimentResults
-from curation.experiment.report import collect_results, write_cv_report, write_report
+from curation.experiment.report import write_cv_report, write_report
+from curation.experiment.results import collect_results
 from curation.experiment.views import (
     check_training_view,
     generator_samples,
