@@ -244,14 +244,21 @@ class TrainClassifier(_Operator):
         from curation.names import check_run_name
 
         inputs = types.Object()
-        inputs.str("run", label="Run name (replaces an older one)", required=True)
-        inputs.int("epochs", label="Epochs per seed", required=True, default=TrainSettings().epochs)
+        inputs.str(
+            "run", label="Run name (a rerun with the same settings replaces it)", required=True
+        )
+        defaults = TrainSettings()
+        for name, required in (("epochs", True), ("size", False)):  # from the settings type
+            inputs.int(
+                name,
+                label=name.capitalize() + ("" if required else " (empty = the dataset's policy)"),
+                description=TrainSettings.help(name),
+                required=required,
+                default=getattr(defaults, name),
+            )
         inputs.int("seeds", label="Seeds (one network each)", required=True, default=1)
-        inputs.int(
-            "size",
-            label="Size (empty = the dataset's size policy)",
-            description="pad each image to a centred square and resize it to SIZE x SIZE",
-            required=False,
+        inputs.bool(
+            "overwrite", label="Replace a run of this name that used other settings", default=False
         )
         params = ctx.params
         if params.get("run") is not None:
@@ -275,6 +282,7 @@ class TrainClassifier(_Operator):
             seeds=seeds,
             epochs=epochs,
             size=_optional_int(ctx.params.get("size")),
+            overwrite=bool(ctx.params.get("overwrite")),
             progress=False,
         )
         summary = format_summary(results.summary)
