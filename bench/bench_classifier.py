@@ -65,7 +65,7 @@ def bench_embedding(name: str, run: str, batch_size: int, repeats: int) -> dict:
     from brain.models import forward_features
     from brain.training import run_network
     from curation.datasets import open_dataset, resolve_view
-    from curation.runs.predictions import load_classifier, read_for_card
+    from curation.runs.train.predictions import load_classifier, read_for_card
 
     model, card = load_classifier(name, run)
     dataset = open_dataset(name)

@@ -37,8 +37,8 @@ from curation.demo import make_demo_data  # noqa: E402
 from curation.ingest import ingest_records  # noqa: E402
 from curation.readers import read_csv, read_pool  # noqa: E402
 from curation.runs.generate import generate  # noqa: E402
-from curation.runs.predictions import predict_proba  # noqa: E402
 from curation.runs.train import train_classifier  # noqa: E402
+from curation.runs.train.predictions import predict_proba  # noqa: E402
 
 NAME = "bench-generators"
 

@@ -15,7 +15,7 @@ Parts (each in a fresh process per size, so that its peak memory is its own; a p
   ``Dataset.add_samples`` of ``fo.Sample`` objects with the same fields (filepath, metadata,
   split, origin, group, ground_truth), built from the file list in the same process; the ratio
   is our throughput over FiftyOne's (target >= 0.8). Our dataset is kept as ``scale-<N>``;
-- ``writes``: a filter run's writes on N samples (``curation.runs.filter_writes.write_fields`` of
+- ``writes``: a filter run's writes on N samples (``curation.runs.filter.writes.write_fields`` of
   a score and a reason, ``curation.tags.apply_filter_decisions`` for the pass/reject tags)
   against FiftyOne's ``set_values`` + ``tag_samples`` called directly; and, up to
   ``--naive-max`` samples, a per-sample ``sample.save()`` loop;
@@ -281,7 +281,7 @@ def part_ingest(workdir: Path, n: int, args) -> None:
 
 
 def part_writes(workdir: Path, n: int, args) -> None:
-    from curation.runs.filter_writes import write_fields
+    from curation.runs.filter.writes import write_fields
     from curation.schema import ORIGIN_FIELD
     from curation.tags import apply_filter_decisions
 
@@ -379,7 +379,7 @@ def _milvus_direct(dataset, ids, brain_key, uri):
 
 
 def part_index(workdir: Path, n: int, args) -> None:
-    from curation.runs.embed import _build_index
+    from curation.runs.embed.compute import _build_index
     from curation.runs.footprint import cleanup_brain_run
     from curation.runs.similarity import get_backend
 

@@ -8,7 +8,7 @@ from typing import Any
 from curation.datasets import open_dataset
 from curation.names import pass_tag, reason_field, reject_tag
 from curation.reasons import count_reasons
-from curation.runs.filter import FILTER
+from curation.runs.filter.run import FILTER
 from curation.runs.records import list_runs
 from curation.schema import LABEL_FIELD, LINEAGE_FIELD, ORIGIN_FIELD, SPLIT_FIELD, project_info
 from curation.tags import MANUAL_FIELD

@@ -20,9 +20,9 @@ from curation.ingest import ingest_csv, ingest_dir, ingest_pool, ingest_records
 from curation.media import media_root
 from curation.readers import Record
 from curation.runs.embed import compute_embeddings
-from curation.runs.predictions import load_classifier, predict_proba
 from curation.runs.records import list_runs, load_run
 from curation.runs.train import field_names, train_classifier
+from curation.runs.train.predictions import load_classifier, predict_proba
 
 # one thread: faster than oversubscribed threads on a shared 2-core runner
 FAST = {"size": 16, "progress": False, "num_threads": 1}

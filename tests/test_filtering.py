@@ -271,7 +271,7 @@ def trained_dataset(demo_dataset: str, session_dir: Path) -> str:
 
 
 def test_confidence_filter_uses_the_embed_runs_classifier(trained_dataset):
-    from curation.runs.predictions import predict_proba
+    from curation.runs.train.predictions import predict_proba
 
     report = run_filter(trained_dataset, "confidence", "conf", level=Fixed(0.5), visualize=False)
     dataset = fo.load_dataset(trained_dataset)
@@ -284,18 +284,18 @@ def test_confidence_filter_uses_the_embed_runs_classifier(trained_dataset):
 
 
 def test_calibration_sweeps_levels_without_the_test_split(trained_dataset, monkeypatch):
-    import curation.runs.calibrate
+    import curation.runs.filter.calibrate
     from brain.settings import TrainSettings
 
     seen_splits = set()
-    original = curation.runs.calibrate.decode_view
+    original = curation.runs.filter.calibrate.decode_view
 
     def spy(view, **kwargs):
         decoded = original(view, **kwargs)
         seen_splits.update(decoded.splits)
         return decoded
 
-    monkeypatch.setattr(curation.runs.calibrate, "decode_view", spy)
+    monkeypatch.setattr(curation.runs.filter.calibrate, "decode_view", spy)
     train = TrainSettings(epochs=1, size=16)
     settings = CalibrationSettings(levels=(0.2, 0.95), train=train, num_threads=1)
     report = run_filter(

@@ -16,7 +16,7 @@ from brain.images import read_image, write_png
 from curation.cli import main as cli_main
 from curation.media import media_root
 from curation.runs.generate import describe_sources, generate
-from curation.runs.generate_data import existing_pairs
+from curation.runs.generate.data import existing_pairs
 from curation.runs.records import load_run
 from generators.planning import plan_pairs
 

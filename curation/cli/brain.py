@@ -52,7 +52,7 @@ def train(name: str, run: str, as_json: bool, threads: int | None, **options) ->
     """Train a ResNet on the real train split (plus --with VIEW) and report the rare class on
     the test split, mean +- std over seeds."""
     from brain.metrics import format_summary
-    from curation.runs.train import train_classifier
+    from curation.runs.train.fit import train_classifier
 
     inputs = {k: options.pop(k) for k in ("seeds", "seed", "with_view", "label_field", "cv")}
     report = train_classifier(
@@ -114,7 +114,7 @@ def _format_at_specificity(per_seed: list[dict]) -> str:
 @json_option
 def embed(name: str, run: str, embed_name, threads, as_json: bool, **options) -> None:
     """Store penultimate-layer embeddings of a view and build a similarity index over them."""
-    from curation.runs.embed import compute_embeddings
+    from curation.runs.embed.compute import compute_embeddings
 
     report = compute_embeddings(
         name, run, name=embed_name, num_threads=threads, progress=show_progress(as_json), **options

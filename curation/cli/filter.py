@@ -110,7 +110,7 @@ def filter_command(
     from brain.filters.base import filter_params
     from brain.filters.scorecard import format_scorecard
     from brain.settings import TrainSettings
-    from curation.runs.filter import run_filter
+    from curation.runs.filter.run import run_filter
 
     options = parse_params(params)
     if seed is not None:

@@ -57,8 +57,8 @@ from generators import GENERATORS
 @json_option
 def generate(name, method, run, params, as_json, **options) -> None:
     """Train (or load) a generator and add synthetic rare-class samples to dataset NAME."""
-    from curation.runs.generate import describe_sources
-    from curation.runs.generate import generate as run_generate
+    from curation.runs.generate.run import describe_sources
+    from curation.runs.generate.run import generate as run_generate
 
     report = run_generate(
         name, method, run, params=parse_params(params), progress=show_progress(as_json), **options

@@ -48,7 +48,7 @@ from brain.progress import progress_bar
 from curation.errors import CurateError
 from curation.experiment.config import RayConfig
 from curation.experiment.jobs import TrainJob
-from curation.runs.train import FittedRun, store_fitted
+from curation.runs.train.fit import FittedRun, store_fitted
 
 Echo = Callable[[str], None]
 

@@ -14,7 +14,8 @@ import fiftyone as fo
 from brain.settings import TrainSettings
 from curation.datasets import builtin_views
 from curation.names import REAL_TRAIN
-from curation.runs.train import TRAIN, FittedRun, TrainConfig, fit_classifier
+from curation.runs.train.fit import TRAIN, FittedRun, fit_classifier
+from curation.runs.train.records import TrainConfig
 from curation.schema import LABEL_FIELD, run_size_policy
 
 

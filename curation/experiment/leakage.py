@@ -14,7 +14,7 @@ from sklearn.neighbors import NearestNeighbors
 from brain.ssim import pairwise_ssim
 from curation.datasets import decode_view
 from curation.experiment.config import ExperimentConfig
-from curation.runs.embed import EMBED
+from curation.runs.embed.compute import EMBED
 from curation.schema import (
     LINEAGE_FIELD,
     ORIGIN_FIELD,

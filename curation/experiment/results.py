@@ -24,7 +24,7 @@ from curation.experiment.cells import (
 from curation.experiment.config import ExperimentConfig
 from curation.experiment.verdicts import describe_basis, qualify
 from curation.experiment.views import copy_shares
-from curation.runs.train import TRAIN
+from curation.runs.train.fit import TRAIN
 
 METRICS = ("precision", "recall", "f1", "auc")
 

@@ -48,9 +48,9 @@ from curation.experiment.views import (
     size_matched_sources,
 )
 from curation.media import check_out_folder, media_root
-from curation.runs.embed import EMBED, compute_embeddings
-from curation.runs.filter import run_filter
-from curation.runs.generate import describe_sources, generate
+from curation.runs.embed.compute import EMBED, compute_embeddings
+from curation.runs.filter.run import run_filter
+from curation.runs.generate.run import describe_sources, generate
 from curation.runs.records import run_timestamp
 from curation.runs.ssim import compute_max_ssim
 from curation.schema import LABEL_FIELD

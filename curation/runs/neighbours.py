@@ -17,7 +17,7 @@ import numpy as np
 
 from curation.datasets import as_dataset
 from curation.errors import CurateError
-from curation.runs.embed import EMBED, EmbedConfig, latest_embed_run
+from curation.runs.embed.compute import EMBED, EmbedConfig, latest_embed_run
 from curation.runs.similarity import (
     DEFAULT_METRIC,
     SimilarityBackend,

@@ -212,7 +212,7 @@ class RunFilter(_Operator):
         return True if ctx.params.get("calibrate") == Retrain.name else None
 
     def execute(self, ctx) -> dict:
-        from curation.runs.filter import run_filter
+        from curation.runs.filter.run import run_filter
 
         _progress(ctx, 0.0, f"filter {ctx.params['method']} -> {ctx.params['key']}")
         result = run_filter(
@@ -272,7 +272,7 @@ class TrainClassifier(_Operator):
 
     def execute(self, ctx) -> dict:
         from brain.metrics import format_summary
-        from curation.runs.train import train_classifier
+        from curation.runs.train.fit import train_classifier
 
         run, epochs, seeds = ctx.params["run"], int(ctx.params["epochs"]), int(ctx.params["seeds"])
         _progress(ctx, 0.0, f"training {run}: {seeds} seed(s) x {epochs} epoch(s)")
@@ -320,7 +320,7 @@ class ComputeEmbeddings(_Operator):
         return types.Property(inputs, view=types.View(label="Compute embeddings"))
 
     def execute(self, ctx) -> dict:
-        from curation.runs.embed import compute_embeddings
+        from curation.runs.embed.compute import compute_embeddings
 
         run = ctx.params["run"]
         _progress(ctx, 0.0, f"embedding with {run}")
@@ -367,7 +367,7 @@ class GenerateSamples(_Operator):
         return types.Property(inputs, view=types.View(label="Generate synthetic samples"))
 
     def execute(self, ctx) -> dict:
-        from curation.runs.generate import generate
+        from curation.runs.generate.run import generate
 
         method, run = ctx.params["method"], ctx.params["run"]
         _progress(ctx, 0.0, f"{method} {run}: training or loading the generator, then sampling")
@@ -449,7 +449,7 @@ class FilterSummary(_Operator):
         return types.Property(inputs, view=types.View(label="Filter run summary"))
 
     def execute(self, ctx) -> dict:
-        from curation.runs.filter import FILTER
+        from curation.runs.filter.run import FILTER
 
         config, results = FILTER.load(ctx.dataset, ctx.params["key"])
         summary = {"key": ctx.params["key"], "method": config.method}

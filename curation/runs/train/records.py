@@ -12,7 +12,7 @@ from curation.errors import CurateError
 from curation.media import run_area_folder
 from curation.names import run_key
 from curation.runs.base import RESOLVED, Record
-from curation.runs.train_data import TEST_VIEW, TRAIN_VIEW, VAL_VIEW
+from curation.runs.train.data import TEST_VIEW, TRAIN_VIEW, VAL_VIEW
 from curation.schema import LABEL_FIELD
 
 _SETTINGS = tuple(TrainSettings.__dataclass_fields__)

@@ -53,10 +53,10 @@ from curation.datasets import as_dataset
 from curation.errors import CurateError
 from curation.media import run_area_folder
 from curation.names import RARE_TRAIN, check_run_name
-from curation.runs import generate_data as data
 from curation.runs.base import Record, RunKind, register
 from curation.runs.footprint import Footprint, own_folder
-from curation.runs.generate_data import existing_pairs, make_sample, run_samples
+from curation.runs.generate import data as data
+from curation.runs.generate.data import existing_pairs, make_sample, run_samples
 from curation.runs.records import run_key
 from curation.schema import GROUP_FIELD, SPLIT_FIELD, ensure_schema, rare_class, run_size_policy
 from generators import GENERATORS

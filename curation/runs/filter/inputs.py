@@ -14,10 +14,10 @@ from brain.size_policy import SizePolicy
 from curation.datasets import builtin_views, decode_view, labelled
 from curation.errors import CurateError
 from curation.names import NO_LINEAGE, REAL_TRAIN, REAL_VAL
-from curation.runs.embed import EMBED, latest_embed_run
-from curation.runs.embed_more import MissingEmbeddings
-from curation.runs.predictions import predict_proba
-from curation.runs.train import TRAIN
+from curation.runs.embed.compute import EMBED, latest_embed_run
+from curation.runs.embed.more import MissingEmbeddings
+from curation.runs.train.fit import TRAIN
+from curation.runs.train.predictions import predict_proba
 from curation.schema import LABEL_FIELD, LINEAGE_FIELD, rare_class, size_policy
 from curation.tags import MANUAL_FIELD
 

@@ -23,7 +23,6 @@ from curation.errors import CurateError
 from curation.names import FIELD_NAME, check_name, check_run_name
 from curation.runs.base import RESOLVED, Record, RunKind, register
 from curation.runs.footprint import Footprint, cleanup_brain_run
-from curation.runs.predictions import load_classifier, read_for_card
 from curation.runs.records import latest_run, list_runs, run_key
 from curation.runs.similarity import (
     BACKENDS,
@@ -33,6 +32,7 @@ from curation.runs.similarity import (
     get_backend,
     quiet_clients,
 )
+from curation.runs.train.predictions import load_classifier, read_for_card
 from curation.schema import (
     FINE_LABEL_FIELD,
     GROUP_FIELD,

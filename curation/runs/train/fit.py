@@ -49,24 +49,11 @@ from curation.errors import CurateError
 from curation.leftovers import clean_folder_leftovers, replace_folder, temp_folder
 from curation.names import check_run_name
 from curation.runs.base import RunKind, register
-from curation.runs.evaluation import store_predictions
 from curation.runs.footprint import Footprint, own_folder
-from curation.runs.train_data import read_classes, read_sets, sample_groups
-from curation.runs.train_records import TrainConfig, TrainResults, field_names, run_folder
+from curation.runs.train.data import read_classes, read_sets, sample_groups
+from curation.runs.train.evaluation import store_predictions
+from curation.runs.train.records import TrainConfig, TrainResults, field_names, run_folder
 from curation.schema import LABEL_FIELD, run_size_policy
-
-__all__ = [
-    "TRAIN",
-    "FittedRun",
-    "TrainConfig",
-    "TrainKind",
-    "TrainResults",
-    "field_names",
-    "fit_classifier",
-    "run_folder",
-    "store_fitted",
-    "train_classifier",
-]
 
 
 @register

@@ -14,10 +14,10 @@ import fiftyone as fo
 import numpy as np
 
 from curation.errors import CurateError
-from curation.runs.embed import EMBED, EmbedConfig, embed_view
+from curation.runs.embed.compute import EMBED, EmbedConfig, embed_view
 from curation.runs.records import run_timestamp
 from curation.runs.similarity import BACKENDS, backend_failure, quiet_clients
-from curation.runs.train import TRAIN
+from curation.runs.train.fit import TRAIN
 
 
 def network_problem(dataset: fo.Dataset, name: str, config: EmbedConfig) -> str | None:

@@ -28,7 +28,7 @@ from brain.copies import (
 from brain.size_policy import SizePolicy
 from brain.ssim import WINDOW
 from curation.datasets import decode_view
-from curation.runs.filter_inputs import FilterInputs
+from curation.runs.filter.inputs import FilterInputs
 from curation.schema import LINEAGE_FIELD
 
 FALLBACK_SIZE = 32

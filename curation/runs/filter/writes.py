@@ -6,7 +6,7 @@ import fiftyone as fo
 import fiftyone.brain as fob
 import numpy as np
 
-from curation.runs.filter_inputs import FilterInputs
+from curation.runs.filter.inputs import FilterInputs
 
 DUPLICATE_TAG = "duplicate"
 DUPLICATE_FIELD = "duplicate_of"

@@ -10,8 +10,8 @@ an embed run, scores every synthetic sample and stores, under the key ``K``:
   for filters made of parts, one float field per part (``K_realism``, ``K_rare_prob``,
   ``K_copy_ratio`` for ``combined``);
 - the near-copy gate's fields ``K_copy_ssim``, ``K_copy_distance`` and ``K_copy_of``
-  (:mod:`curation.runs.copy_gate`: every filter rejects copies of real images on their pixels,
-  whatever their score);
+  (:mod:`curation.runs.filter.copy_gate`: every filter rejects copies of real images on their
+  pixels, whatever their score);
 - the tags ``K:pass`` / ``K:reject`` on synthetic samples (a rerun replaces them; manual decisions
   win, see :mod:`curation.tags`); real samples are never tagged;
 - the saved views ``real-train``, ``K-pass`` and ``K-reject``;
@@ -26,7 +26,7 @@ an embed run, scores every synthetic sample and stores, under the key ``K``:
   be compared.
 
 Samples without the embed run's embedding (added since it ran) are embedded with its network
-(:mod:`curation.runs.embed_more`), and the run says so in a warning. Everything is read,
+(:mod:`curation.runs.embed.more`), and the run says so in a warning. Everything is read,
 embedded, fitted, scored (and calibrated) before the first write: bad input leaves the dataset
 unchanged. The record is stored first, naming everything the run will write, so a
 run killed while writing can still be deleted. Deleting a run removes all of the above; the
@@ -83,13 +83,13 @@ from curation.names import (
     visualization_key,
 )
 from curation.reasons import count_reasons
-from curation.runs import filter_inputs as read
-from curation.runs import filter_writes as write
 from curation.runs.base import RESOLVED, Record, RunKind, register
-from curation.runs.calibrate import retrain_calibration
-from curation.runs.copy_gate import near_copy_gate
-from curation.runs.filter_inputs import manual_reasons, probabilities
-from curation.runs.filter_writes import DUPLICATE_FIELD, DUPLICATE_TAG, store_visualization
+from curation.runs.filter import inputs as read
+from curation.runs.filter import writes as write
+from curation.runs.filter.calibrate import retrain_calibration
+from curation.runs.filter.copy_gate import near_copy_gate
+from curation.runs.filter.inputs import manual_reasons, probabilities
+from curation.runs.filter.writes import DUPLICATE_FIELD, DUPLICATE_TAG, store_visualization
 from curation.runs.footprint import Footprint, own_folder
 from curation.runs.records import list_runs
 from curation.schema import run_size_policy

@@ -1,5 +1,5 @@
 """A train run's networks on a dataset: loading one to predict or embed any view (its stored
-test predictions are :mod:`curation.runs.evaluation`'s)."""
+test predictions are :mod:`curation.runs.train.evaluation`'s)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from brain.data import ImageSet
 from curation.datasets import as_dataset, decode_view, resolve_view
 from curation.errors import CurateError
 from curation.names import REAL_TEST
-from curation.runs.train import TRAIN
+from curation.runs.train.fit import TRAIN
 from curation.schema import project_info, rare_class
 
 TEST_VIEW = REAL_TEST
