@@ -137,10 +137,9 @@ class FilterConfig(Record):
 
     @classmethod
     def from_record(cls, data):
-        config = super().from_record(data)
         stored = data.get("level_choice")
         choice = level_choice_from_record(stored if stored is not None else data)
-        return dataclasses.replace(config, level_choice=choice)
+        return super().from_record({**data, "level_choice": choice})
 
     def to_record(self) -> dict[str, Any]:
         return {**super().to_record(), "level_choice": self.level_choice.as_dict()}
