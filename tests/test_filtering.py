@@ -109,7 +109,11 @@ def test_gmm_full_run_scores_tags_views_and_record(blobs_dataset):
 def test_rerun_replaces_tags_and_runs_coexist(blobs_dataset):
     first = run_filter(blobs_dataset, "knn_precision", "knn", visualize=False)
     assert first.brain_key is None and all(Path(p).is_file() for p in first.plots)
-    again = run_filter(blobs_dataset, "knn_precision", "knn", level=Fixed(0.5), plots=False)
+    with pytest.raises(CurateError, match="filter run 'knn' exists with another level_choice"):
+        run_filter(blobs_dataset, "knn_precision", "knn", level=Fixed(0.5), plots=False)
+    again = run_filter(
+        blobs_dataset, "knn_precision", "knn", level=Fixed(0.5), plots=False, overwrite=True
+    )
     dataset = fo.load_dataset(blobs_dataset)
     tags = _synthetic(dataset).values("tags")
     assert sum("knn:pass" in t for t in tags) == again.n_pass
@@ -231,7 +235,8 @@ def test_cli_python_and_yaml_build_the_same_level_choice(
     from curation.runs.filter import FILTER
 
     common = ["--method", "gmm_full", "-p", "pca_components=3", "--no-plots", "--no-visualization"]
-    assert main(["filter", blobs_dataset, "--key", "lc_cli", *common, *flags]) == 0
+    # each case replaces the runs of the one before
+    assert main(["filter", blobs_dataset, "--key", "lc_cli", *common, *flags, "--overwrite"]) == 0
     python = run_filter(
         blobs_dataset,
         "gmm_full",
@@ -240,6 +245,7 @@ def test_cli_python_and_yaml_build_the_same_level_choice(
         params={"pca_components": 3},
         plots=False,
         visualize=False,
+        overwrite=True,
     )
     dataset = fo.load_dataset(blobs_dataset)
     from_cli, cli_results = FILTER.load(dataset, "lc_cli")

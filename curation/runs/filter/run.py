@@ -359,13 +359,14 @@ def _filter(
         size=policy.size,
         pad=policy.pad,
     )
-    FILTER.check_reuse(dataset, key, config, overwrite=overwrite)  # before anything is written
     images = read.synthetic_images(dataset, inputs)  # the near-copy gate needs them always
     if flt.uses_image_features:
         inputs.real_stats = read.image_stats(dataset, inputs.real_ids, inputs.policy)
         inputs.synthetic_stats = image_statistics(inputs.policy.fit(images))
     output = _fit_and_evaluate(flt, dataset, inputs)
     gate = near_copy_gate(dataset, inputs, images, threshold=copy_threshold)
+    # after the checks of the data and the fit, before a sweep trains or anything is written
+    FILTER.check_reuse(dataset, key, config, overwrite=overwrite)
     warnings = list(getattr(flt, "notes_", []))
     if int(inputs.rare.sum()) < FEW_RARE:
         warnings.append(
