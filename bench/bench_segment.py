@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from brain.images import read_array, read_image
-from curation.segment import CLASSICAL, make_segmenter
-from curation.segment.base import select_plane
-from curation.segment.cellpose_backend import CPSAM, weights_available
-from curation.segment.classical import naive_watershed
-from curation.segment.scoring import score_instances
+from brain.segment import CLASSICAL, make_segmenter
+from brain.segment.base import select_plane
+from brain.segment.cellpose_backend import CPSAM, weights_available
+from brain.segment.classical import naive_watershed
+from brain.segment.scoring import score_instances
 
 NUCLEI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nuclei"
 

@@ -10,10 +10,10 @@ import pytest
 from conftest import shared_data
 
 from brain.images import read_array, read_image, write_png
+from brain.segment.scoring import score_instances
 from curation.cli import main
 from curation.errors import CurateError
 from curation.segment.api import parents_name, score_files, segment_images, write_labels
-from curation.segment.scoring import score_instances
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation.errors import CurateError
-from curation.segment import default_model, make_segmenter
-from curation.segment.cellpose_backend import (
+from brain.errors import InputError
+from brain.segment import default_model, make_segmenter
+from brain.segment.cellpose_backend import (
     CellposeSegmenter,
     cellpose_installed,
     find_weights,
 )
-from curation.segment.scoring import score_instances
+from brain.segment.scoring import score_instances
 
 needs_cellpose = pytest.mark.skipif(not cellpose_installed(), reason="cellpose not installed")
 
@@ -65,15 +65,15 @@ def test_cellpose_runs_on_a_model_file(tmp_path, no_cache):
 def test_missing_weights_one_line(no_cache):
     assert find_weights("cpsam") is None
     assert default_model() == "classical"
-    with pytest.raises(CurateError) as error:
+    with pytest.raises(InputError) as error:
         make_segmenter("cpsam")
     message = str(error.value)
     assert "\n" not in message
     assert "cannot be downloaded" in message and "cannot train from scratch" in message
     assert str(no_cache) in message
-    with pytest.raises(CurateError, match="model file not found"):
+    with pytest.raises(InputError, match="model file not found"):
         make_segmenter(str(no_cache / "mine.pth"))
-    with pytest.raises(CurateError, match="unknown model"):
+    with pytest.raises(InputError, match="unknown model"):
         make_segmenter("cyto3")
 
 
@@ -92,7 +92,7 @@ def test_not_a_cellpose_file_is_a_user_error(tmp_path, no_cache):
 
     path = tmp_path / "other.pth"
     torch.save({"weight": torch.zeros(2)}, path)
-    with pytest.raises(CurateError, match="cannot load Cellpose model"):
+    with pytest.raises(InputError, match="cannot load Cellpose model"):
         make_segmenter(str(path)).segment(np.zeros((32, 32, 1), np.uint8))
 
 
@@ -100,6 +100,6 @@ def test_channel_checked_before_loading(tmp_path, no_cache):
     path = tmp_path / "any.pth"
     path.write_bytes(b"x")
     segmenter = CellposeSegmenter(str(path))
-    with pytest.raises(CurateError, match="channel 3 out of range"):
+    with pytest.raises(InputError, match="channel 3 out of range"):
         segmenter.segment(np.zeros((16, 16, 3), np.uint8), channel=3)
     assert getattr(segmenter, "model_", None) is None

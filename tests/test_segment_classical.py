@@ -8,11 +8,10 @@ from conftest import shared_data
 
 from brain.errors import InputError
 from brain.images import read_array, read_image
-from curation.errors import CurateError
-from curation.segment import SEGMENTERS, ClassicalSegmenter, make_segmenter
-from curation.segment.base import relabel_sequential, select_plane
-from curation.segment.classical import estimate_scale, naive_watershed
-from curation.segment.scoring import score_instances
+from brain.segment import SEGMENTERS, ClassicalSegmenter, make_segmenter
+from brain.segment.base import relabel_sequential, select_plane
+from brain.segment.classical import estimate_scale, naive_watershed
+from brain.segment.scoring import score_instances
 
 # measured F1 at IoU 0.5 (bench/bench_segment.py): classical 0.898, naive 0.664
 NUCLEI_F1_FLOOR = 0.88
@@ -69,15 +68,15 @@ def test_spreads_scored(tmp_path):
 
 def test_channel_out_of_range_and_nothing_found():
     image, _ = _blobs()
-    with pytest.raises(CurateError, match="channel 1 out of range"):
+    with pytest.raises(InputError, match="channel 1 out of range"):
         ClassicalSegmenter().segment(image, channel=1)
-    with pytest.raises(CurateError, match="channel -1 out of range"):
+    with pytest.raises(InputError, match="channel -1 out of range"):
         ClassicalSegmenter().segment(np.repeat(image, 3, axis=2), channel=-1)
-    with pytest.raises(CurateError, match="no instance found"):
+    with pytest.raises(InputError, match="no instance found"):
         ClassicalSegmenter().segment(np.full((64, 64, 1), 7, np.uint8))
-    with pytest.raises(CurateError, match="diameter must be positive"):
+    with pytest.raises(InputError, match="diameter must be positive"):
         ClassicalSegmenter(diameter=-3).segment(image)
-    with pytest.raises(CurateError, match="unknown shape"):
+    with pytest.raises(InputError, match="unknown shape"):
         ClassicalSegmenter(shape="square").segment(image)
 
 
@@ -88,7 +87,7 @@ def test_multichannel_uses_the_chosen_channel():
     rgb[..., 0] = np.random.default_rng(1).integers(0, 30, truth.shape)
     labels = ClassicalSegmenter().segment(rgb, channel=2)
     assert score_instances(labels, truth).at(0.5).f1 == 1.0
-    with pytest.raises(CurateError, match="no instance found"):
+    with pytest.raises(InputError, match="no instance found"):
         ClassicalSegmenter().segment(np.zeros_like(rgb), channel=2)
 
 

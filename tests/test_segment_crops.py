@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation.errors import CurateError
-from curation.segment.crops import display_uint8, extract_crops
+from brain.errors import InputError
+from brain.segment.crops import display_uint8, extract_crops
 
 
 def _scene():
@@ -57,11 +57,11 @@ def test_mask_background_hides_neighbours():
 
 def test_bad_input():
     image, labels = _scene()
-    with pytest.raises(CurateError, match="mask size mismatch"):
+    with pytest.raises(InputError, match="mask size mismatch"):
         extract_crops(image, labels[:, :-1])
-    with pytest.raises(CurateError, match="crop size"):
+    with pytest.raises(InputError, match="crop size"):
         extract_crops(image, labels, size=4)
-    with pytest.raises(CurateError, match="pad"):
+    with pytest.raises(InputError, match="pad"):
         extract_crops(image, labels, size=32, pad=16)
 
 

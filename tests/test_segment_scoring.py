@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation.errors import CurateError
-from curation.segment.scoring import IOU_THRESHOLDS, iou_matrix, match_counts, score_instances
+from brain.errors import InputError
+from brain.segment.scoring import IOU_THRESHOLDS, iou_matrix, match_counts, score_instances
 
 
 def _squares(shape=(40, 40), boxes=()) -> np.ndarray:
@@ -66,9 +66,9 @@ def test_perfect_and_empty_predictions():
 
 def test_size_mismatch_and_bad_labels_are_user_errors():
     truth = _squares(boxes=[(1, (0, 0, 10, 10))])
-    with pytest.raises(CurateError, match="mask size mismatch"):
+    with pytest.raises(InputError, match="mask size mismatch"):
         score_instances(np.zeros((40, 41), np.int32), truth)
-    with pytest.raises(CurateError, match="integer labels"):
+    with pytest.raises(InputError, match="integer labels"):
         score_instances(truth.astype(float), truth)
-    with pytest.raises(CurateError, match="2-D"):
+    with pytest.raises(InputError, match="2-D"):
         score_instances(np.zeros((4, 40, 40), np.int32), np.zeros((4, 40, 40), np.int32))

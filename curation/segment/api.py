@@ -30,15 +30,15 @@ import numpy as np
 from brain.errors import InputError
 from brain.images import read_array, write_png
 from brain.progress import progress_bar
+from brain.segment import make_segmenter
+from brain.segment.crops import InstanceCrop, check_crop_params, display_uint8, extract_crops
+from brain.segment.scoring import SegmentationScores, score_instances
 from curation.datasets import check_name, dataset_exists, open_dataset
 from curation.errors import CurateError
 from curation.ingest import ingest_records
 from curation.media import media_dir
 from curation.readers import Record
 from curation.schema import SPLITS
-from curation.segment import make_segmenter
-from curation.segment.crops import InstanceCrop, check_crop_params, display_uint8, extract_crops
-from curation.segment.scoring import SegmentationScores, score_instances
 
 PARENTS_SUFFIX = "-parents"
 PARENT_FIELD = "parent"
@@ -247,7 +247,7 @@ def segment_images(
         Counts and names; see the module docstring for the fields written.
 
     Raises:
-        CurateError: on any bad input (unreadable image, channel out of range, no instance
+        InputError: on any bad input (unreadable image, channel out of range, no instance
             found, bad parameters, image already segmented into this dataset); nothing is
             written then.
     """
@@ -328,10 +328,10 @@ def score_files(
 ) -> SegmentationScores:
     """Score a predicted label image file against a ground-truth label image file.
 
-    See :func:`curation.segment.scoring.score_instances` (Hungarian matching on IoU).
+    See :func:`brain.segment.scoring.score_instances` (Hungarian matching on IoU).
 
     Raises:
-        CurateError: on unreadable files, non-label images or a size mismatch.
+        InputError: on unreadable files, non-label images or a size mismatch.
     """
     kwargs = {} if thresholds is None else {"thresholds": tuple(thresholds)}
     return score_instances(read_labels(pred), read_labels(truth), **kwargs)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from curation.errors import CurateError
+from brain.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,11 @@ def _resize(array: np.ndarray, size: int, *, is_mask: bool) -> np.ndarray:
 
 
 def check_crop_params(size: int, pad: int) -> None:
-    """Raise :class:`CurateError` unless ``size >= 8`` and ``0 <= pad < size / 2``."""
+    """Raise :class:`InputError` unless ``size >= 8`` and ``0 <= pad < size / 2``."""
     if int(size) < 8:
-        raise CurateError(f"crop size must be >= 8 pixels, got {size}")
+        raise InputError(f"crop size must be >= 8 pixels, got {size}")
     if not 0 <= int(pad) < int(size) / 2:
-        raise CurateError(f"pad must be >= 0 and below half the crop size ({size}), got {pad}")
+        raise InputError(f"pad must be >= 0 and below half the crop size ({size}), got {pad}")
 
 
 def extract_crops(
@@ -124,7 +124,7 @@ def extract_crops(
         mask_background: set every pixel outside the instance to 0.
 
     Raises:
-        CurateError: if the image and the label image differ in size, or on bad parameters.
+        InputError: if the image and the label image differ in size, or on bad parameters.
     """
     check_crop_params(size, pad)
     image = np.asarray(image)
@@ -132,7 +132,7 @@ def extract_crops(
         image = image[:, :, None]
     labels = np.asarray(labels)
     if labels.shape != image.shape[:2]:
-        raise CurateError(
+        raise InputError(
             f"mask size mismatch: labels {labels.shape[1]}x{labels.shape[0]}, "
             f"image {image.shape[1]}x{image.shape[0]} (width x height)"
         )

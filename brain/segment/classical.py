@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from curation.errors import CurateError
-from curation.segment.base import SEGMENTERS, Segmenter, select_plane
+from brain.errors import InputError
+from brain.segment.base import SEGMENTERS, Segmenter, select_plane
 
 SHAPES = ("auto", "round", "elongated")
 _MIN_DIAMETER = 4.0
@@ -95,14 +95,14 @@ def estimate_scale(plane: np.ndarray) -> ObjectScale:
     taken as isolated objects; clumps are not convex), or of all components if none is convex.
 
     Raises:
-        CurateError: if the image has no foreground at all.
+        InputError: if the image has no foreground at all.
     """
     from skimage.measure import regionprops
 
     smoothed = ndi.gaussian_filter(normalise(plane), 1.0)
     labels, n = ndi.label(foreground(smoothed, min_area=9))
     if n == 0:
-        raise CurateError("no instance found: the image has no foreground")
+        raise InputError("no instance found: the image has no foreground")
     distance = ndi.distance_transform_edt(labels > 0)
     props = regionprops(labels, intensity_image=distance)
     convex = np.array([p.solidity >= 0.9 for p in props])
@@ -234,7 +234,7 @@ def classical_labels(
         ``int32`` label image (may be empty).
     """
     if shape not in SHAPES:
-        raise CurateError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+        raise InputError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     scale = estimate_scale(plane)
     diameter = max(float(diameter or scale.diameter), _MIN_DIAMETER)
     elongated = scale.elongated if shape == "auto" else shape == "elongated"
@@ -310,7 +310,7 @@ class ClassicalSegmenter(Segmenter):
 
     def _segment(self, image: np.ndarray, channel: int | None) -> np.ndarray:
         if self.diameter is not None and not self.diameter > 0:
-            raise CurateError(f"diameter must be positive, got {self.diameter}")
+            raise InputError(f"diameter must be positive, got {self.diameter}")
         return classical_labels(
             select_plane(image, channel),
             diameter=self.diameter,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.errors import CurateError
-from curation.segment.base import SEGMENTERS, Segmenter
+from brain.errors import InputError
+from brain.segment.base import SEGMENTERS, Segmenter
 
 CPSAM = "cpsam"
 CPSAM_FILES = ("cpsam_v2", "cpsam")  # names Cellpose 4 caches its Cellpose-SAM weights under
@@ -124,15 +124,15 @@ class CellposeSegmenter(Segmenter):
             The weights file.
 
         Raises:
-            CurateError: with a one-line reason otherwise.
+            InputError: with a one-line reason otherwise.
         """
         if self.diameter is not None and not self.diameter > 0:
-            raise CurateError(f"diameter must be positive, got {self.diameter}")
+            raise InputError(f"diameter must be positive, got {self.diameter}")
         if not cellpose_installed():
-            raise CurateError(f"Cellpose is not installed: {INSTALL_HINT}")
+            raise InputError(f"Cellpose is not installed: {INSTALL_HINT}")
         weights = find_weights(self.model)
         if weights is None:
-            raise CurateError(missing_weights_message(self.model))
+            raise InputError(missing_weights_message(self.model))
         return weights
 
     def _load(self):
@@ -151,7 +151,7 @@ class CellposeSegmenter(Segmenter):
                 gpu=use_gpu, pretrained_model=os.fspath(weights), use_bfloat16=use_gpu
             )
         except Exception as error:  # a file that is not a Cellpose 4 model
-            raise CurateError(
+            raise InputError(
                 f"cannot load Cellpose model {weights}: {type(error).__name__}: {error}"
             ) from None
         self.weights_ = weights
@@ -161,7 +161,7 @@ class CellposeSegmenter(Segmenter):
         if channel is not None:
             image = image[:, :, [int(channel)]]
         elif image.shape[2] > 3:
-            raise CurateError(
+            raise InputError(
                 f"Cellpose takes at most 3 channels; the image has {image.shape[2]}: "
                 "choose one with --channel"
             )

@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from brain.errors import InputError
 from brain.registry import Registry
-from curation.errors import CurateError
 
 SEGMENTERS: Registry[type[Segmenter]] = Registry("segmenter")
 
@@ -21,23 +21,23 @@ def as_hwc(image: np.ndarray) -> np.ndarray:
     """``image`` as an ``(H, W, C)`` array (a 2-D image gets ``C = 1``).
 
     Raises:
-        CurateError: if it is not a non-empty 2-D or 3-D array of real numbers.
+        InputError: if it is not a non-empty 2-D or 3-D array of real numbers.
     """
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or min(image.shape) == 0:
-        raise CurateError(f"expected an (H, W) or (H, W, C) image, got shape {image.shape}")
+        raise InputError(f"expected an (H, W) or (H, W, C) image, got shape {image.shape}")
     if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
-        raise CurateError(f"unsupported pixel type {image.dtype}")
+        raise InputError(f"unsupported pixel type {image.dtype}")
     return image
 
 
 def check_channel(image: np.ndarray, channel: int | None) -> None:
-    """Raise :class:`CurateError` if ``channel`` is not an index into ``image``'s channels."""
+    """Raise :class:`InputError` if ``channel`` is not an index into ``image``'s channels."""
     n_channels = as_hwc(image).shape[2]
     if channel is not None and not 0 <= int(channel) < n_channels:
-        raise CurateError(
+        raise InputError(
             f"channel {channel} out of range: the image has {n_channels} channel(s) "
             f"(0..{n_channels - 1})"
         )
@@ -83,7 +83,7 @@ class Segmenter(ABC):
             ``int32`` ``(H, W)`` label image: ``0`` is background, instances are ``1..n``.
 
         Raises:
-            CurateError: if the channel is out of range, the image is not an image, or no
+            InputError: if the channel is out of range, the image is not an image, or no
                 instance is found.
         """
         image = as_hwc(image)
@@ -93,7 +93,7 @@ class Segmenter(ABC):
             raise RuntimeError(f"{type(self).__name__} returned shape {labels.shape}")
         labels = relabel_sequential(labels)
         if labels.max(initial=0) == 0:
-            raise CurateError(f"no instance found by the {self.name or 'segmenter'} method")
+            raise InputError(f"no instance found by the {self.name or 'segmenter'} method")
         return labels
 
     @abstractmethod

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from curation.errors import CurateError
+from brain.errors import InputError
 
 IOU_THRESHOLDS: tuple[float, ...] = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2).tolist())
 
@@ -110,11 +110,11 @@ def _check_labels(array: np.ndarray, what: str) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim != 2:
-        raise CurateError(f"{what} must be a 2-D label image, got shape {array.shape}")
+        raise InputError(f"{what} must be a 2-D label image, got shape {array.shape}")
     if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
-        raise CurateError(f"{what} must hold integer labels, got {array.dtype}")
+        raise InputError(f"{what} must hold integer labels, got {array.dtype}")
     if array.size and array.min() < 0:
-        raise CurateError(f"{what} has negative labels")
+        raise InputError(f"{what} has negative labels")
     return array
 
 
@@ -138,12 +138,12 @@ def iou_matrix(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
         ``(n_pred, n_true)`` float array, instances in increasing label order.
 
     Raises:
-        CurateError: if the shapes differ or an input is not a label image.
+        InputError: if the shapes differ or an input is not a label image.
     """
     pred = _check_labels(pred, "predicted mask")
     true = _check_labels(true, "ground-truth mask")
     if pred.shape != true.shape:
-        raise CurateError(
+        raise InputError(
             f"mask size mismatch: prediction {pred.shape[1]}x{pred.shape[0]}, "
             f"ground truth {true.shape[1]}x{true.shape[0]} (width x height)"
         )
@@ -188,7 +188,7 @@ def score_instances(
         Counts and precision / recall / F1 / average precision per threshold, and the mean AP.
 
     Raises:
-        CurateError: on a size mismatch or inputs that are not label images.
+        InputError: on a size mismatch or inputs that are not label images.
     """
     iou = iou_matrix(pred, true)
     per = tuple(match_counts(iou, float(t)) for t in thresholds)
