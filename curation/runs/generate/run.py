@@ -36,6 +36,7 @@ processes; this process alone adds samples, each batch once, as its PNGs are rep
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -308,17 +309,11 @@ def _prepare(
         target_masks = data.read_masks(
             train_view, mask_field, train_ids, train_shapes, size, required=False
         )
-    config = GenerateConfig(
-        generator=method,
+    config = dataclasses.replace(  # what the run resolved
+        asked,
         params=generator.get_params(),
         source_view=view_name,
-        seed=asked.seed,
         condition=capabilities.condition,
-        train_steps=train_steps,
-        sampling_steps=steps,
-        n=n,
-        mask_field=mask_field,
-        checkpoint=checkpoint,
         size=size,
         pad=pad,
         devices=len(devices),
