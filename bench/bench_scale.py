@@ -360,7 +360,7 @@ def part_filter(workdir: Path, n: int, args) -> None:
         scoring = {"image_features": stats[synthetic]} if name == "combined" else {}
         with PeakRSS() as peak:
             _, t_fit = timed(flt.fit, X[real], rare[real], **features)
-            scores, t_score = timed(flt.score, X[synthetic], **scoring)
+            scores, t_score = timed(flt.score_samples, X[synthetic], **scoring)
         emit(
             "filter", n, name, fit_seconds=t_fit, score_seconds=t_score,
             seconds=t_fit + t_score, n_fit=int(real.sum()), n_score=int(synthetic.sum()),

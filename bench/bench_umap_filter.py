@@ -15,7 +15,7 @@ warmed first by a small untimed run, imports stay outside the timings):
 - baseline: plain umap-learn (defaults, ``random_state`` set) ``fit`` on the real embeddings +
   ``transform`` of the synthetic ones, then the same mixture procedure (2 components, heaviest,
   level = its weight, < 0.1 s), giving the reference decisions;
-- filter: ``UmapGmmFilter()`` with its defaults, ``fit`` + ``score`` + ``decide``;
+- filter: ``UmapGmmFilter()`` with its defaults, ``fit`` + ``score_samples`` + ``decide``;
 - noise floor (``--noise-floor``): the baseline again with the next seed. UMAP layouts depend on
   the seed, so this says how reproducible the reference decisions are in the first place.
 

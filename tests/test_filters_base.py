@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _filter_blobs import make_blobs
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from brain.errors import InputError
 from brain.filters import FILTERS, GmmFullFilter, NotFittedError, make_filter
@@ -84,17 +86,61 @@ def test_check_covariance():
         check_covariance(np.zeros((2, 2)))
 
 
+@pytest.mark.parametrize("name", ["gmm_full", "knn_precision", "class_posterior"])
+def test_score_samples_is_per_sample_and_score_their_mean(name):
+    blobs = make_blobs()
+    flt = make_filter(name).fit(blobs.real, blobs.rare)
+    probes = np.vstack([blobs.near, blobs.far])
+    per_sample = flt.score_samples(probes)
+    assert per_sample.shape == (len(probes),) and per_sample.dtype == np.float64
+    np.testing.assert_array_equal(per_sample[: len(blobs.near)], flt.score_samples(blobs.near))
+    score = flt.score(probes)
+    assert isinstance(score, float) and score == pytest.approx(per_sample.mean())
+    assert flt.score(probes, np.ones(len(probes))) == score  # y is ignored, as in sklearn
+    assert flt.score(blobs.near) > flt.score(blobs.far)
+    np.testing.assert_array_equal(flt.decide(probes), per_sample >= flt.threshold())
+
+
+@pytest.mark.parametrize("name", FILTERS.names())
+def test_unfitted_filters_raise_sklearns_not_fitted_error(name):
+    flt = make_filter(name)
+    with pytest.raises(SklearnNotFittedError):
+        check_is_fitted(flt)
+    for call in (
+        lambda: flt.score_samples(np.ones((2, 3))),
+        lambda: flt.score(np.ones((2, 3))),
+        lambda: flt.decide(np.ones((2, 3))),
+        flt.threshold,
+    ):
+        with pytest.raises(NotFittedError, match=f"{type(flt).__name__} is not fitted yet") as e:
+            call()
+        assert isinstance(e.value, SklearnNotFittedError) and isinstance(e.value, RuntimeError)
+
+
+def test_fitted_means_default_level_is_set():
+    blobs = make_blobs()
+    flt = GmmFullFilter(pca_components=4)
+    flt.n_features_in_ = blobs.real.shape[1]  # what a fit that failed half-way leaves
+    with pytest.raises(NotFittedError):
+        flt.check_is_fitted()
+    flt.fit(blobs.real, blobs.rare)
+    check_is_fitted(flt)
+    flt.check_is_fitted()
+
+
 def test_unfitted_filter_and_bad_scoring_input():
     blobs = make_blobs()
     flt = GmmFullFilter(pca_components=4)
     with pytest.raises(NotFittedError):
-        flt.score(blobs.near)
+        flt.score_samples(blobs.near)
     flt.fit(blobs.real, blobs.rare)
     with pytest.raises(InputError, match="different runs"):
-        flt.score(blobs.near[:, :5])
+        flt.score_samples(blobs.near[:, :5])
     with pytest.raises(InputError, match="no samples to score"):
-        flt.score(np.empty((0, blobs.real.shape[1])))
+        flt.score_samples(np.empty((0, blobs.real.shape[1])))
     with pytest.raises(InputError, match="NaN"):
-        flt.score(np.where(np.arange(blobs.near.size).reshape(blobs.near.shape) == 3, np.nan, 0))
+        flt.score_samples(
+            np.where(np.arange(blobs.near.size).reshape(blobs.near.shape) == 3, np.nan, 0)
+        )
     with pytest.raises(InputError, match="between 0 and 1"):
         flt.decide(blobs.near, level=1.5)

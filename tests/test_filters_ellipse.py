@@ -8,6 +8,7 @@ from _filter_blobs import make_blobs
 
 from brain.errors import InputError
 from brain.filters import GmmFullFilter, UmapGmmFilter
+from brain.filters.plots import diagnostic, plane_ellipses, plane_points
 
 BLOBS = make_blobs()
 
@@ -28,7 +29,7 @@ def fitted(request, umap_filter, full_filter):
 
 
 def test_near_points_outscore_far_and_minor_cluster_points(fitted):
-    near, far, minor = (fitted.score(p) for p in (BLOBS.near, BLOBS.far, BLOBS.minor))
+    near, far, minor = (fitted.score_samples(p) for p in (BLOBS.near, BLOBS.far, BLOBS.minor))
     for scores in (near, far, minor):
         assert ((scores >= 0) & (scores <= 1)).all()
     assert near.min() > max(far.max(), minor.max())
@@ -58,7 +59,7 @@ def test_default_level_is_the_heaviest_component_weight(fitted):
 
 def test_higher_level_passes_more(fitted):
     probes = np.vstack([BLOBS.near, BLOBS.minor, BLOBS.far, BLOBS.real[BLOBS.rare]])
-    scores = fitted.score(probes)
+    scores = fitted.score_samples(probes)
     previous = np.zeros(len(probes), bool)
     counts = []
     for level in (0.05, 0.3, 0.6, 0.9, 0.999):
@@ -94,14 +95,47 @@ def test_umap_filter_exposes_its_plane(umap_filter):
     assert umap_filter.covariances_.shape == (2, 2, 2)
 
 
+def test_plots_draw_the_umap_filters_own_plane_and_mixture(umap_filter):
+    output = umap_filter.evaluate(BLOBS.near)
+    real, new = plane_points(umap_filter, BLOBS.real, BLOBS.near, output)
+    assert real is umap_filter.embedding_ and new is output.points
+    _, projected = plane_points(umap_filter, BLOBS.real, BLOBS.near)
+    np.testing.assert_array_equal(projected, umap_filter.transform(BLOBS.near))
+    ellipses = plane_ellipses(umap_filter)
+    assert ellipses.means.shape == (2, 2) and ellipses.covariances.shape == (2, 2, 2)
+    assert ellipses.chosen == umap_filter.component_
+    np.testing.assert_array_equal(ellipses.weights, umap_filter.mixture_.weights_)
+
+
+def test_plots_lay_out_a_seeded_umap_for_filters_without_a_plane(full_filter):
+    first = plane_points(full_filter, BLOBS.real, BLOBS.far, random_state=3)
+    again = plane_points(full_filter, BLOBS.real, BLOBS.far, random_state=3)
+    assert first[0].shape == (len(BLOBS.real), 2) and first[1].shape == (len(BLOBS.far), 2)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert plane_ellipses(full_filter) is None
+
+
+def test_density_diagnostic_cuts_where_the_filter_decides(fitted):
+    probes = np.vstack([BLOBS.near, BLOBS.minor, BLOBS.far])
+    output = fitted.evaluate(probes)
+    np.testing.assert_array_equal(output.scores, fitted.score_samples(probes))
+    cut = diagnostic(fitted, output, 0.6)
+    assert cut.log_scale and cut.real.shape == (len(BLOBS.real),)
+    assert cut.threshold == fitted.radius_sq(0.6)
+    np.testing.assert_array_equal(cut.values <= cut.threshold, fitted.decide(probes, level=0.6))
+    with pytest.raises(ValueError, match="with points"):
+        diagnostic(fitted, type(output)(output.scores))
+
+
 def test_seeded_runs_are_identical():
     a = UmapGmmFilter(n_epochs=60, random_state=5).fit(BLOBS.real, BLOBS.rare)
     b = UmapGmmFilter(n_epochs=60, random_state=5).fit(BLOBS.real, BLOBS.rare)
     np.testing.assert_array_equal(a.embedding_, b.embedding_)
-    np.testing.assert_array_equal(a.score(BLOBS.near), b.score(BLOBS.near))
+    np.testing.assert_array_equal(a.score_samples(BLOBS.near), b.score_samples(BLOBS.near))
     c = GmmFullFilter(random_state=1).fit(BLOBS.real, BLOBS.rare)
     d = GmmFullFilter(random_state=1).fit(BLOBS.real, BLOBS.rare)
-    np.testing.assert_array_equal(c.score(BLOBS.far), d.score(BLOBS.far))
+    np.testing.assert_array_equal(c.score_samples(BLOBS.far), d.score_samples(BLOBS.far))
 
 
 @pytest.mark.slow  # umap-learn compiles its kernels in every new process (20-40 s on 2 cores)

@@ -20,7 +20,7 @@ def test_knn_manifold_membership():
     assert not flt.decide(BLOBS.far).any()
     # the manifold covers both rare clusters: the light one is real rare class too
     assert flt.decide(BLOBS.minor).mean() >= 0.9
-    near, far = flt.score(BLOBS.near), flt.score(BLOBS.far)
+    near, far = flt.score_samples(BLOBS.near), flt.score_samples(BLOBS.far)
     assert near.min() > far.max()
 
 
@@ -28,7 +28,7 @@ def test_knn_level_scales_the_balls():
     flt = KnnPrecisionFilter(k=3).fit(BLOBS.real, BLOBS.rare)
     rng = np.random.default_rng(2)
     probes = BLOBS.real[BLOBS.rare][:50] + 1.5 * rng.normal(size=(50, BLOBS.real.shape[1]))
-    scores = flt.score(probes)
+    scores = flt.score_samples(probes)
     previous = np.zeros(len(probes), bool)
     for level in (0.25, 0.5, 1.0, 2.0, 4.0):
         passed = flt.decide_scores(scores, level)
@@ -43,7 +43,7 @@ def test_knn_pca_and_determinism():
     a = KnnPrecisionFilter(pca_components=5).fit(BLOBS.real, BLOBS.rare)
     b = KnnPrecisionFilter(pca_components=5).fit(BLOBS.real, BLOBS.rare)
     assert a.reference_.shape[1] == 5
-    np.testing.assert_array_equal(a.score(BLOBS.near), b.score(BLOBS.near))
+    np.testing.assert_array_equal(a.score_samples(BLOBS.near), b.score_samples(BLOBS.near))
 
 
 def test_knn_bad_input():
@@ -61,7 +61,7 @@ def test_knn_bad_input():
         KnnPrecisionFilter().fit(same, BLOBS.rare)
     flt = KnnPrecisionFilter().fit(BLOBS.real, BLOBS.rare)
     with pytest.raises(InputError, match="different runs"):
-        flt.score(np.ones((2, 3)))
+        flt.score_samples(np.ones((2, 3)))
 
 
 def test_confidence_threshold():
@@ -71,7 +71,7 @@ def test_confidence_threshold():
     assert flt.input_kind == "probability"
     assert flt.real_rare_pass_rate_ == 1.0
     probs = np.array([[0.1], [0.5], [0.7], [0.99]])
-    np.testing.assert_array_equal(flt.score(probs), [0.1, 0.5, 0.7, 0.99])
+    np.testing.assert_array_equal(flt.score_samples(probs), [0.1, 0.5, 0.7, 0.99])
     assert flt.decide(probs).tolist() == [False, True, True, True]
     assert flt.decide(probs, level=0.8).tolist() == [False, False, False, True]
     assert ConfidenceFilter().fit(p_real, y).decide(probs, level=0.6).tolist() == [
@@ -91,8 +91,8 @@ def test_confidence_bad_input():
         ConfidenceFilter().fit([0.5, 0.2], [0, 0])
     flt = ConfidenceFilter().fit([0.5, 0.2], [1, 0])
     with pytest.raises(InputError, match="no samples"):
-        flt.score([])
+        flt.score_samples([])
     with pytest.raises(InputError, match="one number per sample"):
-        flt.score(np.ones((3, 2)))
+        flt.score_samples(np.ones((3, 2)))
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         flt.decide([0.5], level=2.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brain.filters.base import Diagnostic, FilterOutput
+from brain.filters.base import FilterOutput
 from brain.filters.plots import (
     _density_scale,
     grid_rows,
@@ -51,13 +51,13 @@ def test_umap_plot_and_densities(tmp_path):
 
 
 class _ZeroScoreFilter:
-    """A fitted filter's plotting hooks whose every score is 0 (e.g. a density far off)."""
+    """What the plots read of a fitted embedding filter (no plane of its own, no mixture) whose
+    every score is 0 (e.g. a density far off) and whose threshold is 0."""
 
-    def plane_ellipses(self):
-        return None
+    input_kind = "embedding"
 
-    def diagnostic(self, output: FilterOutput, level: float | None = None) -> Diagnostic:
-        return Diagnostic("score", np.asarray(output.scores), None, 0.0, log_scale=True)
+    def threshold(self, level: float | None = None) -> float:
+        return 0.0
 
 
 def test_density_axis_is_readable_when_scores_are_zero():

@@ -41,12 +41,12 @@ def test_estimator_contract(name):
     flt = make_filter(name, **ARRAY_ONLY.get(name, {}))
     assert "level" not in flt.get_params()
     with pytest.raises(NotFittedError):
-        flt.score(BLOBS.near)
+        flt.score_samples(BLOBS.near)
     assert flt.fit(BLOBS.real, BLOBS.rare) is flt
-    scores = flt.score(BLOBS.near)
+    scores = flt.score_samples(BLOBS.near)
     assert scores.shape == (len(BLOBS.near),) and np.isfinite(scores).all()
     again = make_filter(name, **ARRAY_ONLY.get(name, {})).fit(BLOBS.real, BLOBS.rare)
-    np.testing.assert_array_equal(again.score(BLOBS.near), scores)
+    np.testing.assert_array_equal(again.score_samples(BLOBS.near), scores)
     assert flt.threshold() == flt.threshold(flt.default_level_)
     assert flt.level_for_threshold(flt.threshold(0.7)) == pytest.approx(0.7)
 
@@ -68,13 +68,13 @@ def test_class_posterior_rejects_the_rare_mode_the_common_class_fills():
     flt = ClassPosteriorFilter(pca_components=None).fit(real, rare)
     # the rare class alone would accept these; with the common class modelled they are
     # no more likely rare than other
-    assert flt.score(BLOBS.minor).mean() < 0.5
+    assert flt.score_samples(BLOBS.minor).mean() < 0.5
     assert flt.decide(BLOBS.near).all()
 
 
 def test_class_posterior_level_is_a_probability_threshold():
     flt = ClassPosteriorFilter().fit(BLOBS.real, BLOBS.rare)
-    scores = flt.score(np.vstack([BLOBS.near, BLOBS.far]))
+    scores = flt.score_samples(np.vstack([BLOBS.near, BLOBS.far]))
     assert ((scores >= 0) & (scores <= 1)).all()
     assert flt.decide_scores(scores, 0.9).sum() <= flt.decide_scores(scores, 0.1).sum()
     with pytest.raises(InputError, match=r"\[0, 1\]"):
@@ -101,7 +101,7 @@ def test_realism_passes_real_like_samples_of_any_class_and_rejects_noise(method)
         assert flt.decide(probes).mean() >= 0.9, method
     assert not flt.decide(NOISE).any(), method
     # the level is the share of real samples that pass (new ones from the same distribution)
-    fresh = flt.score(make_blobs(seed=1).real)
+    fresh = flt.score_samples(make_blobs(seed=1).real)
     for level in (0.5, 0.9):
         assert flt.decide_scores(fresh, level).mean() == pytest.approx(level, abs=0.06)
 
@@ -113,7 +113,7 @@ def test_combined_gives_a_reason_for_every_rejection():
     copies = typical * (1 + 1e-6)
     probes = np.vstack([BLOBS.near, BLOBS.far, NOISE, copies])
     kinds = np.repeat(["near", "far", "noise", "copy"], [40, 40, 40, 10])
-    scores, parts = flt.score(probes), flt.parts(probes)
+    scores, parts = flt.score_samples(probes), flt.parts(probes)
     assert set(parts) == {"realism", "rare_prob", "copy_ratio"}
     reasons = flt.reasons(scores, parts)
     assert (reasons[kinds == "near"] == "pass").mean() >= 0.85
@@ -148,12 +148,12 @@ def test_combined_judges_image_realism_on_image_statistics():
     assert flt.decide(BLOBS.near, image_features=plausible).mean() >= 0.85
     assert not flt.decide(BLOBS.near, image_features=damaged).any()
     parts = flt.parts(BLOBS.near, image_features=damaged)
-    reasons = flt.reasons(flt.score(BLOBS.near, image_features=damaged), parts)
+    reasons = flt.reasons(flt.score_samples(BLOBS.near, image_features=damaged), parts)
     assert set(reasons) == {"unrealistic"}
     with pytest.raises(InputError, match="score them too"):
-        flt.score(BLOBS.near)
+        flt.score_samples(BLOBS.near)
     with pytest.raises(InputError, match="columns"):
-        flt.score(BLOBS.near, image_features=plausible[:, :3])
+        flt.score_samples(BLOBS.near, image_features=plausible[:, :3])
     both = CombinedFilter(realism="both").fit(BLOBS.real, BLOBS.rare, image_features=stats)
     assert set(both.realism_) == {"image", "embedding"}
     assert not both.decide(NOISE, image_features=plausible).any()  # unrealistic embeddings
@@ -164,7 +164,7 @@ def test_few_rare_samples_still_fit():
     few[np.flatnonzero(BLOBS.rare)[:3]] = True
     for name in NEW:
         flt = make_filter(name, **ARRAY_ONLY.get(name, {})).fit(BLOBS.real, few)
-        assert np.isfinite(flt.score(BLOBS.near)).all()
+        assert np.isfinite(flt.score_samples(BLOBS.near)).all()
     one = np.zeros_like(BLOBS.rare)
     one[np.flatnonzero(BLOBS.rare)[0]] = True
     with pytest.raises(InputError, match="need at least 2"):
@@ -202,18 +202,18 @@ def test_val_calibration_reaches_the_target_share():
     flt = CombinedFilter(realism="embedding").fit(BLOBS.real, BLOBS.rare)
     val = np.vstack([BLOBS.near + 0.5 * RNG.normal(size=BLOBS.near.shape), BLOBS.far])
     val_rare = np.r_[np.ones(40, bool), np.zeros(40, bool)]
-    report = calibrate_pass_rate(flt, flt.score(val), val_rare, target=0.95)
+    report = calibrate_pass_rate(flt, flt.score_samples(val), val_rare, target=0.95)
     assert report.val_rare_pass >= 0.95 and report.val_other_pass == 0.0
     assert report.n_val_rare == 40 and not report.warnings
     passed = flt.decide(val, level=report.level)
     assert passed[val_rare].mean() == report.val_rare_pass
-    few = calibrate_pass_rate(flt, flt.score(val[:3]), np.ones(3, bool))
+    few = calibrate_pass_rate(flt, flt.score_samples(val[:3]), np.ones(3, bool))
     assert few.warnings and "3 real rare val" in few.warnings[0]
     for target in (0.0, 1.0, 1.5):
         with pytest.raises(InputError, match="target"):
-            calibrate_pass_rate(flt, flt.score(val), val_rare, target=target)
+            calibrate_pass_rate(flt, flt.score_samples(val), val_rare, target=target)
     with pytest.raises(InputError, match="no rare-class sample"):
-        calibrate_pass_rate(flt, flt.score(val), np.zeros(80, bool))
+        calibrate_pass_rate(flt, flt.score_samples(val), np.zeros(80, bool))
 
 
 def test_unreachable_target_does_not_open_the_gate_to_everything():
@@ -265,7 +265,7 @@ def test_ellipse_filters_fall_back_to_what_few_rare_points_support():
         flt = GmmFullFilter(pca_components=2).fit(BLOBS.real, few)
         assert (flt.n_components_, flt.covariance_type_) == (components, covariance), n_rare
         assert bool(flt.notes_) == (n_rare < 8), flt.notes_
-        assert np.isfinite(flt.score(BLOBS.near)).all()
+        assert np.isfinite(flt.score_samples(BLOBS.near)).all()
         # the heaviest weight is the default level; one component (weight 1): its 95% ellipse
         assert flt.default_level_ == (0.95 if components == 1 else flt.weight_)
         assert flt.decide(BLOBS.near).any()  # the default level is a valid one
@@ -283,7 +283,9 @@ def test_two_rare_val_samples_fall_back_to_the_default_level_and_noise_stays_out
     embeddings = np.where(rare[:, None], 0.0, 6.0) + RNG.normal(size=(len(rare), DIM))
     flt = CombinedFilter().fit(embeddings, rare, image_features=image_statistics(images))
     noise = RNG.integers(0, 256, size=(20, 32, 32, 3)).astype(np.uint8)
-    noise_scores = flt.score(RNG.normal(size=(20, DIM)), image_features=image_statistics(noise))
+    noise_scores = flt.score_samples(
+        RNG.normal(size=(20, DIM)), image_features=image_statistics(noise)
+    )
     report = calibrate_pass_rate(flt, np.array([0.8, 0.004]), np.ones(2, bool), target=0.95)
     assert report.fallback == "few-val" and report.level == flt.default_level_
     assert "needs at least 20" in report.warnings[0]

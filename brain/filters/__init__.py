@@ -1,6 +1,6 @@
 """Filters that keep the synthetic samples landing where the real rare class lives.
 
-Every filter is an :class:`EmbeddingFilter` (``fit`` / ``score`` / ``decide``) registered in
+Every filter is an :class:`EmbeddingFilter` (``fit`` / ``score_samples`` / ``decide``) registered in
 :data:`FILTERS` by name:
 
 =================  ==========================================================================

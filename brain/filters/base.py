@@ -1,12 +1,17 @@
 """The filter interface, the shared input validation, and the ``filter`` registry.
 
 A filter learns where the real rare class lives from real samples and grades new (synthetic)
-samples by how well they fit there. Every filter has the same surface, so they can be swapped:
+samples by how well they fit there. Every filter is a scikit-learn style estimator with the same
+surface, so they can be swapped:
 
 - ``fit(X, y) -> self``: ``X`` holds one row per real sample, ``y`` is 1 (or ``True``) for the
   rare class and 0 for every other class;
-- ``score(X) -> float array``: higher means more like the real rare class;
-- ``decide(X, level=None) -> bool array``: ``True`` = pass, i.e. ``score >= threshold(level)``.
+- ``score_samples(X) -> float array``: one score per sample, higher means more like the real
+  rare class;
+- ``score(X) -> float``: the mean of ``score_samples`` (scikit-learn's meaning of ``score``
+  for estimators without targets, as ``GaussianMixture.score``);
+- ``decide(X, level=None) -> bool array``: ``True`` = pass, i.e.
+  ``score_samples >= threshold(level)``.
 
 What a row of ``X`` is depends on :attr:`EmbeddingFilter.input_kind`: ``"embedding"`` (a
 classifier's feature vector, shape ``(N, D)``) or ``"probability"`` (the classifier's rare-class
@@ -20,11 +25,13 @@ threshold) and documented on each filter. It is an argument of ``decide``, ``thr
 (``default_level_``). :meth:`EmbeddingFilter.level_limits` says which levels are valid (also
 before ``fit``), :meth:`~EmbeddingFilter.level_range` which are worth sweeping.
 
-What plots and the App show comes from public hooks, so callers never read a filter's fitted
-state: :meth:`~EmbeddingFilter.evaluate` (scores, parts and the samples' coordinates in the
-filter's own space, in one pass), :meth:`~EmbeddingFilter.plane` (a 2-D layout of real and new
-samples), :meth:`~EmbeddingFilter.plane_ellipses` (the mixture drawn in that plane, if any) and
-:meth:`~EmbeddingFilter.diagnostic` (the quantity the pass threshold cuts, for a density plot).
+Before ``fit`` every method that needs the learned state raises :class:`NotFittedError`
+(scikit-learn's ``check_is_fitted``; fitted means ``default_level_`` is set).
+
+What plots and the App show is computed in :mod:`brain.filters.plots` from what a fitted filter
+exposes: :meth:`~EmbeddingFilter.evaluate` (scores, parts and the samples' coordinates in the
+filter's own space, in one pass) and its fitted attributes (``embedding_`` for a filter that
+tests in a 2-D plane of its own, the mixture of the ellipse filters).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils.validation import check_is_fitted as sklearn_check_is_fitted
 
 from brain.errors import InputError
 from brain.registry import Registry
@@ -100,47 +108,12 @@ class FilterOutput:
         scores: ``(N,)`` scores, higher = more like the real rare class.
         parts: per-sample parts of the score worth storing (empty for single-score filters).
         points: ``(N, d)`` coordinates in the space the filter tests in (the ellipse
-            filters'), else ``None``.
+            filters'), else ``None``; the plots reuse them (:mod:`brain.filters.plots`).
     """
 
     scores: np.ndarray
     parts: dict[str, np.ndarray] = field(default_factory=dict)
     points: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class Ellipses:
-    """Gaussian components drawn in a filter's plane (:meth:`EmbeddingFilter.plane_ellipses`).
-
-    Attributes:
-        means: ``(K, 2)`` centres; covariances: ``(K, 2, 2)``; weights: ``(K,)``.
-        chosen: the component whose ellipse decides pass or reject.
-    """
-
-    means: np.ndarray
-    covariances: np.ndarray
-    weights: np.ndarray
-    chosen: int
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    """The quantity a filter's pass threshold cuts, for a density plot
-    (:meth:`EmbeddingFilter.diagnostic`).
-
-    Attributes:
-        label: what the values are (the plot's x axis).
-        values: one value per scored sample.
-        real: one value per real sample the filter was fitted on (``None``: not available).
-        threshold: where the pass threshold lies on that axis at the level asked.
-        log_scale: whether the values span orders of magnitude (plot on a log axis).
-    """
-
-    label: str
-    values: np.ndarray
-    real: np.ndarray | None
-    threshold: float
-    log_scale: bool
 
 
 def as_float_matrix(X: object, *, name: str = "embeddings") -> np.ndarray:
@@ -252,7 +225,8 @@ class EmbeddingFilter(ABC, BaseEstimator):
     """Base class of all filters (see the module docstring for the contract).
 
     Subclasses store their constructor arguments unchanged, implement :meth:`_fit`,
-    :meth:`_score` and :meth:`_threshold`, and set ``default_level_`` in :meth:`_fit`.
+    :meth:`_score` and :meth:`_threshold`, and set ``default_level_`` last in :meth:`_fit`
+    (its presence is what "fitted" means, see :meth:`check_is_fitted`).
     """
 
     input_kind: ClassVar[InputKind] = "embedding"
@@ -286,7 +260,7 @@ class EmbeddingFilter(ABC, BaseEstimator):
             image_features: optional per-image statistics of the same samples
                 (:func:`brain.filters.image_stats.image_statistics`); filters that judge image
                 realism use them (:attr:`uses_image_features`) and then need them in
-                :meth:`score` too.
+                :meth:`score_samples` too.
 
         Returns:
             ``self``.
@@ -304,8 +278,8 @@ class EmbeddingFilter(ABC, BaseEstimator):
         self._fit(array, rare, fine, features)
         return self
 
-    def score(self, X: object, *, image_features: object = None) -> np.ndarray:
-        """Score samples; higher means more like the real rare class.
+    def score_samples(self, X: object, *, image_features: object = None) -> np.ndarray:
+        """Score each sample; higher means more like the real rare class.
 
         Args:
             X: samples to grade, same kind and width as in :meth:`fit`.
@@ -313,19 +287,36 @@ class EmbeddingFilter(ABC, BaseEstimator):
 
         Returns:
             float64 array of shape ``(N,)``.
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+            InputError: bad input (NaN, wrong width, no samples, missing image statistics).
         """
         self.check_is_fitted()
         array = self._validate_new(X)
         return self._score(array, self._validate_new_features(image_features, len(array)))
 
+    def score(self, X: object, y: object = None, *, image_features: object = None) -> float:
+        """The mean of :meth:`score_samples` over ``X`` (scikit-learn's ``score`` of an
+        estimator without targets, as ``GaussianMixture.score``): how well the samples fit the
+        real rare class as a whole.
+
+        Args:
+            X: samples to grade (see :meth:`score_samples`).
+            y: ignored (scikit-learn's signature).
+            image_features: their image statistics, when the filter was fitted with them.
+        """
+        del y
+        return float(np.mean(self.score_samples(X, image_features=image_features)))
+
     def decide(
         self, X: object, level: float | None = None, *, image_features: object = None
     ) -> np.ndarray:
         """Pass (``True``) or reject each sample at ``level`` (see :meth:`resolve_level`)."""
-        return self.decide_scores(self.score(X, image_features=image_features), level)
+        return self.decide_scores(self.score_samples(X, image_features=image_features), level)
 
     def decide_scores(self, scores: np.ndarray, level: float | None = None) -> np.ndarray:
-        """Pass / reject from already computed :meth:`score` values."""
+        """Pass / reject from already computed :meth:`score_samples` values."""
         return np.asarray(scores) >= self.threshold(level)
 
     def parts(self, X: object, *, image_features: object = None) -> dict[str, np.ndarray]:
@@ -339,7 +330,7 @@ class EmbeddingFilter(ABC, BaseEstimator):
         self, scores: np.ndarray, parts: dict[str, np.ndarray], level: float | None = None
     ) -> np.ndarray:
         """Why each sample passed or not at ``level``: ``pass`` or a rejection reason, from
-        its :meth:`score` and :meth:`parts`."""
+        its :meth:`score_samples` and :meth:`parts`."""
         passed = self.decide_scores(scores, level)
         return np.where(passed, "pass", self.reject_reason).astype(object)
 
@@ -349,56 +340,10 @@ class EmbeddingFilter(ABC, BaseEstimator):
 
     def evaluate(self, X: object, *, image_features: object = None) -> FilterOutput:
         """Scores and parts of new samples in one pass (and, for filters that test in a space
-        of their own, the samples' coordinates there, for :meth:`plane` and
-        :meth:`diagnostic`)."""
+        of their own, the samples' coordinates there, which the plots reuse)."""
         return FilterOutput(
-            self.score(X, image_features=image_features),
+            self.score_samples(X, image_features=image_features),
             self.parts(X, image_features=image_features),
-        )
-
-    def plane(
-        self,
-        X_real: object,
-        X_new: object,
-        output: FilterOutput | None = None,
-        *,
-        random_state: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """2-D points of the real samples the filter was fitted on and of new samples, for
-        plots and the App's embeddings panel.
-
-        Filters that test in a plane of their own return it (``umap_gmm``); the others lay
-        out a UMAP (PCA to 50 dimensions, 100 epochs, seeded by ``random_state``) of the
-        embeddings.
-
-        Args:
-            X_real: the real samples given to :meth:`fit`.
-            X_new: the new samples.
-            output: :meth:`evaluate` of ``X_new``, whose points are reused where they are the
-                plane.
-            random_state: seed of the layout.
-        """
-        from brain.filters.fastumap import FastUMAP
-        from brain.filters.reduce import apply_pca, fit_pca
-
-        real = as_float_matrix(X_real, name="real samples")
-        new = as_float_matrix(X_new, name="samples to place")
-        pca = fit_pca(real, 50)
-        layout = FastUMAP(n_epochs=100, random_state=random_state).fit(apply_pca(pca, real))
-        return layout.embedding_, layout.transform(apply_pca(pca, new))
-
-    def plane_ellipses(self) -> Ellipses | None:
-        """The Gaussian components the filter draws in its :meth:`plane` (``None``: none)."""
-        return None
-
-    def diagnostic(self, output: FilterOutput, level: float | None = None) -> Diagnostic:
-        """What the pass threshold cuts at ``level``: by default the scores themselves."""
-        return Diagnostic(
-            label="score",
-            values=np.asarray(output.scores),
-            real=None,
-            threshold=float(self.threshold(level)),
-            log_scale=self.input_kind == "embedding",
         )
 
     def resolve_level(self, level: float | None = None) -> float:
@@ -428,10 +373,18 @@ class EmbeddingFilter(ABC, BaseEstimator):
         low, high = self.level_range()
         return np.linspace(low, high, n)
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether :meth:`fit` has run (what scikit-learn's ``check_is_fitted`` asks):
+        ``default_level_``, the last attribute :meth:`_fit` sets, is there."""
+        return hasattr(self, "default_level_")
+
     def check_is_fitted(self) -> None:
-        """Raise :class:`NotFittedError` unless :meth:`fit` has run."""
-        if not hasattr(self, "default_level_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit first")
+        """Raise :class:`NotFittedError` unless :meth:`fit` has run (scikit-learn's
+        ``check_is_fitted``, raising this module's subclass of its error)."""
+        try:
+            sklearn_check_is_fitted(self, msg="%(name)s is not fitted yet; call fit first")
+        except SklearnNotFittedError as error:
+            raise NotFittedError(str(error)) from None
 
     # -- what subclasses provide -----------------------------------------------------------------
 

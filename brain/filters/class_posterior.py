@@ -128,8 +128,8 @@ class ClassPosteriorFilter(ProbabilityLevel, EmbeddingFilter):
         self.default_level_ = 0.5
 
     def posterior(self, X: object) -> np.ndarray:
-        """``P(rare | x)`` of validated or raw samples (same as :meth:`score`)."""
-        return self.score(X)
+        """``P(rare | x)`` of validated or raw samples (same as :meth:`score_samples`)."""
+        return self.score_samples(X)
 
     def _score(self, X: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         points = apply_pca(self.pca_, X)

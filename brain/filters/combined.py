@@ -53,7 +53,7 @@ class CombinedFilter(EmbeddingFilter):
 
     Args:
         realism: where realism is judged: ``"image"`` (image statistics; needs
-            ``image_features`` in ``fit`` and ``score``), ``"embedding"`` or ``"both"``.
+            ``image_features`` in ``fit`` and ``score_samples``), ``"embedding"`` or ``"both"``.
         realism_method: ``"mahalanobis"`` or ``"knn"`` (:class:`RealismFilter`).
         posterior_estimator: ``"gaussian"`` or ``"knn"`` (:class:`ClassPosteriorFilter`).
         pca_components: PCA dimensions shared by the parts; ``None`` = no PCA.

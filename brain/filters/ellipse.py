@@ -19,7 +19,6 @@ from sklearn.mixture import GaussianMixture
 
 from brain.errors import InputError
 from brain.filters.base import (
-    Diagnostic,
     EmbeddingFilter,
     FilterOutput,
     check_covariance,
@@ -128,7 +127,8 @@ class EllipseFilter(EmbeddingFilter):
         """Project already validated samples into the space the ellipse test runs in."""
 
     def transform(self, X: object) -> np.ndarray:
-        """Coordinates of new samples in the space of the test (validated like :meth:`score`)."""
+        """Coordinates of new samples in the space of the test (validated like
+        :meth:`score_samples`)."""
         self.check_is_fitted()
         return self._transform_validated(self._validate_new(X))
 
@@ -197,6 +197,11 @@ class EllipseFilter(EmbeddingFilter):
         self.check_is_fitted()
         return mahalanobis_sq(points, self.mean_, self.precision_)
 
+    def radius_sq(self, level: float | None = None) -> float:
+        """The squared Mahalanobis radius of the ellipse at ``level``: a sample passes when its
+        :meth:`distance_sq_transformed` is at most this."""
+        return chi2_radius_sq(self.resolve_level(level), self.dof_)
+
     def score_transformed(self, points: np.ndarray) -> np.ndarray:
         """Scores of already projected ``points`` (from :meth:`transform`), in ``[0, 1]``."""
         return chi2_tail(self.distance_sq_transformed(points), self.dof_)
@@ -205,19 +210,6 @@ class EllipseFilter(EmbeddingFilter):
         """Scores of new samples, with their coordinates in the test space (projected once)."""
         points = self.transform(X)
         return FilterOutput(self.score_transformed(points), {}, points)
-
-    def diagnostic(self, output: FilterOutput, level: float | None = None) -> Diagnostic:
-        """Squared Mahalanobis distances to the chosen component (of the scored samples and of
-        the real fit samples), cut at the chi-square radius of ``level``."""
-        if output.points is None:
-            raise ValueError("diagnostic needs the output of evaluate (with points)")
-        return Diagnostic(
-            label="squared Mahalanobis distance to the filter component",
-            values=self.distance_sq_transformed(output.points),
-            real=self.distance_sq_transformed(self.fit_points_),
-            threshold=chi2_radius_sq(self.resolve_level(level), self.dof_),
-            log_scale=True,
-        )
 
     def _threshold(self, level: float) -> float:
         return 1.0 - level

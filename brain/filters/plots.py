@@ -1,5 +1,12 @@
 """PNG plots of a filter run: the UMAP plane with the mixture ellipses, score densities and a
-grid of samples by score (:func:`plot_filter` writes all three from a filter's public hooks).
+grid of samples by score (:func:`plot_filter` writes all three), and what they show, computed
+here from what a fitted filter exposes (the estimators lay out nothing themselves):
+
+- :func:`plane_points`: a 2-D layout of the real and the new samples (also the App's
+  embeddings panel): the filter's own plane where it tests in one (``embedding_``, as
+  ``umap_gmm``), else a seeded UMAP of the embeddings;
+- :func:`plane_ellipses`: the mixture components drawn in that plane (``umap_gmm`` only);
+- :func:`diagnostic`: the quantity the pass threshold cuts, for the density plot.
 
 matplotlib is driven through its Agg canvas (no display, no global pyplot state).
 """
@@ -7,12 +14,15 @@ matplotlib is driven through its Agg canvas (no display, no global pyplot state)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from brain.filters.base import EmbeddingFilter, FilterOutput
+from brain.filters.base import EmbeddingFilter, FilterOutput, as_float_matrix
+from brain.filters.ellipse import EllipseFilter
 from brain.filters.maths import ellipse_geometry
+from brain.filters.reduce import apply_pca, fit_pca
 
 # (label, colour, marker size), drawn in this order
 _GROUPS = (
@@ -25,6 +35,134 @@ _DENSITY_COLOURS = ("#1f77b4", "#2ca02c", "#d62728", "#9e9e9e", "#9467bd", "#ff7
 _LOG_DECADES = 12
 """A log axis of the densities spans at most this many decades below the largest value."""
 _REASON_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+LAYOUT_PCA_COMPONENTS = 50
+LAYOUT_EPOCHS = 100
+"""The UMAP layout of filters without a plane of their own: PCA to this many dimensions, then
+this many SGD epochs."""
+
+
+@dataclass(frozen=True)
+class Ellipses:
+    """Gaussian components drawn in a filter's plane (:func:`plane_ellipses`).
+
+    Attributes:
+        means: ``(K, 2)`` centres; covariances: ``(K, 2, 2)``; weights: ``(K,)``.
+        chosen: the component whose ellipse decides pass or reject.
+    """
+
+    means: np.ndarray
+    covariances: np.ndarray
+    weights: np.ndarray
+    chosen: int
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """The quantity a filter's pass threshold cuts, for a density plot (:func:`diagnostic`).
+
+    Attributes:
+        label: what the values are (the plot's x axis).
+        values: one value per scored sample.
+        real: one value per real sample the filter was fitted on (``None``: not available).
+        threshold: where the pass threshold lies on that axis at the level asked.
+        log_scale: whether the values span orders of magnitude (plot on a log axis).
+    """
+
+    label: str
+    values: np.ndarray
+    real: np.ndarray | None
+    threshold: float
+    log_scale: bool
+
+
+def _own_plane(flt: EmbeddingFilter) -> np.ndarray | None:
+    """The 2-D plane ``flt`` tests in (its fitted ``embedding_``), or ``None``."""
+    return getattr(flt, "embedding_", None)
+
+
+def plane_points(
+    flt: EmbeddingFilter,
+    X_real: object,
+    X_new: object,
+    output: FilterOutput | None = None,
+    *,
+    random_state: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """2-D points of the real samples ``flt`` was fitted on and of new samples, for plots and
+    the App's embeddings panel.
+
+    A filter that tests in a plane of its own (``umap_gmm``: its ``embedding_`` and
+    ``transform``) gives that plane; for the others this lays out a UMAP of the embeddings
+    (PCA to :data:`LAYOUT_PCA_COMPONENTS` dimensions, :data:`LAYOUT_EPOCHS` epochs, seeded by
+    ``random_state``: the same seed gives the same points).
+
+    Args:
+        flt: the fitted filter.
+        X_real: the real samples given to ``fit``.
+        X_new: the new samples.
+        output: ``flt.evaluate(X_new)``, whose points are reused where they are the plane.
+        random_state: seed of the layout.
+    """
+    own = _own_plane(flt)
+    if own is not None:
+        points = output.points if output is not None else None
+        return own, flt.transform(X_new) if points is None else points
+    from brain.filters.fastumap import FastUMAP  # numba: only when a layout is drawn
+
+    real = as_float_matrix(X_real, name="real samples")
+    new = as_float_matrix(X_new, name="samples to place")
+    pca = fit_pca(real, LAYOUT_PCA_COMPONENTS)
+    layout = FastUMAP(n_epochs=LAYOUT_EPOCHS, random_state=random_state)
+    layout.fit(apply_pca(pca, real))
+    return layout.embedding_, layout.transform(apply_pca(pca, new))
+
+
+def plane_ellipses(flt: EmbeddingFilter) -> Ellipses | None:
+    """The Gaussian mixture of the real rare class in the plane of :func:`plane_points` and the
+    chosen component, for an ellipse filter that tests in that plane (``None``: nothing to
+    draw)."""
+    if not isinstance(flt, EllipseFilter) or _own_plane(flt) is None:
+        return None
+    flt.check_is_fitted()
+    return Ellipses(
+        means=flt.mixture_.means_,
+        covariances=flt.covariances_,
+        weights=flt.mixture_.weights_,
+        chosen=flt.component_,
+    )
+
+
+def diagnostic(
+    flt: EmbeddingFilter, output: FilterOutput, level: float | None = None
+) -> Diagnostic:
+    """What the pass threshold of ``flt`` cuts at ``level``: for the ellipse filters the squared
+    Mahalanobis distances to the chosen component (of the scored samples and of the real fit
+    samples) cut at the ellipse's radius, for the others the scores themselves.
+
+    Args:
+        flt: the fitted filter.
+        output: ``flt.evaluate`` of the scored samples (with their points, for ellipse filters).
+        level: the level decided at (``None``: the filter's default).
+    """
+    if isinstance(flt, EllipseFilter):
+        if output.points is None:
+            raise ValueError("diagnostic needs the output of evaluate (with points)")
+        return Diagnostic(
+            label="squared Mahalanobis distance to the filter component",
+            values=flt.distance_sq_transformed(output.points),
+            real=flt.distance_sq_transformed(flt.fit_points_),
+            threshold=flt.radius_sq(level),
+            log_scale=True,
+        )
+    return Diagnostic(
+        label="score",
+        values=np.asarray(output.scores),
+        real=None,
+        threshold=float(flt.threshold(level)),
+        log_scale=flt.input_kind == "embedding",
+    )
 
 
 def _figure(width: float = 6.5, height: float = 5.5):
@@ -354,13 +492,14 @@ def plot_filter(
     generators: Sequence[str] | None = None,
 ) -> list[str]:
     """Write ``umap.png`` (the plane, rejected samples coloured by reason, with the filter's
-    ellipses where it has them), ``density.png`` (what the threshold cuts, see
-    :meth:`~brain.filters.base.EmbeddingFilter.diagnostic`) and ``grid.png`` into ``folder``.
+    ellipses where it has them, :func:`plane_ellipses`), ``density.png`` (what the threshold
+    cuts, :func:`diagnostic`) and ``grid.png`` into ``folder``.
 
     Args:
         folder: where the PNGs go.
         flt: the fitted filter; output: its evaluation of the synthetic samples.
-        plane: 2-D points of the real fit samples and of the synthetic samples.
+        plane: 2-D points of the real fit samples and of the synthetic samples
+            (:func:`plane_points`).
         real_rare: rare-class mask of the real samples.
         passed: pass mask of the synthetic samples; level: the level they were decided at.
         reasons: why each synthetic sample passed or not.
@@ -371,7 +510,7 @@ def plot_filter(
     Returns:
         The paths written.
     """
-    ellipses = flt.plane_ellipses()
+    ellipses = plane_ellipses(flt)
     umap_png = plot_umap_ellipses(
         folder / "umap.png",
         real_points=plane[0],
@@ -386,21 +525,21 @@ def plot_filter(
         title=f"{type(flt).__name__} at level {level:.3f}",
         synthetic_reasons=reasons,
     )
-    diagnostic = flt.diagnostic(output, level)
-    values = diagnostic.values
+    cut = diagnostic(flt, output, level)
+    values = cut.values
     groups = {"synthetic, pass": values[passed], "synthetic, reject": values[~passed]}
-    if diagnostic.real is not None:
+    if cut.real is not None:
         groups = {
-            "real, rare class": diagnostic.real[real_rare],
+            "real, rare class": cut.real[real_rare],
             **groups,
-            "real, other classes": diagnostic.real[~real_rare],
+            "real, other classes": cut.real[~real_rare],
         }
     density_png = plot_densities(
         folder / "density.png",
         groups,
-        xlabel=diagnostic.label,
-        threshold=diagnostic.threshold,
-        log_x=diagnostic.log_scale,
+        xlabel=cut.label,
+        threshold=cut.threshold,
+        log_x=cut.log_scale,
     )
     grid_png = plot_sample_grid(
         folder / "grid.png",

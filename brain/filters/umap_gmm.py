@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 from brain.errors import InputError
-from brain.filters.base import FILTERS, Ellipses, FilterOutput
+from brain.filters.base import FILTERS
 from brain.filters.ellipse import EllipseFilter
 from brain.filters.reduce import apply_pca, fit_pca
 
@@ -65,7 +65,8 @@ class UmapGmmFilter(EllipseFilter):
     Attributes:
         pca_: the fitted PCA or ``None``.
         umap_: the fitted UMAP model (``FastUMAP`` or ``umap.UMAP``).
-        embedding_: ``(N, 2)`` UMAP coordinates of the real fit samples (= ``fit_points_``).
+        embedding_: ``(N, 2)`` UMAP coordinates of the real fit samples (= ``fit_points_``),
+            the plane the plots draw (:func:`brain.filters.plots.plane_points`).
         See :class:`~brain.filters.ellipse.EllipseFilter` for the mixture attributes.
     """
 
@@ -115,29 +116,6 @@ class UmapGmmFilter(EllipseFilter):
             self.umap_.fit(reduced)
         self.embedding_ = np.asarray(self.umap_.embedding_, dtype=np.float64)
         return self.embedding_
-
-    def plane(
-        self,
-        X_real: object,
-        X_new: object,
-        output: FilterOutput | None = None,
-        *,
-        random_state: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The filter's own UMAP plane: the fitted real points and the new samples projected
-        (reusing ``output.points`` when given)."""
-        points = output.points if output is not None and output.points is not None else None
-        return self.embedding_, self.transform(X_new) if points is None else points
-
-    def plane_ellipses(self) -> Ellipses:
-        """The Gaussian mixture of the real rare class in the plane, and the chosen component."""
-        self.check_is_fitted()
-        return Ellipses(
-            means=self.mixture_.means_,
-            covariances=self.covariances_,
-            weights=self.mixture_.weights_,
-            chosen=self.component_,
-        )
 
     def _transform_validated(self, X: np.ndarray) -> np.ndarray:
         """UMAP coordinates ``(N, 2)``."""

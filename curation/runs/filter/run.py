@@ -54,7 +54,7 @@ from brain.filter_calibration import (
 from brain.filters import make_filter
 from brain.filters.base import FilterOutput
 from brain.filters.image_stats import image_statistics
-from brain.filters.plots import plot_filter
+from brain.filters.plots import plane_points, plot_filter
 from brain.filters.scorecard import AUTHENTICITY_WARNING, generator_scorecards
 from brain.level_choice import (
     DEFAULT_LEVEL,
@@ -398,7 +398,7 @@ def _filter(
     warnings += card_warnings + _authenticity_warnings(scorecard)
     plane = None
     if visualize or plots:
-        plane = flt.plane(inputs.real, inputs.synthetic, output, random_state=seed)
+        plane = plane_points(flt, inputs.real, inputs.synthetic, output, random_state=seed)
 
     values = {
         score_field(key): output.scores,
@@ -493,7 +493,7 @@ def _fit_and_evaluate(flt, dataset: fo.Dataset, inputs):
         run = inputs.classifier_run
         flt.fit(probabilities(dataset, run, TRAIN_VIEW, inputs.real_ids), inputs.rare)
         synthetic = probabilities(dataset, run, "synthetic", inputs.synthetic_ids)
-        return FilterOutput(flt.score(synthetic))
+        return FilterOutput(flt.score_samples(synthetic))
     flt.fit(inputs.real, inputs.rare, fine_labels=inputs.fine, image_features=inputs.real_stats)
     return flt.evaluate(inputs.synthetic, image_features=inputs.synthetic_stats)
 
@@ -504,14 +504,14 @@ def _calibrate(choice: LevelChoice, flt, dataset, inputs, scores):
         ids, vectors, val_rare = read.read_val(dataset, inputs)
         if flt.input_kind == "probability":
             run = inputs.classifier_run
-            val_scores = flt.score(read.probabilities(dataset, run, REAL_VAL, ids))
+            val_scores = flt.score_samples(read.probabilities(dataset, run, REAL_VAL, ids))
         else:
             stats = (
                 read.image_stats(dataset, ids, inputs.policy)
                 if inputs.real_stats is not None
                 else None
             )
-            val_scores = flt.score(vectors, image_features=stats)
+            val_scores = flt.score_samples(vectors, image_features=stats)
         return calibrate_pass_rate(flt, val_scores, val_rare, target=choice.target)
     if isinstance(choice, Retrain):
         return retrain_calibration(

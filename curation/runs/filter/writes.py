@@ -39,8 +39,9 @@ def store_visualization(
     real_points: np.ndarray,
     synthetic_points: np.ndarray,
 ) -> str:
-    """Store the plane's points of the real train and synthetic samples as the visualization
-    brain run ``brain_key`` (replacing an older one); returns the key."""
+    """Store the plane's points of the real train and synthetic samples
+    (:func:`brain.filters.plots.plane_points`) as the visualization brain run ``brain_key``
+    (replacing an older one); returns the key."""
     if brain_key in dataset.list_brain_runs():
         dataset.delete_brain_run(brain_key)
     ids = inputs.real_ids + inputs.synthetic_ids
