@@ -23,24 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from brain.decoding import IMAGE_CACHE, NO_LABEL, DecodedView, ImageCache, decode_paths
 from brain.errors import InputError
 from brain.images import describe_shapes
-from brain.size_policy import DEFAULT_PAD, MAX_SIZE, MIN_SIZE, PAD_MODES, check_pad, check_size
-
-__all__ = [  # decoding and the size checks live in torch-free modules; kept here for callers
-    "DEFAULT_PAD",
-    "IMAGE_CACHE",
-    "MAX_SIZE",
-    "MIN_SIZE",
-    "NO_LABEL",
-    "PAD_MODES",
-    "DecodedView",
-    "ImageCache",
-    "check_pad",
-    "check_size",
-    "decode_paths",
-]
+from brain.size_policy import DEFAULT_PAD, check_pad, check_size
 
 
 @dataclass

@@ -109,7 +109,7 @@ class TrainSettings:
             _at_least(self.subset, 2, "subset")
         if self.patience is not None:
             _at_least(self.patience, 1, "patience")
-        from brain.data import check_pad, check_size
+        from brain.size_policy import check_pad, check_size
 
         check_size(self.size)
         if self.pad is not None:

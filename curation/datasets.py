@@ -146,7 +146,7 @@ def decode_view(
     desc: str = "view",
     label_field: str = LABEL_FIELD,
 ) -> DecodedView:
-    """Decode every image of ``view`` (through :data:`brain.data.IMAGE_CACHE`) with its id,
+    """Decode every image of ``view`` (through :data:`brain.decoding.IMAGE_CACHE`) with its id,
     label (from ``label_field``), split and origin; ``desc`` names it in progress and errors.
 
     Raises:

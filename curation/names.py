@@ -25,12 +25,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from curation.errors import CurateError
-
-if TYPE_CHECKING:
-    pass
 
 MAX_NAME_LENGTH = 100
 MAX_KEY_LENGTH = 60

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from brain import distributed
-from brain.data import DEFAULT_PAD
+from brain.size_policy import DEFAULT_PAD
 from generators.base import Generator
 
 

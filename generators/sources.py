@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from brain.data import DEFAULT_PAD, fit_image, fitted_images
+from brain.data import fit_image, fitted_images
 from brain.images import read_image
+from brain.size_policy import DEFAULT_PAD
 
 
 def read_images(

@@ -11,7 +11,8 @@ import torch
 
 from brain.augment import augment_batch, random_crop, random_flips, random_right_angles
 from brain.checkpoints import ModelCard, load_checkpoint, save_checkpoint
-from brain.data import ImageCache, check_shapes, pad_to_square, stack_images
+from brain.data import check_shapes, pad_to_square, stack_images
+from brain.decoding import ImageCache
 from brain.errors import InputError
 from brain.images import write_png
 from brain.metrics import (

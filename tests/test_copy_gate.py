@@ -102,7 +102,7 @@ def copies_dataset(demo_dataset: str, session_dir: Path) -> str:
     other_train = train.match({f"{LABEL_FIELD}.label": {"$ne": RARE}})
     rare_ids, rare_paths = rare_train.values(["id", "filepath"])
     other_ids, other_paths = other_train.values(["id", "filepath"])
-    from brain.data import decode_paths
+    from brain.decoding import decode_paths
 
     def load(paths):
         return decode_paths(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brain.data import DEFAULT_PAD
 from brain.errors import InputError
-from brain.size_policy import SizePolicy
+from brain.size_policy import DEFAULT_PAD, SizePolicy
 
 
 def test_a_policy_is_checked_when_built():

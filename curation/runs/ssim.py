@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import fiftyone as fo
 import numpy as np
 
-from brain.data import DEFAULT_PAD
+from brain.size_policy import DEFAULT_PAD
 from brain.ssim import max_ssim
 from curation.datasets import as_dataset, builtin_views, decode_view, resolve_view, save_view
 from curation.errors import CurateError

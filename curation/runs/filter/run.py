@@ -44,7 +44,6 @@ import fiftyone as fo
 import numpy as np
 
 from brain.copies import check_copy_threshold
-from brain.data import DEFAULT_PAD
 from brain.filter_calibration import (
     PassRateCalibration,
     RetrainCalibration,
@@ -66,7 +65,7 @@ from brain.level_choice import (
     level_choice_from_record,
 )
 from brain.metrics import FEW_RARE
-from brain.size_policy import SizePolicy
+from brain.size_policy import DEFAULT_PAD, SizePolicy
 from curation.datasets import as_dataset, builtin_views, save_view
 from curation.errors import CurateError
 from curation.media import run_area_folder

@@ -11,7 +11,8 @@ import fiftyone as fo
 import numpy as np
 
 from brain.classifier import sample_pairs
-from brain.data import DecodedView, ImageSet, check_shapes, digest
+from brain.data import ImageSet, check_shapes, digest
+from brain.decoding import DecodedView
 from curation.datasets import decode_view, resolve_view
 from curation.errors import CurateError
 from curation.names import REAL_TEST, REAL_TRAIN, REAL_VAL
